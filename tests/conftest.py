@@ -1,0 +1,18 @@
+"""Shared pytest fixtures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SHARED_BIDS = PROJECT_ROOT.parent / "shared" / "data" / "bids-eeglab-squares"
+
+
+@pytest.fixture(scope="session")
+def shared_bids_root() -> Path:
+    """Root of the real BIDS dataset that lives beside the project (never copied in)."""
+    if not SHARED_BIDS.is_dir():
+        pytest.fail(f"shared real dataset not found at {SHARED_BIDS}")
+    return SHARED_BIDS
