@@ -1,0 +1,397 @@
+"""Tests of exgsrc.resolution: blocked PSF/CTF metrics, PSF/CTF extraction.
+
+The oracle is MNE-Python: its sphere forward, its inverse operator, its
+resolution matrix and its metric definitions (``resolution_metrics`` needs a
+cortical surface source space, so the same positions are wrapped in a
+two-hemisphere ``SourceSpaces`` of type ``surf``; MNE returns centimetres).
+"""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from exgsrc.resolution import (
+    ALL_METRICS,
+    get_cross_talk,
+    get_point_spread,
+    resolution_metrics_from_kernel,
+)
+
+R0 = np.array([0.0, 0.0, 0.04])
+HEAD_RADIUS = 0.09
+RTOL = 1e-6
+
+
+def _ico(grade):
+    import mne
+
+    return mne.surface._get_ico_surface(grade)["rr"]
+
+
+def _source_positions():
+    """Three concentric ico-2 shells (162 x 3 = 486 sources), radial normals."""
+    unit = _ico(2)
+    rng = np.random.default_rng(3)
+    rot, _ = np.linalg.qr(rng.standard_normal((3, 3)))
+    unit = unit @ rot.T  # break alignment with the electrode grid
+    pos = np.concatenate([R0 + r * unit for r in (0.03, 0.05, 0.065)])
+    nn = np.concatenate([unit] * 3)
+    return pos, nn
+
+
+def _electrodes(n=48, seed=0):
+    rng = np.random.default_rng(seed)
+    v = rng.standard_normal((4 * n, 3))
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    v = v[v[:, 2] > -0.3][:n]
+    return R0 + HEAD_RADIUS * v
+
+
+@pytest.fixture(scope="module")
+def mne_model():
+    """MNE sphere forward (fixed and free), info, ad hoc cov on a discrete source space."""
+    import mne
+
+    mne.set_log_level("ERROR")
+    pos, nn = _source_positions()
+    el = _electrodes()
+    names = [f"E{i:02d}" for i in range(len(el))]
+    info = mne.create_info(names, 1000.0, "eeg")
+    info.set_montage(
+        mne.channels.make_dig_montage(dict(zip(names, el, strict=True)), coord_frame="head")
+    )
+    raw = mne.io.RawArray(np.zeros((len(names), 10)), info)
+    raw.set_eeg_reference(projection=True)
+    info = raw.info
+    src = mne.setup_volume_source_space(pos=dict(rr=pos, nn=nn))
+    bem = mne.make_sphere_model(r0=R0, head_radius=HEAD_RADIUS)
+    fwd = mne.make_forward_solution(info, trans=None, src=src, bem=bem, eeg=True, meg=False)
+    fwd_fixed = mne.convert_forward_solution(fwd, surf_ori=True, force_fixed=True)
+    fwd_surf = mne.convert_forward_solution(fwd, surf_ori=True)
+    cov = mne.make_ad_hoc_cov(info)
+    # the same positions as a "cortical surface" so MNE's metric code accepts them
+    half = len(pos) // 2
+    hemis = []
+    for verts in (np.arange(half), np.arange(half, len(pos))):
+        hemis.append(
+            dict(
+                type="surf",
+                rr=pos,
+                nn=nn,
+                vertno=verts,
+                inuse=np.isin(np.arange(len(pos)), verts).astype(int),
+                nuse=len(verts),
+                np=len(pos),
+                id=101,
+                coord_frame=mne.io.constants.FIFF.FIFFV_COORD_HEAD,
+            )
+        )
+    surf_src = mne.SourceSpaces(hemis)
+    return dict(
+        info=info,
+        fwd=fwd,
+        fwd_fixed=fwd_fixed,
+        fwd_surf=fwd_surf,
+        cov=cov,
+        pos=pos,
+        nn=nn,
+        surf_src=surf_src,
+    )
+
+
+def _mne_operator(m, method, lambda2=1.0 / 9.0, fixed=True, depth=None):
+    """MNE resolution matrix, kernel and gain (oracle)."""
+    from mne.minimum_norm import make_inverse_operator, make_inverse_resolution_matrix
+    from mne.minimum_norm.resolution_matrix import _get_matrix_from_inverse_operator
+
+    if not fixed:
+        fwd_inv = m["fwd"]
+    else:  # MNE wants a free surface-oriented forward for fixed + depth weighting
+        fwd_inv = m["fwd_fixed"] if depth is None else m["fwd_surf"]
+    inv = make_inverse_operator(
+        m["info"], fwd_inv, m["cov"], loose=0.0 if fixed else 1.0, fixed=fixed, depth=depth
+    )
+    R = make_inverse_resolution_matrix(m["fwd_fixed"], inv, method=method, lambda2=lambda2)
+    K = _get_matrix_from_inverse_operator(inv, m["fwd_fixed"], method=method, lambda2=lambda2)
+    G = m["fwd_fixed"]["sol"]["data"]
+    return R, K, G
+
+
+@pytest.fixture(scope="module")
+def slor_fixed(mne_model):
+    return _mne_operator(mne_model, "sLORETA")
+
+
+@pytest.fixture(scope="module")
+def dspm_free(mne_model):
+    return _mne_operator(mne_model, "dSPM", fixed=False, depth=0.8)
+
+
+def _mne_metric(R, src, function, metric):
+    from mne.minimum_norm import resolution_metrics
+
+    return resolution_metrics(R, src, function=function, metric=metric).data[:, 0]
+
+
+def _maxrad_reference(R, pos, function, threshold=0.5, mne_axis_bug=False):
+    """MNE's documented 'maxrad_ext' (loop over columns, strict > threshold x peak), metres.
+
+    MNE 1.13's ``_spatial_extent`` indexes ``locations[np.where(...), :]`` which
+    adds a leading axis, so its ``np.sum(..., 1)`` sums the squared coordinate
+    differences over the supra-threshold *sources* and then takes the max over
+    the three *coordinates*. ``mne_axis_bug=True`` reproduces that, to show the
+    supra-threshold sets agree; exgsrc implements the documented radius.
+    """
+    M = np.abs(R if function == "psf" else R.T)
+    out = np.empty(M.shape[1])
+    for j in range(M.shape[1]):
+        col = M[:, j]
+        diff = pos[col > threshold * col.max()] - pos[j]
+        out[j] = np.sqrt((diff**2).sum(axis=0).max() if mne_axis_bug else (diff**2).sum(1).max())
+    return out
+
+
+def _expected(R, m, name):
+    """Oracle value of one metric in exgsrc units (m / dimensionless)."""
+    func, metric = name.split("_", 1)
+    if metric == "maxrad_ext":
+        return _maxrad_reference(R, m["pos"], func)
+    expected = _mne_metric(R, m["surf_src"], func, metric)
+    return expected / 100.0 if metric.endswith("_err") or metric == "sd_ext" else expected
+
+
+# --------------------------------------------------------------------------- parity
+
+
+@pytest.mark.parity
+def test_kernel_times_gain_is_mne_resolution_matrix(slor_fixed):
+    R, K, G = slor_fixed
+    np.testing.assert_allclose(K @ G, R, rtol=1e-10, atol=1e-12 * np.abs(R).max())
+
+
+@pytest.mark.parity
+@pytest.mark.parametrize("block_size", [None, 37])
+def test_metrics_parity_fixed(mne_model, slor_fixed, block_size):
+    R, K, G = slor_fixed
+    ds = resolution_metrics_from_kernel(G, K, mne_model["pos"], block_size=block_size)
+    assert set(ds.data_vars) == set(ALL_METRICS)
+    for name in ALL_METRICS:
+        expected = _expected(R, mne_model, name)
+        np.testing.assert_allclose(ds[name].values, expected, rtol=RTOL, atol=1e-12, err_msg=name)
+
+
+@pytest.mark.parity
+def test_metrics_parity_mne_method_nontrivial(mne_model):
+    """Plain MNE with depth weighting: PSF peaks are not at the source, so all metrics vary."""
+    R, K, G = _mne_operator(mne_model, "MNE", depth=0.8)
+    ds = resolution_metrics_from_kernel(G, K, mne_model["pos"], block_size=50)
+    assert np.count_nonzero(ds["psf_peak_err"].values) > 10
+    for name in ALL_METRICS:
+        expected = _expected(R, mne_model, name)
+        np.testing.assert_allclose(ds[name].values, expected, rtol=RTOL, atol=1e-12, err_msg=name)
+
+
+@pytest.mark.parity
+def test_metrics_parity_free_inverse(mne_model, dspm_free):
+    """Free inverse, fixed forward: R is (3n, n); amplitudes are norms over orientations."""
+    from mne.minimum_norm.spatial_resolution import _rectify_resolution_matrix
+
+    R, K, G = dspm_free
+    n = len(mne_model["pos"])
+    assert R.shape == (3 * n, n)
+    ds = resolution_metrics_from_kernel(G, K, mne_model["pos"], n_orient=3, block_size=100)
+    assert ds.attrs["n_orient_inverse"] == 3
+    R_sq = _rectify_resolution_matrix(R)
+    for name in ALL_METRICS:
+        # MNE's localisation errors rectify a (3n, n) matrix themselves
+        R_in = R if name.endswith(("peak_err", "cog_err")) else R_sq
+        expected = _expected(R_in, mne_model, name)
+        np.testing.assert_allclose(ds[name].values, expected, rtol=RTOL, atol=1e-12, err_msg=name)
+
+
+@pytest.mark.parity
+@pytest.mark.parametrize(
+    ("mode", "n_comp", "norm"),
+    [(None, 1, None), ("mean", 1, "max"), ("max", 2, None), ("svd", 3, "norm"), ("sum", 1, None)],
+)
+@pytest.mark.parametrize("func", ["psf", "ctf"])
+def test_psf_ctf_parity(mne_model, slor_fixed, dspm_free, mode, n_comp, norm, func):
+    from mne.minimum_norm import get_cross_talk as mne_ctf
+    from mne.minimum_norm import get_point_spread as mne_psf
+
+    ours = get_point_spread if func == "psf" else get_cross_talk
+    theirs = mne_psf if func == "psf" else mne_ctf
+    src = mne_model["fwd"]["src"]
+    idx = [3, 100, 250, 400]
+    for R, _, _ in (slor_fixed, dspm_free):
+        got = ours(R, idx, mode=mode, n_comp=n_comp, norm=norm)
+        exp = theirs(R, src, idx, mode=mode, n_comp=n_comp, norm=norm).data
+        assert got.shape == exp.shape
+        np.testing.assert_allclose(got, exp, rtol=RTOL, atol=1e-12 * np.abs(exp).max())
+
+
+@pytest.mark.parity
+def test_psf_groups_and_pca_vars(mne_model, dspm_free):
+    from mne.minimum_norm import get_point_spread as mne_psf
+
+    R = dspm_free[0]
+    groups = [[1, 2, 3], [200, 300]]
+    got, var = get_point_spread(R, groups, mode="svd", n_comp=2, return_pca_vars=True)
+    exp, evar = mne_psf(
+        R, mne_model["fwd"]["src"], groups, mode="svd", n_comp=2, return_pca_vars=True
+    )
+    assert len(got) == 2
+    for g, e, gv, ev in zip(got, exp, var, evar, strict=True):
+        np.testing.assert_allclose(g, e.data, rtol=RTOL, atol=1e-14)
+        np.testing.assert_allclose(gv, ev, rtol=RTOL)
+
+
+@pytest.mark.parity
+@pytest.mark.parametrize("func", ["psf", "ctf"])
+def test_maxrad_threshold_set_matches_mne(mne_model, func):
+    """MNE's own maxrad_ext equals the reference with MNE's axis slip: same supra-threshold sets."""
+    R, _, _ = _mne_operator(mne_model, "MNE", depth=0.8)
+    got = _mne_metric(R, mne_model["surf_src"], func, "maxrad_ext") / 100.0
+    ref = _maxrad_reference(R, mne_model["pos"], func, mne_axis_bug=True)
+    np.testing.assert_allclose(got, ref, rtol=RTOL)
+
+
+# --------------------------------------------------------------------------- blocks / memory
+
+
+def test_block_size_does_not_change_results(mne_model, dspm_free):
+    R, K, G = dspm_free
+    pos = mne_model["pos"]
+    ref = resolution_metrics_from_kernel(G, K, pos, as_xarray=False).values
+    for bs in (1, 13, 486, 10_000):
+        got = resolution_metrics_from_kernel(G, K, pos, block_size=bs, as_xarray=False).values
+        for name in ALL_METRICS:
+            np.testing.assert_allclose(got[name], ref[name], rtol=1e-12, atol=0, err_msg=name)
+    # the memory cap also only changes blocking
+    tiny = resolution_metrics_from_kernel(G, K, pos, max_block_bytes=50_000, as_xarray=False)
+    assert tiny.meta["block_size_psf"] < 20
+    for name in ALL_METRICS:
+        np.testing.assert_allclose(tiny.values[name], ref[name], rtol=1e-12, atol=0)
+
+
+def test_free_forward_columns_use_norm_over_both_orientations():
+    """Free gain: amplitude of R[i, j] is the Frobenius norm of its 3x3 block (explicit R)."""
+    rng = np.random.default_rng(1)
+    n, n_ch = 40, 12
+    pos = rng.uniform(-0.05, 0.05, (n, 3))
+    G = rng.standard_normal((n_ch, 3 * n))
+    K = rng.standard_normal((3 * n, n_ch))
+    R = K @ G
+    A = np.sqrt((R.reshape(n, 3, n, 3) ** 2).sum(axis=(1, 3)))  # (target, source)
+    res = resolution_metrics_from_kernel(G, K, pos, block_size=7, as_xarray=False).values
+    d = np.linalg.norm(pos[:, None, :] - pos[None, :, :], axis=2)
+    np.testing.assert_allclose(
+        res["psf_peak_err"], d[A.argmax(axis=0), np.arange(n)], rtol=1e-12, atol=1e-15
+    )
+    np.testing.assert_allclose(
+        res["ctf_peak_err"], d[A.argmax(axis=1), np.arange(n)], rtol=1e-12, atol=1e-15
+    )
+    sd = np.sqrt((d**2 * A**2).sum(axis=0) / (A**2).sum(axis=0))
+    np.testing.assert_allclose(res["psf_sd_ext"], sd, rtol=1e-9)
+    np.testing.assert_allclose(res["ctf_sum_amp"], A.sum(1) / A.sum(1).max(), rtol=1e-12)
+
+
+def test_memory_is_bounded_by_blocks():
+    """5000 sources: full R would take 200 MB; blocked metrics stay far below."""
+    rng = np.random.default_rng(0)
+    n, n_ch = 5000, 32
+    pos = rng.standard_normal((n, 3))
+    pos = 0.07 * pos / np.linalg.norm(pos, axis=1, keepdims=True)
+    G = rng.standard_normal((n_ch, n))
+    K = rng.standard_normal((n, n_ch))
+    tracemalloc.start()
+    try:
+        resolution_metrics_from_kernel(G, K, pos, max_block_bytes=4 * 2**20, as_xarray=False)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 40 * 2**20, f"peak traced memory {peak / 2**20:.1f} MB"
+
+
+# --------------------------------------------------------------------------- properties
+
+
+def test_sloreta_fixed_no_depth_peak_error_exactly_zero(mne_model, slor_fixed):
+    _, K, G = slor_fixed
+    ds = resolution_metrics_from_kernel(G, K, mne_model["pos"], metrics=["psf_peak_err"])
+    assert list(ds.data_vars) == ["psf_peak_err"]
+    assert np.all(ds["psf_peak_err"].values == 0.0)
+
+
+def test_mne_superficial_bias_reduced_by_depth_weighting(mne_model):
+    """Plain MNE pulls deep sources to the outer shell; depth weighting (0.8, 2.0) reduces it."""
+    pos = mne_model["pos"]
+    radius = np.linalg.norm(pos - R0, axis=1)
+    deep = radius < 0.04
+    outward, ple = {}, {}
+    for depth in (None, 0.8, 2.0):
+        _, K, G = _mne_operator(mne_model, "MNE", depth=depth)
+        peak = np.abs(K @ G).argmax(axis=0)  # small problem: explicit R for the peaks
+        outward[depth] = np.mean(radius[peak][deep] - radius[deep])
+        ds = resolution_metrics_from_kernel(G, K, pos, metrics=["psf_peak_err"], block_size=64)
+        ple[depth] = ds["psf_peak_err"].values[deep].mean()
+    assert outward[None] > 0.03  # deep shell (3 cm) seen on the outer shell (6.5 cm)
+    assert outward[None] > outward[0.8] > outward[2.0]
+    assert ple[None] > ple[0.8] > ple[2.0]
+    assert ple[2.0] < 0.5 * ple[None]
+
+
+def test_xarray_labels(mne_model, slor_fixed):
+    _, K, G = slor_fixed
+    ds = resolution_metrics_from_kernel(
+        G, K, mne_model["pos"], metrics=["ctf_sd_ext", "psf_sum_amp"], meta={"method": "sLORETA"}
+    )
+    assert ds["ctf_sd_ext"].dims == ("source",)
+    assert ds["ctf_sd_ext"].attrs["units"] == "m"
+    assert ds["psf_sum_amp"].attrs["units"] == "dimensionless"
+    np.testing.assert_array_equal(ds["x"].values, mne_model["pos"][:, 0])
+    assert ds["z"].attrs["units"] == "m"
+    assert ds.attrs["method"] == "sLORETA"
+    assert ds["psf_sum_amp"].max() == 1.0
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def test_bad_input_raises():
+    rng = np.random.default_rng(0)
+    G = rng.standard_normal((8, 10))
+    K = rng.standard_normal((10, 8))
+    pos = rng.standard_normal((10, 3))
+    with pytest.raises(ValueError, match="psf_peak_error"):
+        resolution_metrics_from_kernel(G, K, pos, metrics=["psf_peak_error"])
+    with pytest.raises(ValueError, match="xyz_peak_err"):
+        resolution_metrics_from_kernel(G, K, pos, metrics=["xyz_peak_err"])
+    with pytest.raises(ValueError, match="channels"):
+        resolution_metrics_from_kernel(G, K[:, :7], pos)
+    with pytest.raises(ValueError, match="kernel rows"):
+        resolution_metrics_from_kernel(G, K[:9], pos)
+    with pytest.raises(ValueError, match="gain columns"):
+        resolution_metrics_from_kernel(G[:, :9], K, pos)
+    with pytest.raises(ValueError, match="n_orient"):
+        resolution_metrics_from_kernel(G, K, pos, n_orient=3)
+    with pytest.raises(ValueError, match="threshold"):
+        resolution_metrics_from_kernel(G, K, pos, threshold=1.0)
+    with pytest.raises(ValueError, match="block_size"):
+        resolution_metrics_from_kernel(G, K, pos, block_size=0)
+    R = K @ G
+    with pytest.raises(ValueError, match="10"):
+        get_point_spread(R, [2, 10])
+    with pytest.raises(ValueError, match="-1"):
+        get_cross_talk(R, -1)
+    with pytest.raises(ValueError, match="mode"):
+        get_point_spread(R, 1, mode="median")
+    with pytest.raises(ValueError, match="n_comp"):
+        get_point_spread(R, [1, 2], mode="mean", n_comp=2)
+    with pytest.raises(ValueError, match="norm"):
+        get_cross_talk(R, 1, norm="l1")
+    with pytest.raises(ValueError, match="resolution matrix rows"):
+        get_point_spread(R[:9], 1, n_sources=10)
