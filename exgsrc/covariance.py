@@ -577,13 +577,20 @@ def _estimate(
 
     logliks = {}
     if len(estimators) > 1:
-        folds, grams, counts = _folds(Y, cv)
-        total = sum(grams)
+        folds, grams, counts, sums = _folds(Y, cv, with_sums=True)
+        total, total_sum = sum(grams), sum(sums)
         for est in estimators:
             vals = []
             for k in range(len(folds)):
-                S_tr = (total - grams[k]) / (n_samples - counts[k])
-                vals.append(_loglik_mne(est.fit(S_tr), grams[k] / counts[k]))
+                n_tr = n_samples - counts[k]
+                G_tr = total - grams[k]
+                if est.name == "diagonal_fixed":
+                    # MNE's cross-validation clones this estimator without its
+                    # ``assume_centered=True`` (keyword-only, dropped by
+                    # get_params), so its training folds are mean-centred.
+                    s_tr = total_sum - sums[k]
+                    G_tr = G_tr - np.outer(s_tr, s_tr) / n_tr
+                vals.append(_loglik_mne(est.fit(G_tr / n_tr), grams[k] / counts[k]))
             logliks[est.name] = float(np.mean(vals))
 
     results = []
@@ -610,15 +617,18 @@ def _estimate(
     return results[0]
 
 
-def _folds(Y, cv):
-    """Per-fold Gram matrices of Y (r, n) with KFold splits over samples."""
+def _folds(Y, cv, with_sums=False):
+    """Per-fold Gram matrices (and sums) of Y (r, n) with KFold splits over samples."""
     n = Y.shape[1]
     folds = kfold_indices(n, cv)
-    grams, counts = [], []
+    grams, counts, sums = [], [], []
     for _, test in folds:
-        Yk = Y[:, test[0] : test[-1] + 1]
+        Yk = Y[:, test[0] : test[-1] + 1]  # KFold test folds are contiguous
         grams.append(Yk @ Yk.T)
         counts.append(Yk.shape[1])
+        sums.append(Yk.sum(axis=1))
+    if with_sums:
+        return folds, grams, np.asarray(counts), sums
     return folds, grams, np.asarray(counts)
 
 
