@@ -1,0 +1,711 @@
+"""BIDS-EEG datasets: discovery of recordings, reading data, events and electrode positions.
+
+Sidecar lookup follows the BIDS inheritance principle in a simplified form: for a
+recording ``sub-01[_ses-a]_task-x[_acq-y][_run-1]_eeg.<ext>`` a sidecar with a
+given suffix is searched in the recording's folder, then the session, subject and
+dataset root folders; a candidate matches when all its entities are among the
+recording's entities (``space`` is ignored for ``electrodes``/``coordsystem``);
+the most specific (closest folder, most entities) wins.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings as _warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..preprocessing import Raw
+from ._errors import BidsError, BidsWarning
+from ._tsv import read_json, read_tsv, tsv_float
+from .montage import Montage, read_electrodes, standard_montage
+from .units import volt_scale
+
+__all__ = [
+    "BidsRecording",
+    "Events",
+    "discover",
+    "read_recording",
+    "read_events",
+    "read_montage",
+    "select_conditions",
+    "validate_label",
+]
+
+_LABEL_RE = re.compile(r"^[A-Za-z0-9]+$")
+_EXT_FORMAT = {".edf": "EDF", ".bdf": "BDF", ".vhdr": "BrainVision", ".set": "EEGLAB"}
+_ENTITY_ORDER = ("sub", "ses", "task", "acq", "run")
+_CH_TYPES = {
+    "EEG": "eeg",
+    "EOG": "eog",
+    "HEOG": "eog",
+    "VEOG": "eog",
+    "ECG": "ecg",
+    "EMG": "emg",
+    "MISC": "misc",
+    "TRIG": "stim",
+    "STIM": "stim",
+    "REF": "eeg",
+    "RESP": "resp",
+    "GSR": "gsr",
+    "TEMP": "temp",
+    "PPG": "misc",
+    "SYSCLOCK": "misc",
+    "AUDIO": "misc",
+}
+
+
+def validate_label(value, entity: str) -> str:
+    """Return a BIDS label (alphanumeric) for ``entity`` or raise :class:`BidsError`.
+
+    ``"sub-01"`` given for ``sub`` is accepted as ``"01"``.
+    """
+    s = str(value)
+    if s.startswith(f"{entity}-"):
+        s = s[len(entity) + 1 :]
+    if not _LABEL_RE.match(s):
+        raise BidsError(
+            f"invalid BIDS {entity} label {value!r}: labels must be alphanumeric (A-Z, a-z, 0-9)"
+        )
+    return s
+
+
+@dataclass(frozen=True)
+class BidsRecording:
+    """One EEG recording of a BIDS dataset and its sidecars.
+
+    Parameters
+    ----------
+    root : Path
+        Dataset root.
+    subject, task : str
+        Entity labels (without ``sub-``/``task-``).
+    session, run, acquisition : str | None
+    data_path : Path
+        ``*_eeg.edf|.bdf|.vhdr|.set``.
+    format : str
+        ``"EDF"``, ``"BDF"``, ``"BrainVision"`` or ``"EEGLAB"``.
+    channels_path, events_path, eeg_json_path, electrodes_path, coordsystem_path : Path | None
+        Sidecars found by the inheritance rule (None if absent).
+    warnings : tuple of str
+        Problems found during discovery.
+    """
+
+    root: Path
+    subject: str
+    session: str | None
+    task: str
+    run: str | None
+    data_path: Path
+    format: str
+    acquisition: str | None = None
+    channels_path: Path | None = None
+    events_path: Path | None = None
+    eeg_json_path: Path | None = None
+    electrodes_path: Path | None = None
+    coordsystem_path: Path | None = None
+    warnings: tuple[str, ...] = field(default=(), compare=False)
+
+    @property
+    def entities(self) -> dict[str, str]:
+        """Entities present, e.g. ``{"sub": "01", "task": "squares"}``."""
+        d = {
+            "sub": self.subject,
+            "ses": self.session,
+            "task": self.task,
+            "acq": self.acquisition,
+            "run": self.run,
+        }
+        return {k: v for k, v in d.items() if v is not None}
+
+    @property
+    def basename(self) -> str:
+        """``sub-01[_ses-x]_task-t[_acq-a][_run-r]`` (no suffix)."""
+        return "_".join(f"{k}-{v}" for k, v in self.entities.items())
+
+
+def _parse_entities(name: str) -> tuple[dict[str, str], str, str] | None:
+    """Split ``sub-01_task-x_eeg.edf`` -> ({sub:01, task:x}, 'eeg', '.edf'); None if not BIDS-like."""
+    m = re.match(r"^(?P<stem>.+?)_(?P<suffix>[A-Za-z0-9]+)(?P<ext>(\.[A-Za-z0-9]+)+)$", name)
+    if not m:
+        return None
+    ents = {}
+    for part in m.group("stem").split("_"):
+        if "-" not in part:
+            return None
+        k, _, v = part.partition("-")
+        ents[k] = v
+    return ents, m.group("suffix"), m.group("ext")
+
+
+def _sidecar(rec_ents: dict, dirs: list[Path], suffix: str, ext: str, ignore=("space",)):
+    best, best_key = None, None
+    for depth, d in enumerate(dirs):
+        if not d.is_dir():
+            continue
+        for p in d.iterdir():
+            parsed = _parse_entities(p.name)
+            if parsed is None:
+                continue
+            ents, suf, e = parsed
+            if suf != suffix or e != ext:
+                continue
+            core = {k: v for k, v in ents.items() if k not in ignore}
+            if all(rec_ents.get(k) == v for k, v in core.items()):
+                key = (-depth, len(core), p.name)
+                if best_key is None or key > best_key:
+                    best, best_key = p, key
+    return best
+
+
+def _subjects(root: Path, warnings: list[str]) -> list[str]:
+    folders = sorted(p.name[4:] for p in root.glob("sub-*") if p.is_dir())
+    part = root / "participants.tsv"
+    if part.is_file():
+        cols = read_tsv(part, required=("participant_id",))
+        listed = []
+        for i, pid in enumerate(cols["participant_id"], start=2):
+            if not pid.startswith("sub-"):
+                raise BidsError(f"{part}: line {i}: participant_id {pid!r} must start with 'sub-'")
+            listed.append(validate_label(pid, "sub"))
+        for s in listed:
+            if s not in folders:
+                warnings.append(
+                    f"{part}: subject sub-{s} listed but folder {root / ('sub-' + s)} missing"
+                )
+        for s in folders:
+            if s not in listed:
+                warnings.append(f"{part}: folder sub-{s} exists but is not listed")
+        subs = [s for s in listed if s in folders] + [s for s in folders if s not in listed]
+    else:
+        subs = folders
+    good = []
+    for s in subs:
+        if _LABEL_RE.match(s):
+            good.append(s)
+        else:
+            warnings.append(
+                f"{root / ('sub-' + s)}: invalid subject label {s!r} (must be alphanumeric); skipped"
+            )
+    return good
+
+
+def discover(
+    bids_root,
+    subjects=None,
+    task: str | None = None,
+    sessions=None,
+    runs=None,
+) -> list[BidsRecording]:
+    """Find the EEG recordings of a BIDS dataset.
+
+    Parameters
+    ----------
+    bids_root : path-like
+        Dataset root (with ``dataset_description.json``).
+    subjects : sequence of str | None
+        Subject labels (``"01"`` or ``"sub-01"``); None: all (from
+        ``participants.tsv`` and ``sub-*`` folders).
+    task : str | None
+        Task label; None: all tasks.
+    sessions, runs : sequence of str | None
+        Session / run labels to keep; None: all.
+
+    Returns
+    -------
+    list of BidsRecording
+        Sorted by subject, session, task, acquisition, run.
+
+    Raises
+    ------
+    BidsError
+        Root missing, malformed ``participants.tsv`` or ``dataset_description.json``,
+        invalid selection labels, or a requested subject/task that does not exist.
+    """
+    root = Path(bids_root)
+    if not root.is_dir():
+        raise BidsError(f"{root}: BIDS root folder not found")
+    warnings: list[str] = []
+    desc = root / "dataset_description.json"
+    if desc.is_file():
+        read_json(desc)
+    else:
+        warnings.append(f"{desc}: missing (required by BIDS)")
+    all_subs = _subjects(root, warnings)
+    if subjects is not None:
+        if isinstance(subjects, str):
+            subjects = [subjects]
+        want = [validate_label(s, "sub") for s in subjects]
+        missing = [s for s in want if s not in all_subs]
+        if missing:
+            raise BidsError(f"{root}: requested subjects {missing} not found (have {all_subs})")
+        subs = want
+    else:
+        subs = all_subs
+    if task is not None:
+        task = validate_label(task, "task")
+    if isinstance(sessions, str):
+        sessions = [sessions]
+    if isinstance(runs, str | int):
+        runs = [runs]
+    sess_set = None if sessions is None else {validate_label(s, "ses") for s in sessions}
+    run_set = None if runs is None else {validate_label(r, "run") for r in runs}
+
+    recs: list[BidsRecording] = []
+    for sub in subs:
+        sdir = root / f"sub-{sub}"
+        ses_dirs = sorted(p for p in sdir.glob("ses-*") if p.is_dir())
+        eeg_dirs = [(None, sdir / "eeg")] if not ses_dirs else []
+        for sd in ses_dirs:
+            lab = sd.name[4:]
+            if not _LABEL_RE.match(lab):
+                warnings.append(f"{sd}: invalid session label {lab!r}; skipped")
+                continue
+            eeg_dirs.append((lab, sd / "eeg"))
+        for ses, edir in eeg_dirs:
+            if sess_set is not None and ses not in sess_set:
+                continue
+            if not edir.is_dir():
+                continue
+            for p in sorted(edir.iterdir()):
+                parsed = _parse_entities(p.name)
+                if parsed is None:
+                    continue
+                ents, suffix, ext = parsed
+                if suffix != "eeg" or ext.lower() not in _EXT_FORMAT:
+                    continue
+                bad = [k for k, v in ents.items() if not _LABEL_RE.match(v)]
+                if bad or ents.get("sub") != sub or ("task" not in ents):
+                    warnings.append(f"{p}: file name entities invalid ({bad or ents}); skipped")
+                    continue
+                if ses is not None and ents.get("ses") != ses:
+                    warnings.append(
+                        f"{p}: ses entity does not match folder {edir.parent.name}; skipped"
+                    )
+                    continue
+                if task is not None and ents["task"] != task:
+                    continue
+                if run_set is not None and ents.get("run") not in run_set:
+                    continue
+                dirs = [edir] + ([edir.parent] if ses else []) + [sdir, root]
+                rec_ents = {k: v for k, v in ents.items()}
+                recs.append(
+                    BidsRecording(
+                        root=root,
+                        subject=sub,
+                        session=ents.get("ses"),
+                        task=ents["task"],
+                        run=ents.get("run"),
+                        acquisition=ents.get("acq"),
+                        data_path=p,
+                        format=_EXT_FORMAT[ext.lower()],
+                        channels_path=_sidecar(rec_ents, dirs, "channels", ".tsv"),
+                        events_path=_sidecar(rec_ents, dirs, "events", ".tsv"),
+                        eeg_json_path=_sidecar(rec_ents, dirs, "eeg", ".json"),
+                        electrodes_path=_sidecar(rec_ents, dirs, "electrodes", ".tsv"),
+                        coordsystem_path=_sidecar(rec_ents, dirs, "coordsystem", ".json"),
+                    )
+                )
+    for w in warnings:
+        _warnings.warn(w, BidsWarning, stacklevel=2)
+    if task is not None and not recs:
+        raise BidsError(f"{root}: no EEG recording for task {task!r} (subjects {subs})")
+    key = lambda r: (r.subject, r.session or "", r.task, r.acquisition or "", r.run or "")  # noqa: E731
+    recs.sort(key=key)
+    if warnings:
+        recs = [_with_warnings(r, warnings) for r in recs]
+    return recs
+
+
+def _with_warnings(rec: BidsRecording, warnings: list[str]) -> BidsRecording:
+    from dataclasses import replace
+
+    mine = [w for w in warnings if f"sub-{rec.subject}" in w or "sub-" not in w]
+    return replace(rec, warnings=tuple(mine))
+
+
+# ----------------------------------------------------------------------------------
+# reading a recording
+# ----------------------------------------------------------------------------------
+
+
+def _read_data_file(rec: BidsRecording, units) -> Raw:
+    fmt = rec.format
+    if fmt == "EEGLAB":
+        from .eeglab import read_eeglab
+
+        return read_eeglab(rec.data_path, units=units if units is not None else "uV")
+    if fmt in ("EDF", "BDF"):
+        from .edf import read_edf
+
+        return read_edf(rec.data_path)
+    if fmt == "BrainVision":
+        from .brainvision import read_brainvision
+
+        return read_brainvision(rec.data_path)
+    raise BidsError(f"{rec.data_path}: unsupported format {fmt}")
+
+
+def read_recording(rec: BidsRecording) -> Raw:
+    """Read a recording into a :class:`Raw` (volts) with types and bads from ``channels.tsv``.
+
+    Parameters
+    ----------
+    rec : BidsRecording
+
+    Returns
+    -------
+    Raw
+        ``ch_types`` from ``channels.tsv`` (lower-case, EOG/ECG/... kept), ``bads``
+        from ``status == bad``; ``meta`` holds ``source``, ``recording`` (basename),
+        ``channels_tsv``, ``eeg_json`` contents, ``warnings`` (list of str naming the
+        files).
+
+    Raises
+    ------
+    BidsError
+        Missing data file, malformed sidecars, channel mismatch between
+        ``channels.tsv`` and the data, unknown units, duplicate channel names.
+    """
+    warnings: list[str] = list(rec.warnings)
+    if not rec.data_path.is_file():
+        raise BidsError(f"{rec.data_path}: data file not found")
+    ch_cols = None
+    if rec.channels_path is not None:
+        ch_cols = read_tsv(rec.channels_path, required=("name", "type", "units"))
+        names = ch_cols["name"]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise BidsError(f"{rec.channels_path}: duplicate channel names {dup}")
+    else:
+        warnings.append(f"{rec.data_path}: no channels.tsv found; all channels taken as EEG")
+
+    units = None
+    if rec.format == "EEGLAB" and ch_cols is not None:
+        # EEGLAB files carry no unit: channels.tsv is the authority
+        tsv_units = dict(zip(ch_cols["name"], ch_cols["units"], strict=True))
+        tsv_types = dict(zip(ch_cols["name"], ch_cols["type"], strict=True))
+        units = {}
+        for lab, u in tsv_units.items():
+            if volt_scale(u) is None:
+                typ = tsv_types.get(lab, "EEG").upper()
+                is_volt_type = typ in ("EEG", "EOG", "ECG", "EMG", "REF")
+                if is_volt_type and u not in ("n/a", ""):
+                    raise BidsError(
+                        f"{rec.channels_path}: unknown unit {u!r} for channel {lab} (type {typ})"
+                    )
+                if is_volt_type:
+                    warnings.append(f"{rec.channels_path}: no unit for {lab}; assuming µV")
+                    u = "uV"
+                else:
+                    u = "V"  # non-voltage channel: keep the stored numbers
+            units[lab] = u
+    raw = _read_data_file(rec, units)
+    warnings.extend(raw.meta.get("warnings", []))
+
+    eeg_json = {}
+    if rec.eeg_json_path is not None:
+        eeg_json = read_json(rec.eeg_json_path)
+        sf = eeg_json.get("SamplingFrequency")
+        if sf is not None:
+            try:
+                sf = float(sf)
+            except (TypeError, ValueError):
+                raise BidsError(
+                    f"{rec.eeg_json_path}: SamplingFrequency {sf!r} is not a number"
+                ) from None
+            if abs(sf - raw.sfreq) > 1e-6 * raw.sfreq:
+                warnings.append(
+                    f"{rec.eeg_json_path}: SamplingFrequency {sf} Hz differs from the data file's "
+                    f"{raw.sfreq} Hz (data file used)"
+                )
+    else:
+        warnings.append(f"{rec.data_path}: no *_eeg.json sidecar found")
+
+    ch_types = list(raw.ch_types)
+    bads: list[str] = []
+    status_desc = {}
+    if ch_cols is not None:
+        tsv_names = ch_cols["name"]
+        data_names = list(raw.ch_names)
+        not_in_data = [n for n in tsv_names if n not in data_names]
+        not_in_tsv = [n for n in data_names if n not in tsv_names]
+        if not_in_data or not_in_tsv:
+            raise BidsError(
+                f"{rec.channels_path}: channels do not match {rec.data_path.name}: "
+                f"only in channels.tsv {not_in_data}, only in data {not_in_tsv}"
+            )
+        lut = {n: i for i, n in enumerate(tsv_names)}
+        for j, n in enumerate(data_names):
+            i = lut[n]
+            t = ch_cols["type"][i].strip().upper()
+            if t not in _CH_TYPES:
+                warnings.append(f"{rec.channels_path}: unknown type {t!r} for {n}; taken as misc")
+            ch_types[j] = _CH_TYPES.get(t, "misc")
+            if "status" in ch_cols:
+                st = ch_cols["status"][i].strip().lower()
+                if st == "bad":
+                    bads.append(n)
+                    if "status_description" in ch_cols:
+                        status_desc[n] = ch_cols["status_description"][i]
+                elif st not in ("good", "n/a", ""):
+                    warnings.append(f"{rec.channels_path}: status {st!r} for {n} is not good/bad")
+            # unit consistency (file formats that declare units)
+            if rec.format != "EEGLAB":
+                u_tsv = ch_cols["units"][i]
+                u_file = raw.meta.get("file_units", {}).get(n)
+                s_tsv, s_file = volt_scale(u_tsv), volt_scale(u_file or "")
+                if (
+                    s_tsv is not None
+                    and s_file is not None
+                    and abs(s_tsv - s_file) > 1e-12 * s_tsv
+                ):
+                    warnings.append(
+                        f"{rec.channels_path}: unit {u_tsv!r} for {n} differs from the data "
+                        f"file's {u_file!r} (data file's unit used)"
+                    )
+    meta = dict(raw.meta)
+    meta.update(
+        {
+            "recording": rec.basename,
+            "subject": rec.subject,
+            "session": rec.session,
+            "task": rec.task,
+            "run": rec.run,
+            "channels_tsv": str(rec.channels_path) if rec.channels_path else None,
+            "eeg_json": eeg_json,
+            "status_description": status_desc,
+            "warnings": warnings,
+        }
+    )
+    return Raw(
+        raw.data, raw.sfreq, raw.ch_names, tuple(ch_types), tuple(bads), raw.first_time, meta
+    )
+
+
+# ----------------------------------------------------------------------------------
+# events
+# ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Events:
+    """Events of a recording (from ``events.tsv``).
+
+    Parameters
+    ----------
+    onset : ndarray, shape (n_events,)
+        Seconds from the first data sample.
+    duration : ndarray, shape (n_events,)
+        Seconds (NaN for ``n/a``).
+    trial_type : tuple of str
+        Condition labels.
+    sample : ndarray of int, shape (n_events,)
+        ``round(onset * sfreq)``: index into the data (0 = first sample).
+    sfreq : float
+    meta : dict
+        ``source`` (file), ``warnings``, ``renamed`` (mapping applied).
+    """
+
+    onset: np.ndarray
+    duration: np.ndarray
+    trial_type: tuple[str, ...]
+    sample: np.ndarray
+    sfreq: float
+    meta: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def conditions(self) -> tuple[str, ...]:
+        """Distinct trial types, in first-seen order."""
+        return tuple(dict.fromkeys(self.trial_type))
+
+    def __len__(self) -> int:
+        return len(self.trial_type)
+
+    def select(self, conditions=None) -> Events:
+        """See :func:`select_conditions`."""
+        return select_conditions(self, conditions)
+
+
+def read_events(rec: BidsRecording | str | Path, sfreq: float | None = None) -> Events:
+    """Read ``events.tsv`` of a recording.
+
+    Parameters
+    ----------
+    rec : BidsRecording | path-like
+        A recording (its ``events_path`` and sampling rate) or an ``events.tsv`` path.
+    sfreq : float | None
+        Sampling frequency (Hz); default from the recording's ``*_eeg.json``
+        ``SamplingFrequency`` or its data file.
+
+    Returns
+    -------
+    Events
+        Rows with ``trial_type == n/a`` are dropped with a recorded warning; if the
+        file has no ``trial_type`` column, ``value`` is used (warning).
+
+    Raises
+    ------
+    BidsError
+        Missing or malformed file, missing ``onset``, non-numeric onsets.
+    """
+    warnings: list[str] = []
+    if isinstance(rec, BidsRecording):
+        path = rec.events_path
+        if path is None:
+            raise BidsError(f"{rec.data_path}: no events.tsv found for {rec.basename}")
+        if sfreq is None:
+            sfreq = _recording_sfreq(rec)
+    else:
+        path = Path(rec)
+        if sfreq is None:
+            raise BidsError(f"{path}: sfreq must be given when reading events.tsv directly")
+    cols = read_tsv(path, required=("onset",))
+    n = len(cols["onset"])
+    onset = np.array([tsv_float(v, path, "onset", i + 2) for i, v in enumerate(cols["onset"])])
+    if np.any(~np.isfinite(onset)):
+        bad = [i + 2 for i in np.flatnonzero(~np.isfinite(onset))]
+        raise BidsError(f"{path}: onset is n/a on lines {bad}")
+    if "duration" in cols:
+        dur = np.array(
+            [tsv_float(v, path, "duration", i + 2) for i, v in enumerate(cols["duration"])]
+        )
+    else:
+        warnings.append(f"{path}: required column 'duration' missing")
+        dur = np.full(n, np.nan)
+    if "trial_type" in cols:
+        tt = cols["trial_type"]
+    elif "value" in cols:
+        warnings.append(f"{path}: no trial_type column; conditions taken from 'value'")
+        tt = cols["value"]
+    else:
+        raise BidsError(
+            f"{path}: neither 'trial_type' nor 'value' column; cannot define conditions"
+        )
+    keep = np.array([t not in ("n/a", "") for t in tt], dtype=bool)
+    if not keep.all():
+        warnings.append(f"{path}: {int((~keep).sum())} events with trial_type n/a ignored")
+    onset, dur = onset[keep], dur[keep]
+    tt = tuple(t for t, k in zip(tt, keep, strict=True) if k)
+    sample = np.round(onset * float(sfreq)).astype(np.int64)
+    return Events(
+        onset, dur, tt, sample, float(sfreq), {"source": str(path), "warnings": warnings}
+    )
+
+
+def _recording_sfreq(rec: BidsRecording) -> float:
+    if rec.eeg_json_path is not None:
+        sf = read_json(rec.eeg_json_path).get("SamplingFrequency")
+        try:
+            if sf is not None and float(sf) > 0:
+                return float(sf)
+        except (TypeError, ValueError):
+            pass
+    return read_recording(rec).sfreq
+
+
+def select_conditions(events: Events, conditions=None) -> Events:
+    """Select and rename conditions.
+
+    Parameters
+    ----------
+    events : Events
+    conditions : None | sequence of str | dict of str -> str
+        None: every trial type found. A list keeps those trial types. A dict maps
+        trial types found in the file to the condition names to use (several may
+        map to one name).
+
+    Returns
+    -------
+    Events
+        Only the selected events, renamed. Requested trial types absent from the
+        file are recorded in ``meta["warnings"]`` and ``meta["absent"]``.
+    """
+    if conditions is None:
+        return events
+    if isinstance(conditions, str):
+        conditions = [conditions]
+    mapping = dict(conditions) if isinstance(conditions, dict) else {c: c for c in conditions}
+    present = set(events.trial_type)
+    absent = [c for c in mapping if c not in present]
+    warnings = list(events.meta.get("warnings", []))
+    src = events.meta.get("source", "events")
+    if absent:
+        warnings.append(f"{src}: conditions {absent} absent (found {sorted(present)})")
+    keep = np.array([t in mapping for t in events.trial_type], dtype=bool)
+    tt = tuple(str(mapping[t]) for t, k in zip(events.trial_type, keep, strict=True) if k)
+    meta = dict(events.meta)
+    meta.update({"warnings": warnings, "absent": absent, "renamed": mapping})
+    return Events(
+        events.onset[keep], events.duration[keep], tt, events.sample[keep], events.sfreq, meta
+    )
+
+
+# ----------------------------------------------------------------------------------
+# montage
+# ----------------------------------------------------------------------------------
+
+
+def read_montage(
+    rec: BidsRecording,
+    ch_names=None,
+    fallback: str | None = "standard_1005",
+    radius: float = 0.095,
+    fix_units: bool = False,
+) -> Montage:
+    """Electrode positions of a recording.
+
+    Parameters
+    ----------
+    rec : BidsRecording
+    ch_names : sequence of str | None
+        Channels that need positions (e.g. the good EEG channels); those without one
+        are named in ``meta["missing"]`` and in a warning.
+    fallback : str | None
+        Standard montage used when the recording has no ``electrodes.tsv`` (recorded
+        as a warning); None: raise instead.
+    radius : float
+        Sphere radius (m) of the fallback montage.
+    fix_units : bool
+        See :func:`exgsrc.io.montage.read_electrodes`.
+
+    Returns
+    -------
+    Montage
+        Positions in metres; when ``ch_names`` is given, restricted to those with
+        a position, in that order and spelling (matching is case-insensitive).
+    """
+    warnings: list[str] = []
+    if rec.electrodes_path is not None:
+        if rec.coordsystem_path is None:
+            warnings.append(f"{rec.electrodes_path}: no coordsystem.json found")
+        mont = read_electrodes(rec.electrodes_path, rec.coordsystem_path, fix_units=fix_units)
+    else:
+        if fallback is None:
+            raise BidsError(f"{rec.data_path}: no electrodes.tsv and no fallback montage")
+        warnings.append(
+            f"{rec.data_path}: no electrodes.tsv; using positions of {fallback} on a "
+            f"{radius * 1000:.0f} mm sphere"
+        )
+        mont = standard_montage(fallback, None, radius)
+    warnings = list(mont.meta.get("warnings", [])) + warnings
+    if ch_names is None:
+        meta = dict(mont.meta)
+        meta["warnings"] = warnings
+        return Montage(mont.ch_names, mont.pos, mont.coord_frame, meta)
+    lut = {n.lower(): i for i, n in enumerate(mont.ch_names)}
+    names, pos, missing = [], [], []
+    for n in ch_names:
+        i = lut.get(n.lower())
+        if i is None:
+            missing.append(n)
+        else:
+            names.append(n)
+            pos.append(mont.pos[i])
+    if missing:
+        warnings.append(f"{mont.meta.get('source')}: no position for channels {missing}")
+    meta = dict(mont.meta)
+    meta.update({"missing": missing, "warnings": warnings})
+    return Montage(tuple(names), np.asarray(pos).reshape(-1, 3), mont.coord_frame, meta)

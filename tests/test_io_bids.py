@@ -1,0 +1,257 @@
+"""BIDS discovery, reading and events on the shared real dataset (+ MNE parity) and bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from exgsrc.io import (
+    BidsError,
+    discover,
+    read_events,
+    read_montage,
+    read_recording,
+    select_conditions,
+    validate_label,
+)
+from exgsrc.preprocessing import average, make_epochs
+
+
+@pytest.fixture(scope="module")
+def shared_rec(shared_bids_root):
+    recs = discover(shared_bids_root)
+    assert len(recs) == 1
+    return recs[0]
+
+
+@pytest.fixture(scope="module")
+def mne_raw(shared_bids_root):
+    mne_bids = pytest.importorskip("mne_bids")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        bp = mne_bids.BIDSPath(subject="01", task="squares", root=shared_bids_root, datatype="eeg")
+        raw = mne_bids.read_raw_bids(bp, verbose="error")
+    raw.load_data(verbose="error")
+    return raw
+
+
+def test_discover_shared(shared_rec, shared_bids_root):
+    r = shared_rec
+    assert (r.subject, r.task, r.session, r.run, r.format) == (
+        "01",
+        "squares",
+        None,
+        None,
+        "EEGLAB",
+    )
+    assert r.channels_path.name == "sub-01_task-squares_channels.tsv"
+    assert r.electrodes_path.name == "sub-01_space-CapTrak_electrodes.tsv"
+    assert r.coordsystem_path.name == "sub-01_space-CapTrak_coordsystem.json"
+    assert r.basename == "sub-01_task-squares"
+    assert discover(shared_bids_root, subjects=["sub-01"], task="squares") == [r]
+    with pytest.raises(BidsError, match="nothere"):
+        discover(shared_bids_root, task="nothere")
+    with pytest.raises(BidsError, match="02"):
+        discover(shared_bids_root, subjects=["02"])
+
+
+@pytest.mark.parametrize("bad", ["0-1", "a_b", "x y", "", "ü"])
+def test_validate_label_rejects(bad):
+    with pytest.raises(BidsError, match="alphanumeric"):
+        validate_label(bad, "sub")
+
+
+def test_validate_label_ok():
+    assert validate_label("sub-A01", "sub") == "A01"
+
+
+@pytest.mark.parity
+def test_raw_matches_mne(shared_rec, mne_raw):
+    raw = read_recording(shared_rec)
+    assert raw.ch_names == tuple(mne_raw.ch_names)
+    assert raw.sfreq == mne_raw.info["sfreq"]
+    np.testing.assert_allclose(raw.data, mne_raw.get_data(), rtol=1e-12, atol=0)
+    assert [t for t in raw.ch_types] == mne_raw.get_channel_types()
+    assert raw.bads == tuple(mne_raw.info["bads"])
+
+
+def _mne_epochs(mne_raw, tmin, tmax, reject, l_freq=None, h_freq=None):
+    import mne
+
+    raw = mne_raw.copy()
+    if l_freq is not None or h_freq is not None:
+        raw.filter(l_freq, h_freq, fir_design="firwin", verbose="error")
+    events, event_id = mne.events_from_annotations(raw, verbose="error")
+    ep = mne.Epochs(
+        raw,
+        events,
+        event_id,
+        tmin,
+        tmax,
+        baseline=(None, 0),
+        reject=reject,
+        preload=True,
+        verbose="error",
+    )
+    return ep, events, event_id
+
+
+@pytest.mark.parity
+@pytest.mark.parametrize("reject", [None, {"eeg": 150e-6}])
+def test_evoked_matches_mne(shared_rec, mne_raw, reject):
+    raw = read_recording(shared_rec)
+    ev = read_events(shared_rec)
+    ep = make_epochs(raw, ev.sample, ev.trial_type, -0.2, 0.6, (None, 0.0), reject)
+    mep, events, event_id = _mne_epochs(mne_raw, -0.2, 0.6, reject)
+    # same event samples as MNE's annotations -> events
+    np.testing.assert_array_equal(np.sort(ev.sample), np.sort(events[:, 0]))
+    for cond in ("square", "rt"):
+        ours = average(ep, cond)
+        theirs = mep[cond].average(picks="all")
+        assert ours.nave == theirs.nave
+        idx = [theirs.ch_names.index(n) for n in ours.ch_names]
+        np.testing.assert_allclose(ours.data, theirs.data[idx], rtol=1e-10, atol=1e-18)
+        np.testing.assert_allclose(ours.times, theirs.times, atol=1e-12)
+    # drop log: same epochs dropped, same channels named
+    mne_log = [tuple(d) for d in mep.drop_log]
+    order = np.argsort(ev.sample, kind="stable")
+    ours_log = [ep.drop_log[i] for i in order]
+    assert [bool(d) for d in ours_log] == [bool(d) for d in mne_log]
+    assert [set(d) for d in ours_log] == [set(d) for d in mne_log]
+
+
+def test_conditions_select_rename(shared_rec):
+    ev = read_events(shared_rec)
+    assert ev.conditions == ("square", "rt")
+    assert (len(ev), ev.sfreq) == (154, 128.0)
+    sq = select_conditions(ev, {"square": "stim"})
+    assert set(sq.trial_type) == {"stim"} and len(sq) == ev.trial_type.count("square")
+    ab = ev.select(["square", "missing"])
+    assert ab.meta["absent"] == ["missing"]
+    assert any("missing" in w and "events.tsv" in w for w in ab.meta["warnings"])
+
+
+def test_montage_from_electrodes(shared_rec):
+    raw = read_recording(shared_rec)
+    eeg = [raw.ch_names[i] for i in raw.picks("eeg")]
+    m = read_montage(shared_rec, eeg)
+    assert m.ch_names == tuple(eeg) and m.coord_frame == "CapTrak"
+    np.testing.assert_allclose(m.get_positions(["Cz"])[0], [0, 0, 0.095])
+    m_all = read_montage(shared_rec, list(raw.ch_names))
+    assert m_all.meta["missing"] == ["EOG1", "EOG2"]
+    assert any("EOG1" in w for w in m_all.meta["warnings"])
+
+
+# ---------------------------------------------------------------- bad input
+
+
+@pytest.fixture
+def bids_copy(tmp_path, shared_bids_root):
+    """A writable copy of the small real dataset (in tmp, never in the project)."""
+    dst = tmp_path / "bids"
+    shutil.copytree(shared_bids_root, dst)
+    for p in dst.rglob("*"):
+        p.chmod(0o755 if p.is_dir() else 0o644)
+    return dst
+
+
+def _eeg(root: Path) -> Path:
+    return root / "sub-01" / "eeg"
+
+
+def test_malformed_channels_tsv(bids_copy):
+    p = _eeg(bids_copy) / "sub-01_task-squares_channels.tsv"
+    lines = p.read_text().splitlines()
+    lines[3] = lines[3] + "\textra"
+    p.write_text("\n".join(lines) + "\n")
+    rec = discover(bids_copy)[0]
+    with pytest.raises(BidsError, match="channels.tsv: line 4"):
+        read_recording(rec)
+
+
+def test_unknown_units(bids_copy):
+    p = _eeg(bids_copy) / "sub-01_task-squares_channels.tsv"
+    p.write_text(p.read_text().replace("FPz\tEEG\tµV", "FPz\tEEG\tfurlongs"))
+    with pytest.raises(BidsError, match="unknown unit 'furlongs' for channel FPz"):
+        read_recording(discover(bids_copy)[0])
+
+
+def test_units_from_channels_tsv(bids_copy, shared_rec):
+    p = _eeg(bids_copy) / "sub-01_task-squares_channels.tsv"
+    p.write_text(p.read_text().replace("Cz\tEEG\tµV", "Cz\tEEG\tmV"))
+    raw = read_recording(discover(bids_copy)[0])
+    ref = read_recording(shared_rec)
+    i = raw.ch_names.index("Cz")
+    np.testing.assert_allclose(raw.data[i], ref.data[i] * 1e3)
+
+
+def test_bad_status_and_channel_mismatch(bids_copy):
+    p = _eeg(bids_copy) / "sub-01_task-squares_channels.tsv"
+    txt = p.read_text()
+    p.write_text(
+        txt.replace(
+            "T7\tEEG\tµV\t0.0\t64.0\tElectroEncephaloGram\t128.0\tgood",
+            "T7\tEEG\tµV\t0.0\t64.0\tElectroEncephaloGram\t128.0\tbad",
+        )
+    )
+    raw = read_recording(discover(bids_copy)[0])
+    assert raw.bads == ("T7",)
+    assert "T7" not in [raw.ch_names[i] for i in raw.picks("eeg")]
+    p.write_text(txt.replace("O2\t", "O9\t"))
+    with pytest.raises(BidsError, match=r"only in channels.tsv \['O9'\], only in data \['O2'\]"):
+        read_recording(discover(bids_copy)[0])
+
+
+def test_malformed_json_and_missing_data(bids_copy):
+    j = _eeg(bids_copy) / "sub-01_task-squares_eeg.json"
+    j.write_text("{not json")
+    rec = discover(bids_copy)[0]
+    with pytest.raises(BidsError, match="eeg.json: malformed JSON"):
+        read_recording(rec)
+    (_eeg(bids_copy) / "sub-01_task-squares_eeg.set").unlink()
+    assert discover(bids_copy) == []
+
+
+def test_electrodes_wrong_units(bids_copy):
+    cs = _eeg(bids_copy) / "sub-01_space-CapTrak_coordsystem.json"
+    el = _eeg(bids_copy) / "sub-01_space-CapTrak_electrodes.tsv"
+    lines = el.read_text().splitlines()
+    out = [lines[0]]
+    for ln in lines[1:]:
+        name, *xyz = ln.split("\t")
+        out.append("\t".join([name] + [v if v == "n/a" else repr(float(v) * 1000) for v in xyz]))
+    el.write_text("\n".join(out) + "\n")  # ~95 mm cloud, still declared as "m"
+    rec = discover(bids_copy)[0]
+    with pytest.raises(BidsError, match=r"electrodes.tsv.*radius 95 m.*look like 'mm'"):
+        read_montage(rec)
+    m = read_montage(rec, fix_units=True)
+    assert any("rescaled as 'mm'" in w for w in m.meta["warnings"])
+    np.testing.assert_allclose(np.linalg.norm(m.get_positions(["Cz"])), 0.095)
+    d = json.loads(cs.read_text())
+    d["EEGCoordinateUnits"] = "inch"
+    cs.write_text(json.dumps(d))
+    with pytest.raises(BidsError, match="coordsystem.json: unknown coordinate unit 'inch'"):
+        read_montage(rec)
+
+
+def test_participants_and_invalid_folder(bids_copy):
+    (bids_copy / "sub-0_2").mkdir()
+    (bids_copy / "participants.tsv").write_text("participant_id\tage\nsub-01\t3\nsub-03\t4\n")
+    with pytest.warns(Warning) as rec_w:
+        recs = discover(bids_copy)
+    msgs = " ".join(str(w.message) for w in rec_w)
+    assert "sub-03 listed but folder" in msgs and "invalid subject label '0_2'" in msgs
+    assert [r.subject for r in recs] == ["01"]
+
+
+def test_events_missing_trial_type(bids_copy):
+    p = _eeg(bids_copy) / "sub-01_task-squares_events.tsv"
+    txt = p.read_text().splitlines()
+    p.write_text("\n".join(ln.split("\t")[0] + "\t" + ln.split("\t")[1] for ln in txt) + "\n")
+    with pytest.raises(BidsError, match="events.tsv: neither 'trial_type' nor 'value'"):
+        read_events(discover(bids_copy)[0])
