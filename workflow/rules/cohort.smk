@@ -1,0 +1,65 @@
+# Across the cohort: grand averages per condition and method, the QC table, and (demo)
+# the localisation error of the known dipoles. Failed subjects (failed-status files) are
+# skipped and listed, so one bad subject never stops the cohort results.
+
+
+rule grand_average:
+    input:
+        lambda wc: stc_files(cond=wc.cond, method=wc.method),
+    output:
+        group_path(f"task-{TASK}_cond-{{cond}}_desc-{{method}}_grandavg.nc"),
+    params:
+        subjects=SUBJECTS,
+    log:
+        log_path("grand_average", "cond-{cond}_desc-{method}"),
+    benchmark:
+        bench_path("grand_average", "cond-{cond}_desc-{method}")
+    script:
+        "../scripts/grand_average.py"
+
+
+rule qc_table:
+    input:
+        montage=expand(sub_path("montage.nc"), subject=SUBJECTS),
+        epochs=expand(sub_path("epo.nc"), subject=SUBJECTS),
+        cov=expand(sub_path("cov.nc"), subject=SUBJECTS),
+        snr=expand(sub_path("snr.nc"), subject=SUBJECTS),
+        stc=stc_files(),
+        resolution=(
+            expand(sub_path("resolution.nc"), subject=SUBJECTS)
+            if config["resolution"]["enabled"]
+            else []
+        ),
+    output:
+        group_path("qc.tsv"),
+    params:
+        subjects=SUBJECTS,
+        conditions=COND_LABELS,
+        methods=METHODS,
+        truth=demo_truth() if IS_DEMO else None,
+    log:
+        log_path("qc_table", "qc"),
+    benchmark:
+        bench_path("qc_table", "qc")
+    script:
+        "../scripts/qc_table.py"
+
+
+if IS_DEMO:
+
+    rule localisation_error:
+        input:
+            stc=stc_files(),
+            truth=demo_truth(),
+        output:
+            group_path(f"task-{TASK}_localisation.tsv"),
+        params:
+            subjects=SUBJECTS,
+            conditions=COND_LABELS,
+            methods=METHODS,
+        log:
+            log_path("localisation_error", "localisation"),
+        benchmark:
+            bench_path("localisation_error", "localisation")
+        script:
+            "../scripts/localisation_error.py"

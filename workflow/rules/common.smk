@@ -1,0 +1,195 @@
+# Shared definitions: config validation, discovery of subjects/task/conditions, path helpers.
+# Everything here runs at DAG-build time, so it stays cheap: no numpy, no file reading beyond
+# directory listings and the events.tsv trial_type column.
+
+import csv
+import glob
+import re
+from pathlib import Path
+
+from exgsrc.pipeline import condition_label
+
+
+validate(config, "../schemas/config.schema.yaml")
+
+BIDS_ROOT = Path(config["bids_root"])
+DEMO_ROOT = Path(config["demo"]["root"])
+IS_DEMO = os.path.abspath(BIDS_ROOT) == os.path.abspath(DEMO_ROOT)
+OUT = Path(config["output"])
+LOGS = OUT / "logs"
+BENCH = OUT / "benchmarks"
+METHODS = list(config["inverse"]["methods"])
+RES_METHODS = list(config["resolution"]["methods"] or METHODS)
+DEMO_TASK = "demo"
+
+# Files whose parents other rule files (report.smk) may add to the default target.
+REPORT_TARGETS = []
+
+
+def _bids_error(msg):
+    raise ValueError(f"config bids_root={str(BIDS_ROOT)!r}: {msg}")
+
+
+def _discover_subjects():
+    if IS_DEMO:
+        found = [f"{i + 1:02d}" for i in range(config["demo"]["n_subjects"])]
+    else:
+        if not BIDS_ROOT.is_dir():
+            _bids_error("folder not found")
+        found = sorted(p.name[4:] for p in BIDS_ROOT.glob("sub-*") if p.is_dir())
+        if not found:
+            _bids_error("no sub-* folders")
+    wanted = config["subjects"]
+    if wanted == "all":
+        return found
+    wanted = [str(s).removeprefix("sub-") for s in wanted]
+    missing = [s for s in wanted if s not in found]
+    if missing:
+        _bids_error(f"subjects not found: {', '.join('sub-' + s for s in missing)}")
+    return wanted
+
+
+def _eeg_files(subject):
+    """Raw EEG files of one subject (any session/run), for the configured task."""
+    pats = [f"sub-{subject}/eeg/*_eeg.*", f"sub-{subject}/ses-*/eeg/*_eeg.*"]
+    files = []
+    for pat in pats:
+        files += glob.glob(str(BIDS_ROOT / pat))
+    return sorted(f for f in files if re.search(r"\.(edf|bdf|set|vhdr)$", f))
+
+
+def _discover_task(subjects):
+    if config["task"]:
+        return config["task"]
+    if IS_DEMO:
+        return DEMO_TASK
+    tasks = set()
+    for s in subjects:
+        for f in _eeg_files(s):
+            m = re.search(r"_task-([A-Za-z0-9]+)", os.path.basename(f))
+            if m:
+                tasks.add(m.group(1))
+    if len(tasks) != 1:
+        _bids_error(f"set config 'task' to one of the tasks found: {sorted(tasks)}")
+    return tasks.pop()
+
+
+def _task_files(subject):
+    return [f for f in _eeg_files(subject) if f"_task-{TASK}_" in os.path.basename(f)]
+
+
+def _discover_conditions(subjects):
+    wanted = config["conditions"]
+    if IS_DEMO:
+        found = list(config["demo"]["conditions"])
+    else:
+        found = set()
+        for s in subjects:
+            for f in _task_files(s):
+                ev = re.sub(r"_eeg\.[a-z]+$", "_events.tsv", f)
+                if os.path.exists(ev):
+                    with open(ev, newline="") as fh:
+                        for row in csv.DictReader(fh, delimiter="\t"):
+                            tt = row.get("trial_type")
+                            if tt and tt != "n/a":
+                                found.add(tt)
+        found = sorted(found)
+    if wanted == "all":
+        if not found:
+            _bids_error("no trial_type values in events.tsv; set config 'conditions'")
+        return found
+    if not IS_DEMO:
+        missing = [c for c in wanted if c not in found]
+        if missing:
+            _bids_error(f"conditions not in any events.tsv trial_type: {missing}")
+    return list(wanted)
+
+
+SUBJECTS = _discover_subjects()
+TASK = _discover_task(SUBJECTS)
+if not IS_DEMO:
+    _empty = [s for s in SUBJECTS if not _task_files(s)]
+    if _empty:
+        _bids_error(f"no EEG recording for task {TASK!r} in: {', '.join('sub-' + s for s in _empty)}")
+CONDITIONS = _discover_conditions(SUBJECTS)
+# path-safe, reversible labels (see exgsrc.pipeline.condition_label)
+COND_LABELS = {condition_label(c): c for c in CONDITIONS}
+
+
+wildcard_constraints:
+    subject="[A-Za-z0-9]+",
+    cond="[A-Za-z0-9]+",
+    method="MNE|dSPM|sLORETA|eLORETA",
+
+
+def sub_path(suffix):
+    """Output pattern of a per-subject file, e.g. sub_path('fwd.nc')."""
+    return str(OUT / "sub-{subject}" / "eeg" / f"sub-{{subject}}_task-{TASK}_{suffix}")
+
+
+def group_path(name):
+    return str(OUT / "group" / name)
+
+
+def log_path(rule_name, stem="sub-{subject}"):
+    return str(LOGS / rule_name / f"{stem}.log")
+
+
+def bench_path(rule_name, stem="sub-{subject}"):
+    return str(BENCH / rule_name / f"{stem}.tsv")
+
+
+def recording_inputs(wildcards):
+    """All raw files of one subject for the task (data + BIDS sidecars)."""
+    if IS_DEMO:
+        d = DEMO_ROOT / f"sub-{wildcards.subject}" / "eeg"
+        base = f"sub-{wildcards.subject}_task-{DEMO_TASK}"
+        return [
+            str(d / f"{base}_eeg.edf"),
+            str(d / f"{base}_channels.tsv"),
+            str(d / f"{base}_events.tsv"),
+            str(d / f"sub-{wildcards.subject}_space-CapTrak_electrodes.tsv"),
+        ]
+    files = []
+    for f in _task_files(wildcards.subject):
+        files.append(f)
+        stem = re.sub(r"_eeg\.[a-z]+$", "", f)
+        for extra in (stem + "_channels.tsv", stem + "_events.tsv", stem + "_eeg.json"):
+            if os.path.exists(extra):
+                files.append(extra)
+        if f.endswith(".set") and os.path.exists(f[:-4] + ".fdt"):
+            files.append(f[:-4] + ".fdt")
+        if f.endswith(".vhdr"):
+            files += [g for g in (f[:-5] + ".eeg", f[:-5] + ".vmrk") if os.path.exists(g)]
+    eeg_dir = os.path.dirname(files[0])
+    files += sorted(glob.glob(os.path.join(eeg_dir, "*_electrodes.tsv")))
+    return files
+
+
+def demo_truth():
+    return str(DEMO_ROOT / "code" / "demo_truth.json")
+
+
+def stc_files(subject=None, cond=None, method=None):
+    return expand(
+        sub_path("cond-{cond}_desc-{method}_stc.nc"),
+        subject=[subject] if subject else SUBJECTS,
+        cond=[cond] if cond else list(COND_LABELS),
+        method=[method] if method else METHODS,
+    )
+
+
+def all_targets():
+    targets = [str(OUT / "dataset_description.json"), group_path("qc.tsv")]
+    targets += expand(
+        group_path(f"task-{TASK}_cond-{{cond}}_desc-{{method}}_grandavg.nc"),
+        cond=list(COND_LABELS),
+        method=METHODS,
+    )
+    targets += stc_files()
+    targets += expand(sub_path("snr.nc"), subject=SUBJECTS)
+    if config["resolution"]["enabled"]:
+        targets += expand(sub_path("resolution.nc"), subject=SUBJECTS)
+    if IS_DEMO:
+        targets.append(group_path(f"task-{TASK}_localisation.tsv"))
+    return targets + list(REPORT_TARGETS)

@@ -1,0 +1,47 @@
+# Per subject: inverse operator (once); per condition and method: source estimate; SNR.
+
+
+rule inverse_operator:
+    input:
+        fwd=sub_path("fwd.nc"),
+        cov=sub_path("cov.nc"),
+    output:
+        sub_path("inv.nc"),
+    params:
+        inverse=config["inverse"],
+    log:
+        log_path("inverse_operator"),
+    benchmark:
+        bench_path("inverse_operator")
+    script:
+        "../scripts/inverse_operator.py"
+
+
+rule source_estimate:
+    input:
+        inv=sub_path("inv.nc"),
+        evoked=sub_path("cond-{cond}_ave.nc"),
+    output:
+        sub_path("cond-{cond}_desc-{method}_stc.nc"),
+    params:
+        inverse=config["inverse"],
+    log:
+        log_path("source_estimate", "sub-{subject}_cond-{cond}_desc-{method}"),
+    benchmark:
+        bench_path("source_estimate", "sub-{subject}_cond-{cond}_desc-{method}")
+    script:
+        "../scripts/source_estimate.py"
+
+
+rule snr:
+    input:
+        inv=sub_path("inv.nc"),
+        evoked=expand(sub_path("cond-{cond}_ave.nc"), cond=list(COND_LABELS), allow_missing=True),
+    output:
+        sub_path("snr.nc"),
+    log:
+        log_path("snr"),
+    benchmark:
+        bench_path("snr")
+    script:
+        "../scripts/snr.py"
