@@ -192,10 +192,55 @@ class SphereModel:
 
     @property
     def relative_radii(self) -> np.ndarray:
-        """Radii divided by the scalp radius, shape (n_shells,)."""
-        return np.asarray(self.radii) / self.radii[-1]
+        """Radii divided by the scalp radius, shape (n_shells,).
+
+        If the model was built from relative radii (:meth:`from_relative`,
+        :meth:`mne_default`, :meth:`fit`), those exact numbers are returned:
+        the Berg & Scherg fit (like MNE's COBYLA run) is sensitive to the
+        last bit of its inputs.
+        """
+        rel = np.asarray(self.radii) / self.radii[-1]
+        given = self.meta.get("relative_radii")
+        if given is not None and len(given) == len(rel) and np.allclose(given, rel, rtol=1e-12):
+            return np.asarray(given, float)
+        return rel
 
     # -- constructors ---------------------------------------------------------
+    @classmethod
+    def from_relative(
+        cls, relative_radii, conductivities, head_radius: float, center=(0.0, 0.0, 0.0)
+    ) -> SphereModel:
+        """Build a model from relative radii and a scalp radius.
+
+        Parameters
+        ----------
+        relative_radii : sequence of float, length n_shells
+            Radii relative to the scalp (innermost first); divided by the last.
+        conductivities : sequence of float, length n_shells
+            S/m.
+        head_radius : float
+            Scalp radius in metres.
+        center : array-like, shape (3,)
+            Centre in metres.
+
+        Returns
+        -------
+        sphere : SphereModel
+        """
+        rel = np.atleast_1d(np.asarray(relative_radii, float))
+        head_radius = float(head_radius)
+        if not np.isfinite(head_radius) or head_radius <= 0:
+            raise ValueError(f"head_radius must be positive (m), got {head_radius}")
+        if len(rel) and (not np.isfinite(rel[-1]) or rel[-1] <= 0):
+            raise ValueError(f"relative_radii[-1] must be positive, got {rel[-1]}")
+        rel = rel / rel[-1] if len(rel) else rel
+        return cls(
+            radii=tuple(head_radius * rel),
+            conductivities=tuple(np.atleast_1d(conductivities)),
+            center=tuple(np.asarray(center, float)),
+            meta={"relative_radii": rel.tolist()},
+        )
+
     @classmethod
     def mne_default(cls, head_radius: float = 0.09, center=(0.0, 0.0, 0.04)) -> SphereModel:
         """The 4-shell model of ``mne.make_sphere_model()`` (not yet fitted).
@@ -213,11 +258,7 @@ class SphereModel:
             Relative radii 0.90, 0.92, 0.97, 1.0 times ``head_radius``;
             conductivities 0.33, 1.0, 0.004, 0.33 S/m.
         """
-        head_radius = float(head_radius)
-        if not np.isfinite(head_radius) or head_radius <= 0:
-            raise ValueError(f"head_radius must be positive (m), got {head_radius}")
-        radii = tuple(head_radius * r for r in _MNE_REL_RADII)
-        return cls(radii=radii, conductivities=_MNE_SIGMAS, center=tuple(center))
+        return cls.from_relative(_MNE_REL_RADII, _MNE_SIGMAS, head_radius, center)
 
     @_hybridmethod
     def fit(cls, self, electrodes) -> SphereModel:
@@ -256,7 +297,8 @@ class SphereModel:
         radius = float(np.sqrt(x[3] + center @ center))
         template = self if self is not None else cls()
         rel = template.relative_radii
-        return replace(template, radii=tuple(radius * rel), center=tuple(center))
+        meta = dict(template.meta, relative_radii=rel.tolist())
+        return replace(template, radii=tuple(radius * rel), center=tuple(center), meta=meta)
 
     def with_berg_scherg(self, method: str = "cobyla") -> SphereModel:
         """Return a copy with fitted Berg & Scherg ``mu`` and ``lambda_``.
@@ -335,30 +377,28 @@ def layer_coefficients(relative_radii, conductivities, n_terms: int) -> np.ndarr
     n_layers = len(rel)
     if n_layers < 2:
         return np.ones(n_terms)
-    ratio = sig[:-1] / sig[1:]  # sigma_k / sigma_{k+1}
-    # M accumulates the boundary matrices from the outermost inward
-    m00 = np.ones_like(n)
-    m01 = np.zeros_like(n)
-    m10 = np.zeros_like(n)
-    m11 = np.ones_like(n)
+    c1 = sig[:-1] / sig[1:]  # sigma_k / sigma_{k+1}, per boundary
+    c2 = c1 - 1.0
+    # rel_k ** (2n + 1) by repeated multiplication (bitwise as MNE-Python)
+    steps = np.empty((n_terms + 1, n_layers - 1))
+    steps[0] = rel[:-1]
+    steps[1:] = rel[:-1] ** 2
+    cr = np.cumprod(steps, axis=0)[1:]  # (n_terms, n_layers - 1)
+    n1 = n + 1.0
+    # boundary transfer matrices multiplied from the outermost boundary inward,
+    # stacked over n (the same floating-point operations as MNE-Python's 2x2
+    # products, so f_n agrees bitwise)
+    M = np.broadcast_to(np.eye(2), (n_terms, 2, 2)).copy()
+    A = np.empty((n_terms, 2, 2))
     for k in range(n_layers - 2, -1, -1):  # loop over boundaries (few)
-        c1 = ratio[k]
-        c2 = c1 - 1.0
-        rk = rel[k] ** (2 * n + 1)
-        a00 = n + (n + 1) * c1
-        a01 = (n + 1) * c2 / rk
-        a10 = n * c2 * rk
-        a11 = (n + 1) + n * c1
-        m00, m01, m10, m11 = (
-            a00 * m00 + a01 * m10,
-            a00 * m01 + a01 * m11,
-            a10 * m00 + a11 * m10,
-            a10 * m01 + a11 * m11,
-        )
-    # f_n = n (2n+1)**(L-1) / (n M11 + (n+1) M10), evaluated in log-safe form
-    # by dividing the matrix by (2n+1) at each of the L-1 steps instead
-    num = n * (2 * n + 1) ** (n_layers - 1)
-    return num / (n * m11 + (n + 1) * m10)
+        A[:, 0, 0] = n + n1 * c1[k]
+        A[:, 0, 1] = n1 * c2[k] / cr[:, k]
+        A[:, 1, 0] = n * c2[k] * cr[:, k]
+        A[:, 1, 1] = n1 + n * c1[k]
+        M = np.matmul(A, M)
+    m10, m11 = M[:, 1, 0], M[:, 1, 1]
+    num = n * (2.0 * n + 1.0) ** (n_layers - 1)
+    return num / (n * m11 + n1 * m10)
 
 
 def _bs_problem(relative_radii, conductivities, nterms=_BS_NTERMS):
@@ -382,11 +422,13 @@ def _bs_linear(mu, f, w):
     p0 = mu[0] ** k1
     y = w[:-1] * (f[1:] - p0 * f[0])
     M = w[:-1, None] * (mu[None, 1:] ** k1[:, None] - p0[:, None])
-    u, s, vt = np.linalg.svd(M, full_matrices=False)
+    from scipy.linalg import svd
+
+    u, s, vt = svd(M, full_matrices=False)
     ncomp = len(mu) - 1
     u, s, vt = u[:, :ncomp], s[:ncomp], vt[:ncomp]
-    uy = y @ u
-    resid = y - u @ uy
+    uy = np.dot(y, u)
+    resid = y - np.dot(u, uy)
     lam = np.empty(len(mu))
     with np.errstate(divide="ignore", invalid="ignore"):
         lam[1:] = (uy / s) @ vt
@@ -892,7 +934,6 @@ class Forward:
             ``orientation``, ``src_kind``, sphere parameters.
         """
         import json
-
 
         ds = self.src.to_xarray()
         ds.attrs = {"src_kind": self.src.kind, "src_meta": ds.attrs.get("meta", "{}")}
