@@ -39,6 +39,7 @@ __all__ = [
     "compute_covariance_epochs",
     "regularize",
     "kfold_indices",
+    "make_ad_hoc_cov",
     "SHRUNK_GRID",
 ]
 
@@ -250,7 +251,7 @@ def _check_cov_matrix(data, names, what):
         )
     if data.size and scale > 0:
         w = linalg.eigvalsh(data)
-        if w[0] < -1e-10 * max(w[-1], 0.0) - 0.0 or w[-1] < 0:
+        if w[-1] < 0 or w[0] < -1e-10 * w[-1]:
             raise ValueError(
                 f"covariance {what} is not positive semi-definite "
                 f"(smallest eigenvalue {w[0]:.3g}, largest {w[-1]:.3g})"
@@ -299,6 +300,29 @@ def average_reference_projector(n_ch: int) -> np.ndarray:
     proj = np.full((n_ch, n_ch), -1.0 / n_ch)
     proj.flat[:: n_ch + 1] += 1.0
     return proj
+
+
+def make_ad_hoc_cov(ch_names: Sequence[str], std: float = 0.2e-6) -> NoiseCov:
+    """Diagonal ad-hoc noise covariance (as ``mne.make_ad_hoc_cov`` for EEG).
+
+    Parameters
+    ----------
+    ch_names : sequence of str, length n_channels
+    std : float
+        Noise standard deviation per channel in V (MNE's EEG default 0.2 µV).
+
+    Returns
+    -------
+    cov : NoiseCov
+        ``data = std**2 * I`` (V²), ``nfree = 0``, ``method = "ad_hoc"``.
+    """
+    names = [str(c) for c in ch_names]
+    std = float(std)
+    if not np.isfinite(std) or std <= 0:
+        raise ValueError(f"std must be a positive number of volts, got {std}")
+    if not names:
+        raise ValueError("ch_names is empty")
+    return NoiseCov(np.eye(len(names)) * std**2, tuple(names), 0, "ad_hoc", None, {"std": std})
 
 
 def kfold_indices(n_samples: int, n_splits: int = 3) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -550,6 +574,7 @@ def _estimate(
             if np.ndim(a) != 0 or not 0 <= float(a) <= 1:
                 raise ValueError(f"shrinkage must be a number in [0, 1], got {a!r}")
             estimators.append(_Estimator("shrinkage", shrinkage=float(a)))
+            info["shrinkage"] = {"shrinkage": float(a)}
         elif m == "shrunk":
             if shrinkage is not None and np.ndim(shrinkage) == 0:
                 a = float(shrinkage)

@@ -13,6 +13,7 @@ from exgsrc.covariance import (
     compute_covariance,
     compute_covariance_epochs,
     kfold_indices,
+    make_ad_hoc_cov,
     regularize,
 )
 
@@ -418,3 +419,54 @@ def test_real_data_regularize_parity(real_segment):
     ref = mne.cov.regularize(ref_cov, raw.info, eeg=0.1, verbose="error")
     ours = regularize(ours_emp, eeg=0.1)
     assert _relerr(ours.data, ref.data) < RTOL
+
+
+@pytest.mark.parity
+def test_no_sample_mean_two_conditions_parity(sim):
+    mne = pytest.importorskip("mne")
+    data, names = sim
+    n_ep = data.shape[0]
+    labels = np.arange(n_ep) % 2 + 1
+    events = np.c_[np.arange(n_ep) * 100, np.zeros(n_ep, int), labels]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        epo = mne.EpochsArray(
+            data.copy(),
+            mne.create_info(names, 250.0, "eeg"),
+            events=events,
+            event_id={"a": 1, "b": 2},
+            baseline=None,
+            verbose="error",
+        )
+        epo.set_eeg_reference(projection=True, verbose="error")
+        epo.apply_proj(verbose="error")
+    ref = _mne_cov(epo, method="empirical", keep_sample_mean=False)
+    ours = compute_covariance_epochs(
+        data, names, method="empirical", keep_sample_mean=False, labels=labels
+    )
+    one = compute_covariance_epochs(data, names, method="empirical", keep_sample_mean=False)
+    assert _relerr(ours.data, ref.data) < RTOL
+    assert _relerr(one.data, ref.data) > 1e-6  # the per-condition means matter
+
+
+@pytest.mark.parity
+def test_ad_hoc_cov_parity():
+    mne = pytest.importorskip("mne")
+    names = [f"E{i}" for i in range(5)]
+    ref = mne.make_ad_hoc_cov(mne.create_info(names, 100.0, "eeg"), verbose="error")
+    ours = make_ad_hoc_cov(names)
+    np.testing.assert_allclose(np.diag(ours.data), ref.data, rtol=RTOL)
+    assert ours.nfree == ref["nfree"]
+    with pytest.raises(ValueError, match="std"):
+        make_ad_hoc_cov(names, std=-1.0)
+
+
+def test_fixed_shrunk_equals_shrinkage(sim):
+    data, names = sim
+    a = compute_covariance_epochs(data, names, method="shrunk", shrinkage=0.3)
+    b = compute_covariance_epochs(data, names, method="shrinkage", shrinkage=0.3)
+    np.testing.assert_allclose(a.data, b.data, rtol=1e-12)
+    assert a.meta["shrinkage"] == b.meta["shrinkage"] == 0.3
+    c = compute_covariance_epochs(data, names, method="shrinkage", shrinkage=0.0)
+    e = compute_covariance_epochs(data, names, method="empirical")
+    np.testing.assert_allclose(c.data, e.data, rtol=1e-12, atol=0)
