@@ -470,3 +470,51 @@ def test_fixed_shrunk_equals_shrinkage(sim):
     c = compute_covariance_epochs(data, names, method="shrinkage", shrinkage=0.0)
     e = compute_covariance_epochs(data, names, method="empirical")
     np.testing.assert_allclose(c.data, e.data, rtol=1e-12, atol=0)
+
+
+def test_netcdf_roundtrip(sim, tmp_path):
+    pytest.importorskip("netCDF4")
+    import xarray as xr
+
+    data, names = sim
+    cov = compute_covariance_epochs(data, names, method="auto")
+    path = tmp_path / "cov.nc"
+    cov.to_xarray().to_netcdf(path)
+    with xr.open_dataset(path) as ds:
+        back = NoiseCov.from_xarray(ds.load())
+    np.testing.assert_array_equal(back.data, cov.data)
+    assert back.ch_names == cov.ch_names
+    assert back.meta["cv_loglik"] == pytest.approx(cov.meta["cv_loglik"])
+
+
+@pytest.fixture(scope="module")
+def sim_interp():
+    """Rank n_ch - 2 after the reference: one channel interpolated from two neighbours."""
+    data, names = _sim_epochs(n_ch=24, n_epochs=10, n_times=25, seed=5)
+    data = data.copy()
+    data[:, 5] = 0.5 * (data[:, 4] + data[:, 6])
+    data.setflags(write=False)
+    return data, names
+
+
+@pytest.mark.parity
+@pytest.mark.parametrize("method", ["empirical", "diagonal_fixed", "shrinkage"])
+def test_rank_deficient_parity(sim_interp, method):
+    mne = pytest.importorskip("mne")
+    data, names = sim_interp
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        epo = mne.EpochsArray(
+            data.copy(), mne.create_info(names, 250.0, "eeg"), baseline=None, verbose="error"
+        )
+        epo.set_eeg_reference(projection=True, verbose="error")
+        epo.apply_proj(verbose="error")
+    ref = _mne_cov(epo, method=method)
+    ours = compute_covariance_epochs(data, names, method=method)
+    assert ours.rank == len(names) - 2
+    assert _relerr(ours.data, ref.data) < RTOL
+    if method == "empirical":
+        reg_ref = mne.cov.regularize(ref, epo.info, eeg=0.1, verbose="error")
+        reg = regularize(ours, eeg=0.1)
+        assert reg.rank == len(names) - 2
+        assert _relerr(reg.data, reg_ref.data) < RTOL
