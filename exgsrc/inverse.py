@@ -1,0 +1,939 @@
+"""Minimum-norm inverse operators: MNE, dSPM, sLORETA and eLORETA.
+
+The construction follows MNE-Python's ``mne.minimum_norm`` (same inputs, same
+numbers): average-reference projection, whitening with a rank-reduced noise
+covariance, depth weighting, loose-orientation prior, source-covariance scaling
+to ``trace(G R G^T) = rank`` and an SVD of the whitened, weighted gain.
+
+Typical use::
+
+    inv = make_inverse_operator(fwd, noise_cov, loose=0.2, depth=0.8)
+    prep = prepare_inverse(inv, nave=evoked_nave, lambda2=1 / 9, method="dSPM")
+    stc = prep.apply(evoked_data)            # one matrix product
+    for sl, block in iter_apply_inverse(raw_data, prep, block_size=10_000):
+        out_variable[..., sl] = block         # stream to a file (netCDF/HDF5/memmap)
+
+``iter_apply_inverse`` never holds more than ``n_sources x block_size`` values of
+the estimate; ``raw_data`` may itself be a ``numpy.memmap`` or any array-like
+supporting ``data[:, start:stop]`` (e.g. an h5py/netCDF4 variable).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .linalg import (
+    average_reference_projector,
+    eigh_whitening,
+    normal_tangent_basis,
+    whitener_from_eig,
+)
+
+__all__ = [
+    "INVERSE_METHODS",
+    "InverseOperator",
+    "PreparedInverse",
+    "SourceEstimate",
+    "make_inverse_operator",
+    "prepare_inverse",
+    "apply_inverse",
+    "apply_inverse_epochs",
+    "iter_apply_inverse",
+    "compute_depth_prior",
+]
+
+INVERSE_METHODS = ("MNE", "dSPM", "sLORETA", "eLORETA")
+PICK_ORIS = (None, "normal", "vector")
+
+
+# ---------------------------------------------------------------------------
+# data classes
+
+
+@dataclass(frozen=True)
+class InverseOperator:
+    """A method-independent minimum-norm inverse operator.
+
+    Columns ("source components") are source-major: for ``n_orient == 3`` the
+    rows of ``eigen_leads`` are ``(src0 c0, src0 c1, src0 c2, src1 c0, ...)``
+    where the components are the x, y, z axes (``frame == "xyz"``, free
+    orientation) or the local frame ``(t1, t2, normal)`` of
+    ``basis`` (``frame == "local"``, loose orientation).
+
+    Attributes
+    ----------
+    ch_names : tuple of str, length n_channels
+        Channel order expected by the operator.
+    src : SourceSpace
+        Source space (positions in m, normals).
+    eigen_fields : ndarray, shape (n_channels, n_channels)
+        Left singular vectors as rows (``U^T``).
+    sing : ndarray, shape (n_channels,)
+        Singular values of the whitened, weighted gain (dimensionless).
+    eigen_leads : ndarray, shape (n_sources * n_orient, n_channels)
+        Right singular vectors as columns (``V``).
+    source_cov : ndarray, shape (n_sources * n_orient,)
+        Diagonal source covariance (depth x orientation prior x trace scale),
+        (A·m)**2 per unit whitened variance.
+    gain_white : ndarray, shape (n_channels, n_sources * n_orient)
+        Whitened gain ``W G`` in the operator's frame, before source weighting
+        (used by eLORETA and resolution analyses).
+    noise_eig : ndarray, shape (n_channels,)
+        Eigenvalues of the projected noise covariance (V**2), zeros beyond rank.
+    noise_eigvec : ndarray, shape (n_channels, n_channels)
+        Matching eigenvectors as rows.
+    proj : ndarray, shape (n_channels, n_channels)
+        Average-reference projector.
+    rank : int
+        Rank of the noise covariance used.
+    n_orient : int
+        1 (fixed) or 3 (loose/free).
+    loose : float
+        Loose value in [0, 1] (0 fixed, 1 free).
+    depth : dict | None
+        ``dict(exp=..., limit=...)`` or None when depth weighting is off.
+    orient_prior : ndarray, shape (n_sources * n_orient,) | None
+    depth_prior : ndarray, shape (n_sources * n_orient,) | None
+    frame : {"normal", "xyz", "local"}
+        Meaning of the columns (see above). Fixed operators use ``"normal"``.
+    basis : ndarray, shape (n_sources, 3, 3) | None
+        Local frames (rows t1, t2, n) for ``frame == "local"``.
+    noise_cov : ndarray, shape (n_channels, n_channels)
+        The covariance as given, reordered to ``ch_names`` (V**2).
+    nave : int
+        Number of averages the noise covariance refers to (always 1).
+    """
+
+    ch_names: tuple
+    src: object
+    eigen_fields: np.ndarray
+    sing: np.ndarray
+    eigen_leads: np.ndarray
+    source_cov: np.ndarray
+    gain_white: np.ndarray
+    noise_eig: np.ndarray
+    noise_eigvec: np.ndarray
+    proj: np.ndarray
+    rank: int
+    n_orient: int
+    loose: float
+    depth: dict | None
+    orient_prior: np.ndarray | None
+    depth_prior: np.ndarray | None
+    frame: str
+    basis: np.ndarray | None
+    noise_cov: np.ndarray
+    nave: int = 1
+    meta: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def n_channels(self) -> int:
+        """Number of channels."""
+        return len(self.ch_names)
+
+    @property
+    def n_sources(self) -> int:
+        """Number of source locations."""
+        return self.eigen_leads.shape[0] // self.n_orient
+
+    @property
+    def orientation(self) -> str:
+        """``"fixed"``, ``"loose"`` or ``"free"``."""
+        if self.n_orient == 1:
+            return "fixed"
+        return "free" if self.loose == 1.0 else "loose"
+
+    @property
+    def whitener(self) -> np.ndarray:
+        """Whitener for ``nave == 1``, shape (n_channels, n_channels), 1/V."""
+        return whitener_from_eig(self.noise_eig, self.noise_eigvec)
+
+
+@dataclass(frozen=True)
+class PreparedInverse:
+    """An inverse operator reduced to one imaging kernel.
+
+    Attributes
+    ----------
+    kernel : ndarray, shape (n_sources * n_orient, n_channels)
+        Imaging kernel with the average-reference projection, whitening,
+        regularisation and noise normalisation folded in, source-major rows.
+        Units: A·m/V for ``MNE``, 1/V for dSPM/sLORETA/eLORETA-normalised values
+        (eLORETA is in A·m/V like MNE).
+    n_orient : int
+        Kernel rows per source: 1 (fixed operator or ``pick_ori='normal'``) or 3
+        (``pick_ori`` None or ``'vector'`` on loose/free operators). Rows are the
+        x, y, z components (head frame) for ``'vector'`` and for free operators.
+    combine : bool
+        If True, :meth:`apply` returns the norm over the 3 rows of each source
+        (``pick_ori=None`` on loose/free operators).
+    ch_names : tuple of str
+    src : SourceSpace
+    method, lambda2, nave, pick_ori
+        The parameters the kernel was built for.
+    eloreta_info : dict | None
+        ``n_iter``, ``delta``, ``converged`` of the eLORETA weight fit.
+    """
+
+    kernel: np.ndarray
+    n_orient: int
+    combine: bool
+    ch_names: tuple
+    src: object
+    method: str
+    lambda2: float
+    nave: int
+    pick_ori: str | None
+    orientation: str
+    eloreta_info: dict | None = None
+
+    @property
+    def n_sources(self) -> int:
+        """Number of source locations."""
+        return self.kernel.shape[0] // self.n_orient
+
+    @property
+    def output_orientation(self) -> str:
+        """``"fixed"``, ``"normal"``, ``"magnitude"`` or ``"vector"``."""
+        if self.combine:
+            return "magnitude"
+        if self.n_orient == 3:
+            return "vector"
+        return "fixed" if self.orientation == "fixed" else "normal"
+
+    def apply(self, data: np.ndarray) -> np.ndarray:
+        """Apply the kernel to data.
+
+        Parameters
+        ----------
+        data : ndarray, shape (n_channels, n_times)
+            Sensor data (V), rows in ``ch_names`` order, any reference.
+
+        Returns
+        -------
+        sol : ndarray, shape (n_sources, n_times) or (n_sources, 3, n_times)
+            Source values; 3 components only for ``pick_ori='vector'`` on
+            loose/free operators.
+        """
+        data = _check_data(data, len(self.ch_names))
+        sol = self.kernel @ data
+        return self._finish(sol)
+
+    def _finish(self, sol: np.ndarray) -> np.ndarray:
+        if self.n_orient == 1:
+            return sol
+        sol = sol.reshape(self.n_sources, 3, sol.shape[-1])
+        if self.combine:
+            sq = np.square(sol, out=sol)
+            out = sq[:, 0]
+            out += sq[:, 1]
+            out += sq[:, 2]
+            return np.sqrt(out, out=out)
+        return sol
+
+
+@dataclass(frozen=True)
+class SourceEstimate:
+    """Source time courses.
+
+    Parameters
+    ----------
+    data : ndarray, shape (n_sources, n_times) or (n_sources, 3, n_times)
+        Source values: A·m for ``MNE``/``eLORETA``, dimensionless (noise-normalised)
+        for ``dSPM``/``sLORETA``. The 3-component form holds x, y, z (head frame).
+    src : SourceSpace
+    times : ndarray, shape (n_times,)
+        Seconds (or sample indices when not given).
+    method : str
+    lambda2 : float
+    nave : int
+    orientation : {"fixed", "normal", "magnitude", "vector"}
+    meta : dict
+    """
+
+    data: np.ndarray
+    src: object
+    times: np.ndarray
+    method: str
+    lambda2: float
+    nave: int
+    orientation: str
+    meta: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def units(self) -> str:
+        """Units of ``data``."""
+        return "A·m" if self.method in ("MNE", "eLORETA") else "dimensionless"
+
+    def to_xarray(self):
+        """Labelled :class:`xarray.Dataset` with variable ``stc``.
+
+        Dims ``source``, (``orientation`` with values x, y, z), ``time``;
+        coordinates ``x``, ``y``, ``z`` (m) on ``source``; ``units``/``long_name``
+        attrs; method, lambda2, nave, orientation as dataset attrs.
+        """
+        import xarray as xr
+
+        pos = np.asarray(self.src.pos)
+        coords = {
+            "source": np.arange(self.data.shape[0]),
+            "time": np.asarray(self.times, dtype=np.float64),
+            "x": ("source", pos[:, 0], {"units": "m"}),
+            "y": ("source", pos[:, 1], {"units": "m"}),
+            "z": ("source", pos[:, 2], {"units": "m"}),
+        }
+        coords["time"] = ("time", coords["time"], {"units": "s"})
+        if self.data.ndim == 3:
+            dims = ("source", "orientation", "time")
+            coords["orientation"] = ["x", "y", "z"]
+        else:
+            dims = ("source", "time")
+        var = xr.Variable(
+            dims,
+            self.data,
+            attrs={"units": self.units, "long_name": f"{self.method} source estimate"},
+        )
+        return xr.Dataset(
+            {"stc": var},
+            coords=coords,
+            attrs={
+                "method": self.method,
+                "lambda2": float(self.lambda2),
+                "nave": int(self.nave),
+                "orientation": self.orientation,
+            },
+        )
+
+    @classmethod
+    def from_xarray(cls, ds, src):
+        """Rebuild from :meth:`to_xarray` output and the matching source space."""
+        return cls(
+            data=np.asarray(ds["stc"].values),
+            src=src,
+            times=np.asarray(ds["time"].values),
+            method=str(ds.attrs["method"]),
+            lambda2=float(ds.attrs["lambda2"]),
+            nave=int(ds.attrs["nave"]),
+            orientation=str(ds.attrs["orientation"]),
+        )
+
+
+# ---------------------------------------------------------------------------
+# input checks
+
+
+def _check_data(data, n_channels: int, name: str = "data") -> np.ndarray:
+    data = np.asarray(data)
+    if data.ndim != 2:
+        raise ValueError(f"{name} must be 2D (n_channels, n_times), got shape {data.shape}")
+    if data.shape[0] != n_channels:
+        raise ValueError(
+            f"{name} has {data.shape[0]} channels but the inverse operator has {n_channels}"
+        )
+    if not np.all(np.isfinite(data)):
+        bad = np.where(~np.all(np.isfinite(data), axis=1))[0]
+        raise ValueError(f"{name} contains NaN or infinite values (rows {bad[:10].tolist()})")
+    return data
+
+
+def _match_channels(want: tuple, have, what: str, have_what: str = "data") -> np.ndarray | None:
+    """Indices into ``have`` for each name in ``want``; None when identical."""
+    have = list(have)
+    if len(set(have)) != len(have):
+        dup = sorted({c for c in have if have.count(c) > 1})
+        raise ValueError(f"duplicate channel names in {have_what}: {dup}")
+    if tuple(have) == tuple(want):
+        return None
+    index = {c: i for i, c in enumerate(have)}
+    missing = [c for c in want if c not in index]
+    if missing:
+        raise ValueError(
+            f"{len(missing)} channel(s) of the {what} are missing from {have_what}: {missing}"
+        )
+    return np.array([index[c] for c in want], dtype=int)
+
+
+def _check_method(method: str) -> str:
+    if method not in INVERSE_METHODS:
+        raise ValueError(f"unknown method {method!r}; expected one of {INVERSE_METHODS}")
+    return method
+
+
+def _check_pick_ori(pick_ori) -> str | None:
+    if pick_ori not in PICK_ORIS:
+        raise ValueError(f"unknown pick_ori {pick_ori!r}; expected one of {PICK_ORIS}")
+    return pick_ori
+
+
+def _check_lambda2(lambda2) -> float:
+    lam = float(lambda2)
+    if not np.isfinite(lam) or lam <= 0:
+        raise ValueError(f"lambda2 must be a positive finite number, got {lambda2!r}")
+    return lam
+
+
+def _check_nave(nave) -> int:
+    if int(nave) != nave or int(nave) < 1:
+        raise ValueError(f"nave must be a positive integer, got {nave!r}")
+    return int(nave)
+
+
+# ---------------------------------------------------------------------------
+# priors
+
+
+def compute_depth_prior(
+    gain: np.ndarray, n_orient: int, exp: float = 0.8, limit: float | None = 10.0
+) -> np.ndarray:
+    """Depth-weighting prior as MNE-Python's ``compute_depth_prior`` (EEG only).
+
+    Parameters
+    ----------
+    gain : ndarray, shape (n_channels, n_sources * n_orient)
+        Unwhitened gain (V/(A·m)); free gains in x, y, z source-major columns.
+    n_orient : int
+        1 (fixed) or 3 (free; the squared spectral norm of each 3-column block
+        is used).
+    exp : float
+        Exponent (>= 0).
+    limit : float | None
+        Ratio limit on the weights (MNE default 10); None for no limit.
+
+    Returns
+    -------
+    prior : ndarray, shape (n_sources * n_orient,)
+        Source variance multipliers (dimensionless relative), repeated over the
+        orientations for ``n_orient == 3``.
+    """
+    g = np.asarray(gain, dtype=np.float64)
+    if n_orient == 1:
+        d = np.sum(g * g, axis=0)
+        if np.any(d == 0):
+            d[d == 0.0] = np.min(d[d != 0.0])
+    else:
+        g3 = g.reshape(g.shape[0], -1, 3)
+        gtg = np.einsum("cvj,cvk->vjk", g3, g3)
+        d = np.linalg.eigvalsh(gtg)[:, -1]
+    w = 1.0 / d
+    if limit is not None:
+        ws = np.sort(w)
+        weight_limit = float(limit) ** 2
+        lim = ws[-1]
+        if ws[-1] > weight_limit * ws[0]:
+            ind = np.where(ws > weight_limit * ws[0])[0][0]
+            lim = ws[ind]
+        w = np.minimum(w / lim, 1.0)
+    prior = w**exp
+    if n_orient == 3:
+        prior = np.repeat(prior, 3)
+    return prior
+
+
+def _parse_depth(depth):
+    if depth is None:
+        return None
+    if isinstance(depth, dict):
+        unknown = set(depth) - {"exp", "limit"}
+        if unknown:
+            raise ValueError(f"depth dict has unknown keys {sorted(unknown)}; use exp, limit")
+        exp = depth.get("exp", 0.8)
+        limit = depth.get("limit", 10.0)
+    else:
+        exp, limit = depth, 10.0
+    if exp is None:
+        return None
+    exp = float(exp)
+    if not np.isfinite(exp) or exp < 0:
+        raise ValueError(f"depth exponent must be >= 0, got {exp!r}")
+    if exp == 0:
+        return None
+    if limit is not None:
+        limit = float(limit)
+        if not limit > 0:
+            raise ValueError(f"depth limit must be positive or None, got {limit!r}")
+    return {"exp": exp, "limit": limit}
+
+
+# ---------------------------------------------------------------------------
+# operator construction
+
+
+def make_inverse_operator(
+    fwd,
+    noise_cov,
+    loose: float = 0.2,
+    depth=0.8,
+    fixed: bool = False,
+    rank: int | str | None = None,
+) -> InverseOperator:
+    """Assemble a minimum-norm inverse operator (MNE-Python semantics).
+
+    Parameters
+    ----------
+    fwd : Forward
+        Forward model; ``orientation`` "free" (x, y, z columns) or "fixed"
+        (columns along ``src.nn``). Its channel order defines the operator's.
+    noise_cov : NoiseCov | ndarray, shape (n_channels, n_channels)
+        Noise covariance (V**2). A NoiseCov (anything with ``.data`` and
+        ``.ch_names``) is reordered by name; a bare array must be in the
+        forward's channel order.
+    loose : float
+        Tangential source variance relative to the normal one, in [0, 1];
+        0 gives a fixed-orientation operator, 1 a free one. Values < 1 need
+        meaningful normals (surface or discrete source spaces).
+    depth : float | dict | None
+        Depth-weighting exponent (MNE default 0.8, limit 10), a
+        ``dict(exp=..., limit=...)``, or None/0 to disable.
+    fixed : bool
+        Force a fixed-orientation operator (loose is then ignored).
+    rank : int | None | "cov"
+        Rank of the noise covariance after average referencing; None estimates
+        it from the matrix as MNE does; ``"cov"`` uses ``noise_cov.rank``
+        (estimating when that is None).
+
+    Returns
+    -------
+    inv : InverseOperator
+        Always models average-referenced EEG: the average-reference projector
+        is part of the operator, so referenced and unreferenced data give the
+        same estimate.
+    """
+    from .forward import Forward  # noqa: F401  (type only)
+
+    ch_names = tuple(fwd.ch_names)
+    gain = np.asarray(fwd.gain, dtype=np.float64)
+    n_ch = len(ch_names)
+    if gain.ndim != 2 or gain.shape[0] != n_ch:
+        raise ValueError(f"forward gain shape {gain.shape} does not match {n_ch} channel names")
+    if not np.all(np.isfinite(gain)):
+        raise ValueError("forward gain contains NaN or infinite values")
+    src = fwd.src
+    n_src = src.n_sources
+    fwd_orient = fwd.orientation
+    if fwd_orient not in ("fixed", "free"):
+        raise ValueError(f"forward orientation must be 'fixed' or 'free', got {fwd_orient!r}")
+    if gain.shape[1] != n_src * (3 if fwd_orient == "free" else 1):
+        raise ValueError(
+            f"forward gain has {gain.shape[1]} columns, expected "
+            f"{n_src * (3 if fwd_orient == 'free' else 1)} for {n_src} {fwd_orient} sources"
+        )
+
+    # --- noise covariance, reordered by name
+    cov_data = np.asarray(getattr(noise_cov, "data", noise_cov), dtype=np.float64)
+    cov_names = getattr(noise_cov, "ch_names", None)
+    if cov_names is not None:
+        idx = _match_channels(ch_names, cov_names, "forward", "the noise covariance")
+        if cov_data.ndim != 2 or cov_data.shape != (len(cov_names), len(cov_names)):
+            raise ValueError(
+                f"noise_cov data shape {cov_data.shape} does not match its "
+                f"{len(cov_names)} channel names"
+            )
+        if idx is not None:
+            cov_data = cov_data[np.ix_(idx, idx)]
+    elif cov_data.shape != (n_ch, n_ch):
+        raise ValueError(
+            f"noise_cov has shape {cov_data.shape}, expected ({n_ch}, {n_ch}) "
+            "for the forward's channels"
+        )
+    if isinstance(rank, str):
+        if rank != "cov":
+            raise ValueError(f"rank must be an int, None or 'cov', got {rank!r}")
+        rank = getattr(noise_cov, "rank", None)
+
+    # --- orientation
+    loose = 0.0 if fixed else float(loose)
+    if not 0.0 <= loose <= 1.0:
+        raise ValueError(f"loose must be in [0, 1], got {loose!r}")
+    depth_opts = _parse_depth(depth)
+    if fwd_orient == "fixed" and loose > 0:
+        raise ValueError(
+            f"a fixed-orientation forward can only give a fixed inverse (loose=0), got loose={loose}"
+        )
+    has_normals = getattr(src, "kind", "surface") in ("surface", "discrete")
+    if loose < 1.0 and fwd_orient == "free" and not has_normals:
+        raise ValueError(
+            f"loose={loose} needs source normals, but the source space kind is "
+            f"{src.kind!r}; use loose=1 (free orientation)"
+        )
+
+    # --- depth prior, computed on the unwhitened gain
+    depth_prior = None
+    if depth_opts is not None:
+        depth_prior = compute_depth_prior(
+            gain, 3 if fwd_orient == "free" else 1, depth_opts["exp"], depth_opts["limit"]
+        )
+
+    basis = None
+    orient_prior = None
+    nn = np.asarray(src.nn, dtype=np.float64)
+    if loose == 0.0:
+        n_orient, frame = 1, "normal"
+        if fwd_orient == "free":
+            nn_unit = nn / np.linalg.norm(nn, axis=1)[:, None]
+            gain = np.einsum("cvk,vk->cv", gain.reshape(n_ch, n_src, 3), nn_unit)
+            if depth_prior is not None:
+                depth_prior = depth_prior[2::3]
+    elif loose < 1.0:
+        n_orient, frame = 3, "local"
+        basis = normal_tangent_basis(nn)
+        # columns in the local frame: G_local[:, i, a] = sum_k G[:, i, k] basis[i, a, k]
+        gain = np.einsum("cvk,vak->cva", gain.reshape(n_ch, n_src, 3), basis).reshape(n_ch, -1)
+        orient_prior = np.ones(3 * n_src)
+        orient_prior[0::3] = loose
+        orient_prior[1::3] = loose
+    else:
+        n_orient, frame = 3, "xyz"
+        orient_prior = np.ones(3 * n_src)
+
+    # --- whitening (average reference projected, rank reduced)
+    noise_eig, noise_eigvec, rank = eigh_whitening(cov_data, rank=rank, avg_ref=True)
+    whitener = whitener_from_eig(noise_eig, noise_eigvec)
+    gain_white = whitener @ gain
+
+    source_std = np.ones(gain.shape[1])
+    if depth_prior is not None:
+        source_std *= depth_prior
+    if orient_prior is not None:
+        source_std *= orient_prior
+    source_std = np.sqrt(source_std)
+    weighted = gain_white * source_std
+    trace_grgt = np.linalg.norm(weighted, "fro") ** 2
+    n_nzero = int(np.sum(noise_eig > 0))
+    scale = np.sqrt(n_nzero / trace_grgt)
+    source_std *= scale
+    weighted *= scale
+
+    u, s, vt = _svd(weighted)
+    return InverseOperator(
+        ch_names=ch_names,
+        src=src,
+        eigen_fields=u.T.copy(),
+        sing=s,
+        eigen_leads=vt.T.copy(),
+        source_cov=source_std**2,
+        gain_white=gain_white,
+        noise_eig=noise_eig,
+        noise_eigvec=noise_eigvec,
+        proj=average_reference_projector(n_ch),
+        rank=int(rank),
+        n_orient=n_orient,
+        loose=loose,
+        depth=depth_opts,
+        orient_prior=orient_prior,
+        depth_prior=depth_prior,
+        frame=frame,
+        basis=basis,
+        noise_cov=cov_data,
+        nave=1,
+    )
+
+
+def _svd(a: np.ndarray):
+    from scipy import linalg
+
+    try:
+        return linalg.svd(a, full_matrices=False, lapack_driver="gesdd")
+    except np.linalg.LinAlgError:  # pragma: no cover - gesdd rarely fails
+        return linalg.svd(a, full_matrices=False, lapack_driver="gesvd")
+
+
+# ---------------------------------------------------------------------------
+# preparation
+
+
+def _reginv(sing: np.ndarray, rank: int, lambda2: float) -> np.ndarray:
+    out = np.zeros_like(sing)
+    s = sing[:rank]
+    out[:rank] = np.where(s > 0, s / (s**2 + lambda2), 0.0)
+    return out
+
+
+def prepare_inverse(
+    inv: InverseOperator,
+    nave: int,
+    lambda2: float,
+    method: str,
+    pick_ori: str | None = None,
+    eloreta_options=None,
+) -> PreparedInverse:
+    """Precompute the imaging kernel for one (nave, lambda2, method, pick_ori).
+
+    Parameters
+    ----------
+    inv : InverseOperator
+    nave : int
+        Number of averages in the data (scales the noise covariance by 1/nave).
+    lambda2 : float
+        Regularisation (> 0), typically ``1 / SNR**2``.
+    method : {"MNE", "dSPM", "sLORETA", "eLORETA"}
+    pick_ori : None | "normal" | "vector"
+        None: one value per source (norm over the 3 components for loose/free
+        operators); "normal": the component along the source normal (loose/free
+        operators with normals); "vector": x, y, z components (loose/free only).
+    eloreta_options : EloretaOptions | dict | None
+        eLORETA solver options (ignored for other methods).
+
+    Returns
+    -------
+    PreparedInverse
+        ``apply(data)`` is one matrix product (+ the norm over xyz for
+        ``pick_ori=None`` on loose/free operators).
+    """
+    _check_method(method)
+    _check_pick_ori(pick_ori)
+    lambda2 = _check_lambda2(lambda2)
+    nave = _check_nave(nave)
+    if inv.n_orient == 1 and pick_ori is not None:
+        raise ValueError(
+            f"pick_ori={pick_ori!r} needs a loose or free operator; this operator is fixed "
+            "(use pick_ori=None)"
+        )
+    if pick_ori == "normal" and inv.frame == "xyz":
+        kind = getattr(inv.src, "kind", "surface")
+        if kind not in ("surface", "discrete"):
+            raise ValueError(
+                f"pick_ori='normal' needs source normals, but the free operator's source "
+                f"space kind is {kind!r}"
+            )
+
+    scale = float(inv.nave) / nave
+    noise_eig = inv.noise_eig * scale
+    whitener = whitener_from_eig(noise_eig, inv.noise_eigvec)
+    white_proj = whitener @ inv.proj
+    eloreta_info = None
+
+    if method == "eLORETA":
+        from .eloreta import compute_eloreta_kernel
+
+        k_rows, eloreta_info = compute_eloreta_kernel(
+            inv, lambda2, white_proj, np.sqrt(1.0 / scale), eloreta_options
+        )
+        noise_norm = None
+    else:
+        source_cov = inv.source_cov * scale
+        reginv = _reginv(inv.sing, inv.rank, lambda2)
+        trans = (inv.eigen_fields * reginv[:, None]) @ white_proj
+        k_rows = (inv.eigen_leads @ trans) * np.sqrt(source_cov)[:, None]
+        noise_norm = None
+        if method in ("dSPM", "sLORETA"):
+            if method == "dSPM":
+                weight = reginv
+            else:
+                weight = reginv * np.sqrt(1.0 + inv.sing**2 / lambda2)
+            nn2 = source_cov * np.sum((inv.eigen_leads * weight) ** 2, axis=1)
+            if inv.n_orient == 3:
+                nn2 = nn2.reshape(-1, 3).sum(axis=1)
+            noise_norm = 1.0 / np.sqrt(nn2)
+
+    kernel, n_orient, combine = _orient_kernel(inv, k_rows, pick_ori)
+    if noise_norm is not None:
+        if n_orient == 3:
+            kernel *= np.repeat(noise_norm, 3)[:, None]
+        else:
+            kernel *= noise_norm[:, None]
+    return PreparedInverse(
+        kernel=np.ascontiguousarray(kernel),
+        n_orient=n_orient,
+        combine=combine,
+        ch_names=inv.ch_names,
+        src=inv.src,
+        method=method,
+        lambda2=lambda2,
+        nave=nave,
+        pick_ori=pick_ori,
+        orientation=inv.orientation,
+        eloreta_info=eloreta_info,
+    )
+
+
+def _orient_kernel(inv: InverseOperator, k: np.ndarray, pick_ori):
+    """Rotate/pick kernel rows; returns (kernel, rows per source, combine)."""
+    if inv.n_orient == 1:
+        return k, 1, False
+    n_src, n_ch = inv.n_sources, k.shape[1]
+    k3 = k.reshape(n_src, 3, n_ch)
+    if pick_ori is None:
+        return k, 3, True
+    if pick_ori == "normal":
+        if inv.frame == "local":
+            return k3[:, 2].copy(), 1, False
+        nn = np.asarray(inv.src.nn, dtype=np.float64)
+        nn = nn / np.linalg.norm(nn, axis=1)[:, None]
+        return np.einsum("vk,vkc->vc", nn, k3), 1, False
+    # vector: report x, y, z
+    if inv.frame == "local":
+        k3 = np.einsum("vak,vac->vkc", inv.basis, k3)
+    return k3.reshape(3 * n_src, n_ch), 3, False
+
+
+# ---------------------------------------------------------------------------
+# application
+
+
+def _pick_data_channels(data, inv_ch_names: tuple, ch_names, axis: int):
+    if ch_names is None:
+        return data
+    idx = _match_channels(inv_ch_names, ch_names, "inverse operator", "data")
+    if idx is None:
+        return data
+    return np.take(data, idx, axis=axis)
+
+
+def _as_prepared(inv, nave, lambda2, method, pick_ori, eloreta_options) -> PreparedInverse:
+    if isinstance(inv, PreparedInverse):
+        return inv
+    return prepare_inverse(inv, nave, lambda2, method, pick_ori, eloreta_options)
+
+
+def apply_inverse(
+    data: np.ndarray,
+    inv,
+    lambda2: float = 1.0 / 9.0,
+    method: str = "dSPM",
+    pick_ori: str | None = None,
+    nave: int = 1,
+    times: np.ndarray | None = None,
+    ch_names=None,
+    eloreta_options=None,
+) -> SourceEstimate:
+    """Source estimate of one data segment (evoked response or continuous data).
+
+    Parameters
+    ----------
+    data : ndarray, shape (n_channels, n_times)
+        Sensor data in V (any EEG reference).
+    inv : InverseOperator | PreparedInverse
+        A PreparedInverse is used as is (lambda2/method/pick_ori/nave ignored).
+    lambda2, method, pick_ori, nave, eloreta_options
+        See :func:`prepare_inverse`.
+    times : ndarray, shape (n_times,) | None
+        Time of each sample in s; None uses sample indices.
+    ch_names : sequence of str | None
+        Names of the data rows; used to reorder to the operator's channels
+        (extra channels are dropped, missing ones raise). None: rows already in
+        the operator's order.
+
+    Returns
+    -------
+    SourceEstimate
+    """
+    prep = _as_prepared(inv, nave, lambda2, method, pick_ori, eloreta_options)
+    data = np.asarray(data)
+    data = _pick_data_channels(data, prep.ch_names, ch_names, axis=0)
+    sol = prep.apply(data)
+    if times is None:
+        times = np.arange(data.shape[1], dtype=np.float64)
+    times = np.asarray(times, dtype=np.float64)
+    if times.shape != (data.shape[1],):
+        raise ValueError(f"times has shape {times.shape}, expected ({data.shape[1]},)")
+    return SourceEstimate(
+        data=sol,
+        src=prep.src,
+        times=times,
+        method=prep.method,
+        lambda2=prep.lambda2,
+        nave=prep.nave,
+        orientation=prep.output_orientation,
+    )
+
+
+def apply_inverse_epochs(
+    epochs: np.ndarray,
+    inv,
+    lambda2: float = 1.0 / 9.0,
+    method: str = "dSPM",
+    pick_ori: str | None = None,
+    nave: int = 1,
+    times: np.ndarray | None = None,
+    ch_names=None,
+    eloreta_options=None,
+) -> list[SourceEstimate]:
+    """Source estimates for each epoch (the kernel is prepared once).
+
+    Parameters
+    ----------
+    epochs : ndarray, shape (n_epochs, n_channels, n_times)
+        Epoched data in V.
+    inv, lambda2, method, pick_ori, nave, times, ch_names, eloreta_options
+        As in :func:`apply_inverse`.
+
+    Returns
+    -------
+    stcs : list of SourceEstimate, length n_epochs
+    """
+    epochs = np.asarray(epochs)
+    if epochs.ndim != 3:
+        raise ValueError(f"epochs must be 3D (n_epochs, n_channels, n_times), got {epochs.shape}")
+    prep = _as_prepared(inv, nave, lambda2, method, pick_ori, eloreta_options)
+    epochs = _pick_data_channels(epochs, prep.ch_names, ch_names, axis=1)
+    n_ep, n_ch, n_t = epochs.shape
+    flat = np.ascontiguousarray(epochs.transpose(1, 0, 2)).reshape(n_ch, n_ep * n_t)
+    _check_data(flat, len(prep.ch_names), "epochs")
+    sol = prep._finish(prep.kernel @ flat)
+    sol = sol.reshape(sol.shape[:-1] + (n_ep, n_t))
+    sol = np.moveaxis(sol, -2, 0)
+    if times is None:
+        times = np.arange(n_t, dtype=np.float64)
+    times = np.asarray(times, dtype=np.float64)
+    return [
+        SourceEstimate(
+            data=np.ascontiguousarray(s),
+            src=prep.src,
+            times=times,
+            method=prep.method,
+            lambda2=prep.lambda2,
+            nave=prep.nave,
+            orientation=prep.output_orientation,
+        )
+        for s in sol
+    ]
+
+
+def iter_apply_inverse(
+    data, prepared: PreparedInverse, block_size: int = 10_000
+) -> Iterator[tuple[slice, np.ndarray]]:
+    """Apply a prepared kernel block by block along time (bounded memory).
+
+    Parameters
+    ----------
+    data : array-like, shape (n_channels, n_times)
+        Sensor data in V, rows in ``prepared.ch_names`` order. Anything that
+        supports ``data[:, start:stop]`` works (ndarray, ``numpy.memmap``,
+        h5py/netCDF4 variables), so the whole recording need not be in memory.
+    prepared : PreparedInverse
+    block_size : int
+        Samples per block; peak extra memory is about
+        ``kernel rows x block_size x 8`` bytes.
+
+    Yields
+    ------
+    sl : slice
+        Time samples covered by the block.
+    block : ndarray, shape (n_sources, n) or (n_sources, 3, n)
+        Source values for those samples.
+
+    Examples
+    --------
+    Streaming a 1-hour recording into a netCDF variable without holding the
+    source-by-time matrix::
+
+        with netCDF4.Dataset(path, "w") as nc:
+            ...  # create dimensions source, time and variable "stc"
+            for sl, block in iter_apply_inverse(raw, prep, block_size=20_000):
+                nc["stc"][:, sl] = block
+    """
+    if not isinstance(prepared, PreparedInverse):
+        raise ValueError("prepared must be a PreparedInverse (use prepare_inverse)")
+    block_size = int(block_size)
+    if block_size < 1:
+        raise ValueError(f"block_size must be >= 1, got {block_size}")
+    shape = getattr(data, "shape", None)
+    if shape is None or len(shape) != 2:
+        raise ValueError(f"data must be 2D (n_channels, n_times), got shape {shape}")
+    n_t = shape[1]
+    for start in range(0, n_t, block_size):
+        sl = slice(start, min(start + block_size, n_t))
+        yield sl, prepared.apply(np.asarray(data[:, sl]))
