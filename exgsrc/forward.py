@@ -652,36 +652,77 @@ def _source_array(pos):
 # Forward computation
 
 
-def _bs_gain_block(el_rel, r_el, r2_el, src_rel, mu, lam, out):
+def _bs_gain_block(el_rel, r_el, r2_el, src_rel, mu, lam, out, work=None):
     """Free-orientation gain for one block of sources.
+
+    With ``r_d = mu_j r_q``, ``x = r_e . r_d``, ``a = |r_e - r_d|`` and
+    ``g = (a + r) / (r a (r a + r**2 - x))``, the homogeneous-sphere potential
+    of the equivalent dipole ``j`` (MNE-Python's closed form, regrouped) is
+    ``lambda_j / (4 pi) * (A_j r_q + B_j r_e) . q`` with
+    ``B_j = 2 / a**3 + g`` and
+    ``A_j = -2 mu_j / a**3 + (1/a - 1/r - x g) / (mu_j |r_q|**2)``.
 
     Parameters
     ----------
-    el_rel : (n_ch, 3) electrodes relative to the centre; r_el, r2_el : (n_ch,)
-    src_rel : (n_blk, 3) sources relative to the centre
-    out : (n_ch, n_blk, 3) array to fill (V / A·m)
+    el_rel : ndarray, shape (n_ch, 3)
+        Electrodes relative to the centre (m).
+    r_el, r2_el : ndarray, shape (n_ch,)
+        Their distances and squared distances.
+    src_rel : ndarray, shape (n_blk, 3)
+        Sources relative to the centre (m).
+    mu, lam : ndarray, shape (n_fit,)
+    out : ndarray, shape (n_ch, n_blk, 3)
+        Filled with the gain (V / A·m).
+    work : list of ndarray | None
+        Seven scratch arrays of at least ``n_ch * n_blk`` elements.
     """
-    D = el_rel @ src_rel.T  # r_e . r_q, (n_ch, n_blk)
-    s2 = np.einsum("ij,ij->i", src_rel, src_rel)  # |r_q|**2
+    n_ch, n_blk = len(el_rel), len(src_rel)
+    size = n_ch * n_blk
+    if work is None:
+        work = [np.empty(size) for _ in range(7)]
+    D, A, B, a, t1, t2, t3 = (w[:size].reshape(n_ch, n_blk) for w in work)
+    np.dot(el_rel, src_rel.T, out=D)  # r_e . r_q
+    s2 = np.einsum("ij,ij->i", src_rel, src_rel)  # |r_q|**2, (n_blk,)
     at_center = s2 == 0.0
-    s2_safe = np.where(at_center, 1.0, s2)
+    s2 = np.where(at_center, 1.0, s2)
     r = r_el[:, None]
     r2 = r2_el[:, None]
-    A = np.zeros_like(D)
-    B = np.zeros_like(D)
+    inv_r = 1.0 / r
+    A.fill(0.0)
+    B.fill(0.0)
     for m, lm in zip(mu, lam, strict=True):  # n_fit (3) equivalent dipoles
-        rrd = m * D  # r_e . r_d
-        rd2 = (m * m) * s2_safe  # |r_d|**2, (n_blk,)
-        a2 = r2 - 2.0 * rrd + rd2
-        a = np.sqrt(a2)
-        inv_a = 1.0 / a
-        a3 = 2.0 * inv_a * inv_a * inv_a
-        F = a * (r * a + (r2 - rrd))
-        c1 = a3 * (rrd - rd2) + inv_a - 1.0 / r
-        c2 = a3 + (a + r) / (r * F)
-        # V = lam / rd2 * (m1 * r_d + m2 * r_e), m1 = c1 - c2 rrd, m2 = c2 rd2
-        A += (lm / (m * s2_safe)) * (c1 - c2 * rrd)
-        B += lm * c2
+        # t1 = x = r_e . r_d ; a = |r_e - r_d|
+        np.multiply(D, m, out=t1)
+        np.multiply(t1, -2.0, out=a)
+        a += r2
+        a += (m * m) * s2
+        np.sqrt(a, out=a)
+        # t2 = r a ; t3 = r a (r a + r**2 - x)
+        np.multiply(a, r, out=t2)
+        np.add(t2, r2, out=t3)
+        t3 -= t1
+        t3 *= t2
+        # t2 = g = (a + r) / t3
+        np.add(a, r, out=t2)
+        t2 /= t3
+        # B += lam (2 / a**3 + g)
+        np.reciprocal(a, out=a)  # a <- 1/a
+        np.multiply(a, a, out=t3)
+        t3 *= a  # 1/a**3
+        np.multiply(t3, 2.0 * lm, out=t3)
+        B += t3
+        np.multiply(t2, lm, out=t2)
+        B += t2
+        # A += -2 lam mu / a**3 + lam (1/a - x g) / (mu s2)   (-1/r term after the loop)
+        t3 *= -m
+        A += t3
+        t2 *= t1  # lam x g
+        np.multiply(a, lm, out=t1)
+        t1 -= t2  # lam (1/a - x g)
+        t1 *= 1.0 / (m * s2)
+        A += t1
+    # the -1/r part: - sum_j lam_j / mu_j / s2 / r
+    A -= inv_r * (np.sum(lam / mu) / s2)[None, :]
     if np.any(at_center):
         # limit |r_q| -> 0: V = sum(lam) * 3 (q . r_e) / |r_e|**3
         A[:, at_center] = 0.0
@@ -729,15 +770,16 @@ def _free_gain(el_rel, r_el, r2_el, src_rel, sphere, chunk):
     G = np.empty((n_ch, n_src, 3))
     mu = np.asarray(sphere.mu)
     lam = np.asarray(sphere.lambda_)
-    for start in range(0, n_src, chunk):  # memory chunks, each fully vectorised
+    work = [np.empty(n_ch * min(chunk, n_src)) for _ in range(7)]
+    for start in range(0, n_src, chunk):  # cache-sized blocks, each fully vectorised
         stop = min(start + chunk, n_src)
-        _bs_gain_block(el_rel, r_el, r2_el, src_rel[start:stop], mu, lam, G[:, start:stop])
+        _bs_gain_block(el_rel, r_el, r2_el, src_rel[start:stop], mu, lam, G[:, start:stop], work)
     return G
 
 
 def _auto_chunk(n_ch):
-    # keep each (n_ch, chunk) temporary around 1 MB so it stays in cache
-    return int(max(16, min(4096, 131072 // max(n_ch, 1))))
+    # keep each (n_ch, chunk) scratch array around 128 kB so all stay in cache
+    return int(max(8, min(4096, 16384 // max(n_ch, 1))))
 
 
 def make_sphere_forward_free(
