@@ -15,9 +15,11 @@ Filter design
   ``min(max(0.25 * h_freq, 2), sfreq / 2 - h_freq)`` Hz;
 * length: ``3.3 / min(transition bandwidths)`` seconds (the Hamming window's
   length factor), rounded up to an odd number of samples;
-* taps from :func:`scipy.signal.firwin` with the cut-offs at the middle of each
-  transition band (``l_freq - l_trans / 2``, ``h_freq + h_trans / 2``), i.e. the
-  -6 dB points, so that the pass band is untouched;
+* taps: a sum of Hamming-windowed sinc low-pass filters from
+  :func:`scipy.signal.firwin`, one per transition band with its own length
+  ``round(3.3 * sfreq / width)``, cut-off in the middle of the band
+  (``l_freq - l_trans / 2``, ``h_freq + h_trans / 2``: the -6 dB points, so that
+  the pass band is untouched), centred in the full-length filter;
 * zero phase: the (linear-phase, symmetric) filter is applied once and the
   output is shifted back by its group delay ``(N - 1) / 2``; the signal edges
   are padded by reflection (``pad='reflect_limited'``) so that edge effects
@@ -283,16 +285,15 @@ def design_fir_filter(
     h_trans_bandwidth: float | str = "auto",
     filter_length: int | str = "auto",
 ) -> np.ndarray:
-    """Design the zero-phase FIR band-pass/low-pass/high-pass/band-stop taps.
+    """Design the zero-phase FIR low-pass, high-pass or band-pass taps (MNE's firwin design).
 
     Parameters
     ----------
     sfreq : float
         Sampling frequency (Hz).
     l_freq, h_freq : float | None
-        Lower and upper pass-band edges (Hz). ``l_freq`` only: high-pass; ``h_freq``
-        only: low-pass; both with ``l_freq < h_freq``: band-pass; ``l_freq > h_freq``:
-        band-stop (as MNE-Python).
+        Pass-band edges (Hz). ``l_freq`` only: high-pass; ``h_freq`` only:
+        low-pass; both (``l_freq < h_freq``): band-pass.
     l_trans_bandwidth, h_trans_bandwidth : float | "auto"
         Transition band widths (Hz); ``"auto"`` follows MNE's rule (module docstring).
     filter_length : int | "auto"
@@ -302,39 +303,64 @@ def design_fir_filter(
     -------
     h : ndarray, shape (n_taps,)
         Symmetric filter taps (odd length).
+
+    Notes
+    -----
+    The response is built as a sum of windowed-sinc low-pass filters, one per
+    transition band, each with its own length ``round(3.3 * sfreq / width)``
+    (odd) so that every transition gets the width asked for, centred inside the
+    full-length filter: a band-pass is ``LP(h_freq + h_trans/2) - LP(l_freq -
+    l_trans/2)``, a high-pass ``delta - LP(l_freq - l_trans/2)``. This is the
+    construction ``mne.filter.create_filter`` uses for ``fir_design='firwin'``.
     """
     from scipy.signal import firwin
 
     nyq = sfreq / 2.0
-    for name, f in (("l_freq", l_freq), ("h_freq", h_freq)):
-        if f is not None and not 0 < f < nyq:
-            raise ValueError(f"filter: {name}={f} Hz must be in (0, Nyquist={nyq}) Hz")
     if l_freq is None and h_freq is None:
         raise ValueError("filter: at least one of l_freq and h_freq must be given")
+    if l_freq is not None and not 0 < l_freq < nyq:
+        raise ValueError(f"filter: l_freq={l_freq} Hz must be in (0, Nyquist={nyq}) Hz")
+    if h_freq is not None and not 0 < h_freq < nyq:
+        raise ValueError(f"filter: h_freq={h_freq} Hz must be in (0, Nyquist={nyq}) Hz")
+    if l_freq is not None and h_freq is not None and l_freq >= h_freq:
+        raise ValueError(
+            f"filter: l_freq={l_freq} >= h_freq={h_freq}; band-stop filters are not supported"
+        )
     auto_l, auto_h = _auto_trans(l_freq, h_freq, sfreq)
     l_trans = auto_l if l_trans_bandwidth == "auto" else float(l_trans_bandwidth)
     h_trans = auto_h if h_trans_bandwidth == "auto" else float(h_trans_bandwidth)
-    if l_freq is not None and h_freq is not None and l_freq > h_freq:
-        # band-stop: MNE swaps the roles, the transitions sit inside the stop band
-        l_trans, h_trans = h_trans, l_trans
-    trans = [t for t in (l_trans, h_trans) if t is not None]
-    if any(t <= 0 for t in trans):
-        raise ValueError(f"filter: transition bandwidths must be positive, got {trans}")
+    trans = []  # (lower edge, upper edge, gain below the transition)
+    if h_freq is not None:
+        if not h_trans > 0 or h_freq + h_trans > nyq + 1e-12:
+            raise ValueError(f"filter: h_trans_bandwidth={h_trans} Hz invalid for h_freq={h_freq}")
+        trans.append((h_freq, h_freq + h_trans, 1))
+    if l_freq is not None:
+        if not l_trans > 0 or l_freq - l_trans < -1e-12:
+            raise ValueError(f"filter: l_trans_bandwidth={l_trans} Hz invalid for l_freq={l_freq}")
+        trans.append((l_freq - l_trans, l_freq, 0))
     if filter_length == "auto":
-        n = int(np.ceil(3.3 / min(trans) * sfreq))
+        n = max(int(np.ceil(3.3 / min(t[1] - t[0] for t in trans) * sfreq)), 1)
     else:
         n = int(filter_length)
-    n += n % 2 == 0  # odd length -> type I linear phase, integer group delay
-
-    if l_freq is not None and h_freq is not None and l_freq < h_freq:
-        cut = [l_freq - l_trans / 2.0, h_freq + h_trans / 2.0]
-        return firwin(n, cut, window="hamming", pass_zero=False, fs=sfreq)
-    if l_freq is not None and h_freq is not None:  # band-stop
-        cut = [h_freq + l_trans / 2.0, l_freq - h_trans / 2.0]
-        return firwin(n, cut, window="hamming", pass_zero=True, fs=sfreq)
-    if h_freq is not None:
-        return firwin(n, h_freq + h_trans / 2.0, window="hamming", pass_zero=True, fs=sfreq)
-    return firwin(n, l_freq - l_trans / 2.0, window="hamming", pass_zero=False, fs=sfreq)
+    n += (n - 1) % 2  # odd length -> type I linear phase, integer group delay
+    h = np.zeros(n)
+    if h_freq is None:  # high-pass: all-pass minus a low-pass
+        h[n // 2] = 1.0
+    for lo, hi, gain_below in trans:
+        n_i = int(round(3.3 * sfreq / (hi - lo)))
+        n_i += 1 - n_i % 2
+        if n_i > n:
+            raise ValueError(
+                f"filter: filter_length={n} is too short for the {hi - lo:.2f} Hz transition "
+                f"band, which needs {n_i} samples"
+            )
+        lp = firwin(n_i, (lo + hi) / 2.0, window="hamming", pass_zero=True, fs=sfreq)
+        off = (n - n_i) // 2
+        if gain_below == 1:
+            h[off : n - off] += lp
+        else:
+            h[off : n - off] -= lp
+    return h
 
 
 def filter_data(
@@ -355,7 +381,7 @@ def filter_data(
     sfreq : float
         Sampling frequency (Hz).
     l_freq, h_freq : float | None
-        Pass band (Hz); see :func:`design_fir_filter`.
+        Pass band (Hz); see :func:`design_fir_filter`. ``None`` for both returns a copy.
     l_trans_bandwidth, h_trans_bandwidth, filter_length
         See :func:`design_fir_filter`.
 
@@ -375,6 +401,8 @@ def filter_data(
     from scipy.signal import oaconvolve
 
     x = np.asarray(data, dtype=np.float64)
+    if l_freq is None and h_freq is None:
+        return x.copy()
     h = design_fir_filter(
         sfreq, l_freq, h_freq, l_trans_bandwidth, h_trans_bandwidth, filter_length
     )
@@ -382,7 +410,7 @@ def filter_data(
     shape = x.shape
     x2 = x.reshape(-1, shape[-1])
     n_x = x2.shape[1]
-    n_pad = n_h - 1
+    n_pad = max(min(n_h, n_x) - 1, 0)
     xp = _reflect_limited_pad(x2, n_pad)
     y = oaconvolve(xp, h[np.newaxis, :], mode="full", axes=-1)
     delay = (n_h - 1) // 2
@@ -403,11 +431,43 @@ def _reflect_limited_pad(x: np.ndarray, n_pad: int) -> np.ndarray:
     return np.concatenate([left, x, right], axis=1)
 
 
-def filter_raw(raw: Raw, l_freq: float | None, h_freq: float | None, **kwargs) -> Raw:
-    """Filter every channel of ``raw`` with :func:`filter_data`; returns a new Raw."""
-    out = filter_data(raw.data, raw.sfreq, l_freq, h_freq, **kwargs)
+def filter_raw(
+    raw: Raw,
+    l_freq: float | None,
+    h_freq: float | None,
+    ch_types: tuple[str, ...] = ("eeg", "seeg", "ecog", "dbs"),
+    **kwargs,
+) -> Raw:
+    """Filter the channels of ``raw`` with :func:`filter_data`; returns a new Raw.
+
+    Parameters
+    ----------
+    raw : Raw
+    l_freq, h_freq : float | None
+        Pass band (Hz).
+    ch_types : tuple of str
+        Channel types to filter. The default filters only data channels (EOG,
+        ECG, stim... stay untouched), as ``mne.io.Raw.filter`` does by default.
+    **kwargs
+        Passed to :func:`filter_data`.
+
+    Returns
+    -------
+    Raw
+        With ``meta["filter"]`` describing the design.
+    """
+    idx = np.asarray([i for i, t in enumerate(raw.ch_types) if t in ch_types], dtype=int)
+    out = np.array(raw.data, dtype=np.float64, copy=True)
+    if idx.size:
+        out[idx] = filter_data(raw.data[idx], raw.sfreq, l_freq, h_freq, **kwargs)
     meta = dict(raw.meta)
-    meta["filter"] = {"l_freq": l_freq, "h_freq": h_freq, "design": "fir-firwin-hamming-zero"}
+    meta["filter"] = {
+        "l_freq": l_freq,
+        "h_freq": h_freq,
+        "design": "FIR, firwin, hamming, zero-phase (MNE default)",
+        "ch_types": list(ch_types),
+        **{k: v for k, v in kwargs.items()},
+    }
     return replace(raw, data=out, meta=meta)
 
 
@@ -451,8 +511,8 @@ def set_average_reference(raw: Raw) -> Raw:
     """Re-reference EEG channels to their average (good EEG channels only).
 
     The mean over good EEG channels (shape (n_times,)) is subtracted from every
-    EEG channel (bad ones included, as MNE-Python does); other channel types are
-    untouched.
+    good EEG channel; bad channels and other channel types are left untouched
+    (as ``mne.set_eeg_reference("average")``).
 
     Parameters
     ----------
@@ -466,9 +526,8 @@ def set_average_reference(raw: Raw) -> Raw:
     good = raw.picks("eeg", exclude_bads=True)
     if good.size == 0:
         raise ValueError("set_average_reference: no good EEG channel")
-    eeg = raw.picks("eeg", exclude_bads=False)
     data = np.array(raw.data, dtype=np.float64, copy=True)
-    data[eeg] -= data[good].mean(axis=0, keepdims=True)
+    data[good] -= data[good].mean(axis=0, keepdims=True)
     meta = dict(raw.meta)
     meta["reference"] = "average"
     return replace(raw, data=data, meta=meta)
@@ -721,6 +780,7 @@ def baseline_covariance(
     ch_type: str = "eeg",
     exclude_bads: bool = True,
     keep_sample_mean: bool = True,
+    **kwargs,
 ):
     """Noise covariance from the pre-stimulus baseline of all kept epochs.
 
@@ -731,7 +791,7 @@ def baseline_covariance(
         of its samples, ignoring ``tmin``/``tmax``.
     tmin, tmax : float | None
         Window (s, relative to the event, nearest samples, inclusive); default from
-        the epoch start to 0 s.
+        the epoch start to 0 s (as ``mne.compute_covariance(epochs, tmax=0)``).
     method : str
         Passed to :func:`exgsrc.covariance.compute_covariance_epochs`.
     ch_type : str
@@ -739,7 +799,10 @@ def baseline_covariance(
     exclude_bads : bool
         Drop bad channels.
     keep_sample_mean : bool
-        Passed to the estimator (MNE's default for epochs is True).
+        Passed to the estimator (MNE's default for epochs is True); with False the
+        per-condition mean is removed (epoch labels are passed along).
+    **kwargs
+        Further estimator options (``shrinkage``, ``rank``, ``cv``...).
 
     Returns
     -------
@@ -750,8 +813,10 @@ def baseline_covariance(
 
     if isinstance(epochs, Raw):
         picks = epochs.picks(ch_type, exclude_bads)
+        if picks.size == 0:
+            raise ValueError(f"baseline_covariance: no good channel of type {ch_type!r}")
         names = [epochs.ch_names[i] for i in picks]
-        return compute_covariance(epochs.data[picks], names, method=method)
+        return compute_covariance(epochs.data[picks], names, method=method, **kwargs)
     if epochs.n_epochs == 0:
         raise ValueError("baseline_covariance: no kept epoch (all rejected?)")
     picks = epochs.picks(ch_type, exclude_bads)
@@ -762,4 +827,8 @@ def baseline_covariance(
         raise ValueError(f"baseline_covariance: window [{tmin}, {tmax}] s contains no sample")
     x = epochs.data[:, picks][:, :, mask]
     names = [epochs.ch_names[i] for i in picks]
-    return compute_covariance_epochs(x, names, method=method, keep_sample_mean=keep_sample_mean)
+    if not keep_sample_mean:
+        kwargs.setdefault("labels", list(epochs.labels))
+    return compute_covariance_epochs(
+        x, names, method=method, keep_sample_mean=keep_sample_mean, **kwargs
+    )

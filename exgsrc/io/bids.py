@@ -456,6 +456,12 @@ def read_recording(rec: BidsRecording) -> Raw:
             if rec.format != "EEGLAB":
                 u_tsv = ch_cols["units"][i]
                 u_file = raw.meta.get("file_units", {}).get(n)
+                if ch_types[j] in ("eeg", "eog", "ecg", "emg") and u_file is not None:
+                    if volt_scale(u_file) is None:
+                        raise BidsError(
+                            f"{rec.data_path}: unknown unit {u_file!r} for {ch_types[j].upper()} "
+                            f"channel {n} (expected V, mV, µV, nV)"
+                        )
                 s_tsv, s_file = volt_scale(u_tsv), volt_scale(u_file or "")
                 if (
                     s_tsv is not None
