@@ -1,0 +1,264 @@
+"""Cohort report: a sortable, filterable table of every subject's QC numbers,
+grand-average figures per condition and method, and outliers flagged against
+the cohort's own distribution (robust z-score from median and MAD).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from . import _figures as F
+from ._data import MissingInput, attr_json, data_var, load, positions, source_amplitude
+from ._html import Markup, esc, fig_to_img, notice, page, status_badge, table, worst_status
+
+__all__ = ["cohort_report", "robust_z", "OUTLIER_Z"]
+
+#: |robust z| above which a subject's value is flagged (Iglewicz & Hoaglin's 3.5).
+OUTLIER_Z = 3.5
+
+
+def robust_z(values) -> np.ndarray:
+    """Robust z-scores ``0.6745 (x - median) / MAD`` (NaN-aware).
+
+    Parameters
+    ----------
+    values : array-like, shape (n,)
+
+    Returns
+    -------
+    z : ndarray, shape (n,)
+        NaN where the value is NaN; 0 everywhere if the MAD is 0 and the value
+        equals the median, ``±inf`` if the MAD is 0 and it does not.
+    """
+    x = np.asarray(values, float)
+    ok = np.isfinite(x)
+    z = np.full(x.shape, np.nan)
+    if not ok.any():
+        return z
+    med = np.median(x[ok])
+    mad = np.median(np.abs(x[ok] - med))
+    dev = x[ok] - med
+    if mad > 0:
+        z[ok] = 0.6745 * dev / mad
+    else:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z[ok] = np.where(dev == 0, 0.0, np.sign(dev) * np.inf)
+    return z
+
+
+def _columns(summaries: Sequence[Mapping]) -> list[tuple[str, str, callable]]:
+    """(header, kind, getter) for every numeric QC column present in the cohort."""
+    cols = [
+        ("channels kept", "num", lambda s: s.get("n_channels")),
+        ("channels excluded", "num", lambda s: s.get("n_excluded")),
+    ]
+    conds, pairs, meths, truths = [], [], [], []
+    for s in summaries:
+        for c in s.get("epochs") or {}:
+            conds.append(c) if c not in conds else None
+        for k in s.get("peak_snr") or {}:
+            pairs.append(k) if k not in pairs else None
+        for k in s.get("psf_peak_err_median_mm") or {}:
+            meths.append(k) if k not in meths else None
+        for k in s.get("loc_error_true_mm") or {}:
+            truths.append(k) if k not in truths else None
+    for c in conds:
+        cols.append((f"epochs {c}", "num", lambda s, c=c: (s.get("epochs") or {}).get(c)))
+    cols.append(("cov rank", "num", lambda s: s.get("cov_rank")))
+    cols.append(("whitened baseline GFP", "num", lambda s: s.get("white_gfp_baseline")))
+    for k in pairs:
+        cols.append((f"max SNR {k}", "num", lambda s, k=k: (s.get("peak_snr") or {}).get(k)))
+    for m in meths:
+        cols.append(
+            (
+                f"median PSF peak error {m} (mm)",
+                "num",
+                lambda s, m=m: (s.get("psf_peak_err_median_mm") or {}).get(m),
+            )
+        )
+    for k in truths:
+        cols.append(
+            (
+                f"error to true dipole {k} (mm)",
+                "num",
+                lambda s, k=k: (s.get("loc_error_true_mm") or {}).get(k),
+            )
+        )
+    return cols
+
+
+def _num(v):
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return np.nan
+
+
+def _grand_average_block(key, obj) -> tuple[str, str]:
+    cond, method = key
+    try:
+        ds = load(obj, f"grand average {cond}/{method}")
+        da = data_var(ds, ("stc", "grandavg", "data"), "grand average")
+        amp, _ = source_amplitude(da)
+        t = np.asarray(da["time"].values, float)
+        pos = positions(ds, "source")
+        mag = np.abs(amp)
+        post = t >= 0 if np.any(t >= 0) else np.ones_like(t, bool)
+        sub = np.where(post[None, :], mag, -np.inf)
+        i_src, i_t = np.unravel_index(int(np.argmax(sub)), sub.shape)
+        label = str(attr_json(ds, "condition", default=cond))
+        meth = str(attr_json(ds, "method", default=method))
+        n = attr_json(ds, "n_subjects", default=None)
+        unit = str(da.attrs.get("units", ""))
+        title = (
+            f"{label} / {meth}: peak at {t[i_t] * 1e3:.0f} ms, "
+            + ", ".join(f"{p * 1e3:.1f}" for p in pos[i_src])
+            + " mm"
+            + (f" (n={n})" if n else "")
+        )
+        img = fig_to_img(
+            F.fig_grand_average(
+                t, amp[i_src], pos, mag[:, i_t], title=title, unit=unit, mark=pos[i_src]
+            ),
+            alt=f"grand average {label} {meth}",
+        )
+        return "ok", f"<h3>{esc(label)} &mdash; {esc(meth)}</h3>{img}"
+    except MissingInput as err:
+        return "missing", notice("missing", f"grand average {cond}/{method}", str(err))
+    except Exception as err:  # noqa: BLE001
+        return "failed", notice(
+            "failed", f"grand average {cond}/{method}", f"{type(err).__name__}: {err}"
+        )
+
+
+def cohort_report(
+    summaries: Sequence[Mapping],
+    *,
+    grand_averages: Mapping | None = None,
+    links: Mapping | None = None,
+    task: str | None = None,
+    title: str | None = None,
+    out=None,
+    outlier_z: float = OUTLIER_Z,
+) -> str:
+    """Build the self-contained cohort QC report.
+
+    Parameters
+    ----------
+    summaries : sequence of dict
+        One :func:`exgsrc.report.subject_summary` dict per subject.
+    grand_averages : dict of (condition, method) -> path | xarray.Dataset | None
+        Grand-average source estimates (var ``stc``, dims source[, orientation], time).
+    links : dict of subject -> str | None
+        Relative URL of each subject's report (from the cohort report's folder).
+    task : str | None
+    title : str | None
+    out : path | None
+        If given, the HTML is also written there (atomically).
+    outlier_z : float
+        |robust z| threshold for flagging a value.
+
+    Returns
+    -------
+    html : str
+    """
+    links = dict(links or {})
+    summaries = list(summaries)
+    cols = _columns(summaries)
+    values = np.array([[_num(get(s)) for _, _, get in cols] for s in summaries]).reshape(
+        len(summaries), len(cols)
+    )
+    z = np.column_stack([robust_z(values[:, j]) for j in range(len(cols))]) if cols else values
+    headers = ["subject", "status"] + [c[0] for c in cols] + ["outliers", "warnings"]
+    rows, row_cls, outliers = [], [], []
+    for i, s in enumerate(summaries):
+        subj = str(s.get("subject", f"#{i}"))
+        href = links.get(subj)
+        cell = Markup(f'<a href="{esc(href)}">{esc(subj)}</a>') if href else esc(subj)
+        status = str(s.get("status", "missing"))
+        row = [(cell, subj), (Markup(status_badge(status)), status)]
+        flags = []
+        for j, (name, _, _) in enumerate(cols):
+            v = values[i, j]
+            if np.isnan(v):
+                row.append(None)
+                continue
+            txt = f"{v:.4g}"
+            if len(summaries) >= 3 and abs(z[i, j]) > outlier_z:
+                flags.append(name)
+                outliers.append((subj, name, v, z[i, j]))
+                row.append(
+                    (
+                        Markup(
+                            f'<span title="robust z = {z[i, j]:.3g}">{esc(txt)} &#9873;</span>'
+                        ),
+                        v,
+                        "outlier",
+                    )
+                )
+            else:
+                row.append(v)
+        row.append((esc("; ".join(flags)) if flags else None, len(flags)))
+        warns = list(s.get("warnings") or []) + [
+            r for r in (s.get("status_reasons") or []) if "warning" not in r
+        ]
+        row.append((Markup("<br>".join(esc(w) for w in warns)) if warns else None, len(warns)))
+        rows.append(row)
+        row_cls.append(f"st-row-{status}" if status != "ok" else "")
+    tbl = table(headers, rows, table_id="cohort", sortable=True, row_classes=row_cls)
+    statuses = [str(s.get("status", "missing")) for s in summaries]
+    overall = worst_status(statuses) if statuses else "missing"
+    n_ok = sum(st == "ok" for st in statuses)
+    title = title or ("exgsrc cohort report" + (f": task-{task}" if task else ""))
+    body = [
+        f"<h1>{esc(title)}</h1>",
+        f'<div class="statusline notice st-{overall}-bg" id="status"><strong>Status: '
+        f"{status_badge(overall)}</strong> {n_ok} of {len(summaries)} subjects ok, "
+        f"{len(outliers)} outlying values (|robust z| &gt; {outlier_z:g}).</div>",
+        '<nav><a href="#subjects">Subjects</a><a href="#outliers">Outliers</a>'
+        '<a href="#grandavg">Grand averages</a></nav>',
+        '<section id="subjects"><h2>Subjects</h2>'
+        "<p>Click a column header to sort; type to filter rows. Values flagged &#9873; "
+        "are outliers against the cohort (robust z from median and MAD).</p>"
+        '<input class="filter" type="search" data-table="cohort" '
+        'placeholder="filter subjects..." aria-label="filter subjects">',
+        tbl,
+        "</section>",
+        '<section id="outliers"><h2>Outliers</h2>',
+    ]
+    if len(summaries) < 3:
+        body.append(notice("missing", "outlier detection", "fewer than 3 subjects"))
+    elif outliers:
+        body.append(
+            table(
+                ["subject", "measure", "value", "robust z"],
+                [[s, n, v, round(float(zz), 2)] for s, n, v, zz in outliers],
+            )
+        )
+    else:
+        body.append(
+            "<p>No value deviates from the cohort by more than "
+            f"{outlier_z:g} robust standard deviations.</p>"
+        )
+    body.append('</section><section id="grandavg"><h2>Grand averages</h2>')
+    if grand_averages:
+        for key, obj in grand_averages.items():
+            _, block = _grand_average_block(tuple(key), obj)
+            body.append(block)
+    else:
+        body.append(notice("missing", "grand averages", "no grand-average files were given"))
+    body.append(
+        "</section><footer>Generated by exgsrc. Self-contained: figures are embedded, "
+        "no network access.</footer>"
+    )
+    html = page(title, "\n".join(body))
+    if out is not None:
+        out = Path(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.write_text(html, encoding="utf-8")
+        tmp.replace(out)
+    return str(html)

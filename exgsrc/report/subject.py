@@ -1,0 +1,1085 @@
+"""Per-subject QC report: one section per pipeline step, self-contained HTML.
+
+Inputs are the workflow's netCDF outputs (paths or :class:`xarray.Dataset`).
+Every section is built independently: a missing input renders a "missing"
+block, an exception renders a "failed" block with the reason, and the rest of
+the report is still produced.
+
+What the sections read (all optional; absent pieces are reported as such):
+
+- montage: channel dim with ``x``/``y``/``z`` coords (m); attrs
+  ``excluded_channels`` (JSON object name -> reason), ``sphere_radii``,
+  ``sphere_center`` (m), ``sfreq``, ``l_freq``, ``h_freq``.
+- fwd: var ``gain`` (channel, source[, orientation]) with source (and
+  channel) positions; sphere attrs as above.
+- cov: var ``cov`` (channel, channel2); attrs ``rank``, ``nfree``, ``method``.
+- evoked (per condition): var ``evoked``/``data`` (channel, time) in V; attrs
+  ``condition`` (original label), ``nave``, ``n_epochs`` (total),
+  ``drop_log`` (JSON: object reason -> count, or one list of reasons per
+  epoch), ``sfreq``, ``l_freq``, ``h_freq``, ``baseline`` (tmin, tmax).
+- stc (per condition and method): var ``stc`` (source[, orientation], time);
+  attrs ``method``, ``condition``, ``units``; optional var ``snr_est`` (time).
+- resolution: vars ``psf_*``/``ctf_*`` (source) or (method, source).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import _figures as F
+from ._data import MissingInput, StepFailed, attr_json, data_var, load, positions, source_amplitude
+from ._html import (
+    Markup,
+    dl,
+    esc,
+    fig_to_img,
+    notice,
+    page,
+    pre_json,
+    section,
+    status_badge,
+    table,
+    worst_status,
+)
+
+__all__ = ["subject_report", "subject_summary", "whitened_gfp", "gfp_peaks"]
+
+
+@dataclass
+class _Result:
+    status: str = "ok"
+    body: str = ""
+    warnings: list = field(default_factory=list)
+
+
+@dataclass
+class _Ctx:
+    subject: str
+    task: str | None
+    inputs: dict
+    truth: dict
+    config: dict | None
+    figures: bool
+    cache: dict = field(default_factory=dict)
+    summary: dict = field(default_factory=dict)
+
+    def ds(self, key, what=None):
+        if key not in self.cache:
+            try:
+                self.cache[key] = load(self.inputs.get(key), what or key)
+            except (MissingInput, ValueError) as err:
+                self.cache[key] = err
+        v = self.cache[key]
+        if isinstance(v, Exception):
+            raise v
+        return v
+
+    def opt(self, key):
+        try:
+            return self.ds(key)
+        except (MissingInput, ValueError):
+            return None
+
+    def img(self, make: Callable, alt: str) -> str:
+        if not self.figures:
+            return ""
+        return fig_to_img(make(), alt=alt)
+
+
+# ----------------------------------------------------------------------------- numerics
+
+
+def whitened_gfp(data, nave, cov, rank=None):
+    """Whitened global field power (as MNE's ``plot_white``): ~1 where only noise.
+
+    Both data and covariance are projected onto the average reference, the
+    covariance is whitened through its ``rank`` leading eigenvectors, and the
+    sum of squared whitened channels is divided by the rank.
+
+    Parameters
+    ----------
+    data : ndarray, shape (n_ch, n_times)
+        Evoked data (V).
+    nave : int
+        Number of averaged epochs (noise scales as 1/sqrt(nave)).
+    cov : ndarray, shape (n_ch, n_ch)
+        Noise covariance of single epochs (V²), same channel order.
+    rank : int | None
+        Rank to whiten with; estimated from the spectrum if None.
+
+    Returns
+    -------
+    gfp : ndarray, shape (n_times,)
+        Chi-square per degree of freedom (dimensionless).
+    rank : int
+    """
+    data = np.asarray(data, float)
+    cov = np.asarray(cov, float)
+    n = cov.shape[0]
+    proj = np.eye(n) - 1.0 / n
+    c = proj @ cov @ proj
+    w, u = np.linalg.eigh((c + c.T) / 2)
+    order = np.argsort(w)[::-1]
+    w, u = w[order], u[:, order]
+    est = int(np.sum(w > w[0] * 1e-10)) if w[0] > 0 else 0
+    r = min(int(rank) if rank is not None else est, n - 1, est)
+    if r < 1:
+        raise ValueError("noise covariance has rank 0 after average reference")
+    white = (u[:, :r].T / np.sqrt(w[:r])[:, None]) @ (proj @ data) * np.sqrt(max(nave, 1))
+    return np.sum(white**2, axis=0) / r, r
+
+
+def gfp_peaks(times, gfp, n_peaks=3, tmin=0.0):
+    """Indices of up to ``n_peaks`` largest local GFP maxima at ``times >= tmin``.
+
+    Parameters
+    ----------
+    times : ndarray, shape (n_times,)
+        Seconds.
+    gfp : ndarray, shape (n_times,)
+
+    Returns
+    -------
+    idx : list of int, sorted by time
+    """
+    from scipy.signal import find_peaks
+
+    times = np.asarray(times)
+    gfp = np.asarray(gfp, float)
+    dt = float(np.median(np.diff(times))) if len(times) > 1 else 1.0
+    dist = max(1, int(round(0.02 / dt))) if dt > 0 else 1
+    pk, _ = find_peaks(gfp, distance=dist)
+    pk = pk[times[pk] >= tmin]
+    if pk.size == 0:
+        ok = np.nonzero(times >= tmin)[0]
+        pk = ok[[int(np.argmax(gfp[ok]))]] if ok.size else np.array([int(np.argmax(gfp))])
+    best = pk[np.argsort(gfp[pk])[::-1][:n_peaks]]
+    return sorted(int(i) for i in best)
+
+
+def _sphere(ctx: _Ctx, ch_pos):
+    """Sphere (center, radii, source) from attrs, else fitted to the electrodes here."""
+    for key in ("fwd", "montage"):
+        ds = ctx.opt(key)
+        radii = attr_json(ds, "sphere_radii", "radii") if ds is not None else None
+        if radii is not None:
+            center = attr_json(ds, "sphere_center", "center", default=[0.0, 0.0, 0.0])
+            radii = [float(r) for r in np.atleast_1d(radii)]
+            return np.asarray(center, float).ravel()[:3], radii, f"{key} file attributes"
+    center, r = F.fit_sphere(ch_pos)
+    return center, [r], "least-squares fit to the electrodes (no sphere in the inputs)"
+
+
+def _channels(ctx: _Ctx):
+    """(names, positions) of the channels used, from montage, forward or an evoked."""
+    for key in ["montage", "fwd"] + [("evoked", c) for c in ctx.inputs.get("evokeds", {})]:
+        try:
+            ds = _get(ctx, key)
+        except (MissingInput, ValueError):
+            continue
+        try:
+            pos = positions(ds, "channel")
+        except MissingInput:
+            continue
+        return [str(c) for c in ds["channel"].values], pos
+    raise MissingInput("no input with channel positions (montage, forward or evoked)")
+
+
+def _get(ctx: _Ctx, key):
+    if isinstance(key, tuple):
+        kind, name = key[0], key[1:]
+        cache_key = key
+        if cache_key not in ctx.cache:
+            src = ctx.inputs["evokeds" if kind == "evoked" else "stcs"].get(
+                name[0] if kind == "evoked" else name
+            )
+            try:
+                ctx.cache[cache_key] = load(src, f"{kind} {'/'.join(map(str, name))}")
+            except (MissingInput, ValueError) as err:
+                ctx.cache[cache_key] = err
+        v = ctx.cache[cache_key]
+        if isinstance(v, Exception):
+            raise v
+        return v
+    return ctx.ds(key)
+
+
+def _cond_label(ds, key):
+    return str(attr_json(ds, "condition", "trial_type", default=key))
+
+
+def _mm(x):
+    return float(x) * 1e3
+
+
+# ----------------------------------------------------------------------------- sections
+
+
+def _sec_data(ctx: _Ctx) -> _Result:
+    res = _Result()
+    parts = []
+    names, _ = _channels(ctx)
+    excluded = {}
+    for key in ["montage", "fwd"] + [("evoked", c) for c in ctx.inputs.get("evokeds", {})]:
+        try:
+            ds = _get(ctx, key)
+        except (MissingInput, ValueError):
+            continue
+        ex = attr_json(ds, "excluded_channels", "bads", default=None)
+        if isinstance(ex, dict):
+            excluded.update({str(k): str(v) for k, v in ex.items()})
+        elif isinstance(ex, list | tuple):
+            excluded.update({str(k): "marked bad" for k in ex})
+        elif isinstance(ex, str) and ex:
+            excluded.update({ex: "marked bad"})
+    n_used, n_ex = len(names), len(excluded)
+    ctx.summary["n_channels"] = n_used
+    ctx.summary["n_excluded"] = n_ex
+    parts.append(
+        f"<p><strong>{n_used}</strong> channels used, <strong>{n_ex}</strong> excluded.</p>"
+    )
+    if n_ex:
+        parts.append(table(["excluded channel", "reason"], sorted(excluded.items())))
+        if n_ex > 0.2 * (n_used + n_ex):
+            res.warnings.append(f"{n_ex} of {n_used + n_ex} channels excluded (> 20%)")
+    parts.append(
+        f"<details><summary>channels used ({n_used})</summary><p>"
+        f"{esc(', '.join(names))}</p></details>"
+    )
+    # epochs per condition
+    rows, info = [], {}
+    ctx.summary["epochs"] = {}
+    for cond in ctx.inputs.get("evokeds", {}):
+        try:
+            ds = _get(ctx, ("evoked", cond))
+        except MissingInput as err:
+            rows.append([cond, None, None, None, Markup(notice("missing", "evoked", str(err)))])
+            continue
+        label = _cond_label(ds, cond)
+        kept = attr_json(ds, "nave", default=None)
+        total = attr_json(ds, "n_epochs", "n_epochs_total", default=None)
+        log = attr_json(ds, "drop_log", default=None)
+        reasons: dict = {}
+        if isinstance(log, dict):
+            reasons = {str(k): int(v) for k, v in log.items()}
+        elif isinstance(log, list):
+            for entry in log:
+                ents = [entry] if isinstance(entry, str) else list(entry or [])
+                for r in ents:
+                    reasons[str(r)] = reasons.get(str(r), 0) + 1
+            if total is None:
+                total = len(log)
+        dropped = (int(total) - int(kept)) if total is not None and kept is not None else None
+        if dropped is None and reasons:
+            dropped = sum(reasons.values())
+        ctx.summary["epochs"][label] = int(kept) if kept is not None else None
+        rows.append(
+            [
+                label,
+                kept,
+                total,
+                dropped,
+                "; ".join(f"{k}: {v}" for k, v in sorted(reasons.items())) or None,
+            ]
+        )
+        if total and kept is not None and (int(total) - int(kept)) > 0.3 * int(total):
+            res.warnings.append(f"condition {label}: {dropped} of {total} epochs dropped (> 30%)")
+        for k in ("sfreq", "l_freq", "h_freq", "baseline", "tmin", "tmax", "reference"):
+            if k not in info:
+                v = attr_json(ds, k, default=None)
+                if v is not None:
+                    info[k] = v
+        if "sfreq" not in info and "time" in ds.coords and ds.sizes["time"] > 1:
+            info["sfreq"] = float(1.0 / np.median(np.diff(ds["time"].values)))
+    mont = ctx.opt("montage")
+    for k in ("sfreq", "l_freq", "h_freq"):
+        if k not in info and mont is not None and k in mont.attrs:
+            info[k] = attr_json(mont, k)
+    if rows:
+        parts.append("<h3>Epochs per condition</h3>")
+        parts.append(table(["condition", "kept", "total", "dropped", "drop reasons"], rows))
+    else:
+        parts.append(notice("missing", "epochs", "no evoked files were given"))
+        res.status = "missing"
+    filt = (
+        f"high-pass {info.get('l_freq', 'none')} Hz, low-pass {info.get('h_freq', 'none')} Hz"
+        if ("l_freq" in info or "h_freq" in info)
+        else "not recorded in the inputs"
+    )
+    sf = info.get("sfreq")
+    parts.append(
+        dl(
+            [
+                ("sampling rate", f"{float(sf):.6g} Hz" if sf is not None else "not recorded"),
+                ("filter", filt),
+                ("baseline", info.get("baseline", "not recorded")),
+            ]
+        )
+    )
+    res.body = "\n".join(parts)
+    return res
+
+
+def _sec_head(ctx: _Ctx) -> _Result:
+    res = _Result()
+    names, pos = _channels(ctx)
+    center, radii, origin = _sphere(ctx, pos)
+    scalp = max(radii)
+    dist = np.linalg.norm(pos - center, axis=1) - scalp
+    ctx.summary["max_electrode_distance_mm"] = float(np.max(np.abs(dist)) * 1e3)
+    worst = np.argsort(-np.abs(dist))[:5]
+    parts = [
+        dl(
+            [
+                ("sphere from", origin),
+                ("centre (mm)", ", ".join(f"{c * 1e3:.1f}" for c in center)),
+                ("radii (mm, inner to outer)", ", ".join(f"{r * 1e3:.1f}" for r in sorted(radii))),
+                (
+                    "electrode distance from scalp (mm)",
+                    f"median {np.median(dist) * 1e3:.2f}, max |d| {np.max(np.abs(dist)) * 1e3:.2f}",
+                ),
+            ]
+        )
+    ]
+    parts.append(
+        table(
+            ["farthest electrodes", "distance from scalp (mm)"],
+            [[names[i], round(_mm(dist[i]), 2)] for i in worst],
+        )
+    )
+    if np.max(np.abs(dist)) > 0.01:
+        res.warnings.append(
+            f"electrode {names[worst[0]]} is {_mm(dist[worst[0]]):.1f} mm from the scalp sphere"
+        )
+    parts.append(ctx.img(lambda: F.fig_sensors_sphere(pos, center, radii), "electrodes on sphere"))
+    res.body = "\n".join(parts)
+    return res
+
+
+def _sec_forward(ctx: _Ctx) -> _Result:
+    res = _Result()
+    ds = ctx.ds("fwd", "forward")
+    g = data_var(ds, ("gain",), "forward")
+    dims = [d for d in ("channel", "source", "orientation") if d in g.dims]
+    arr = np.asarray(g.transpose(*dims).values, float)
+    if arr.ndim == 3:
+        src_norm = np.sqrt(np.sum(arr**2, axis=(0, 2)))
+        ch_norm = np.sqrt(np.sum(arr**2, axis=(1, 2)))
+    else:
+        src_norm = np.linalg.norm(arr, axis=0)
+        ch_norm = np.linalg.norm(arr, axis=1)
+    src_pos = positions(ds, "source")
+    try:
+        ch_pos = positions(ds, "channel")
+        ch_names = [str(c) for c in ds["channel"].values]
+    except MissingInput:
+        ch_names, ch_pos = _channels(ctx)
+        if len(ch_names) != arr.shape[0]:
+            raise
+    center, _, _ = _sphere(ctx, ch_pos)
+    ratio = float(src_norm.max() / max(src_norm.min(), 1e-300))
+    parts = [
+        dl(
+            [
+                (
+                    "shape",
+                    f"{arr.shape[0]} channels × {src_pos.shape[0]} sources"
+                    + (f" × {arr.shape[2]} orientations" if arr.ndim == 3 else " (fixed)"),
+                ),
+                (
+                    "source gain norm (V/(A·m))",
+                    f"min {src_norm.min():.3g}, median {np.median(src_norm):.3g}, max {src_norm.max():.3g}",
+                ),
+                ("max/min sensitivity ratio", f"{ratio:.3g}"),
+            ]
+        )
+    ]
+    if not np.all(np.isfinite(arr)):
+        res.status = "failed"
+        parts.insert(0, notice("failed", "forward", "gain matrix contains non-finite values"))
+    parts.append(
+        ctx.img(
+            lambda: F.fig_forward(ch_pos, center, ch_norm, src_pos, src_norm),
+            "forward sensitivity",
+        )
+    )
+    res.body = "\n".join(parts)
+    return res
+
+
+def _cov_arrays(ctx: _Ctx):
+    ds = ctx.ds("cov", "noise covariance")
+    c = data_var(ds, ("cov", "noise_cov", "covariance"), "noise covariance")
+    names = [str(x) for x in c[c.dims[0]].values]
+    return ds, np.asarray(c.values, float), names
+
+
+def _sec_cov(ctx: _Ctx) -> _Result:
+    res = _Result()
+    ds, cov, names = _cov_arrays(ctx)
+    if cov.ndim != 2 or cov.shape[0] != cov.shape[1]:
+        raise ValueError(f"covariance must be square, has shape {cov.shape}")
+    ev = np.sort(np.linalg.eigvalsh((cov + cov.T) / 2))[::-1]
+    rank_attr = attr_json(ds, "rank", default=None)
+    est = int(np.sum(ev > ev[0] * 1e-10)) if ev[0] > 0 else 0
+    try:
+        rank_attr = int(rank_attr)
+    except (TypeError, ValueError):
+        rank_attr = None
+    if rank_attr is not None and rank_attr < 0:  # -1: unknown
+        rank_attr = None
+    rank = rank_attr if rank_attr is not None else est
+    ctx.summary["cov_rank"] = rank
+    parts = [
+        dl(
+            [
+                ("channels", len(names)),
+                ("method", attr_json(ds, "method", default="not recorded")),
+                ("degrees of freedom (nfree)", attr_json(ds, "nfree", default="not recorded")),
+                ("rank", f"{rank}" + ("" if rank_attr is not None else " (estimated here)")),
+                (
+                    "condition number (within rank)",
+                    f"{ev[0] / ev[max(rank - 1, 0)]:.3g}" if rank else "–",
+                ),
+            ]
+        )
+    ]
+    if rank < len(names) - 5:
+        res.warnings.append(f"covariance rank {rank} is low for {len(names)} channels")
+    parts.append(ctx.img(lambda: F.fig_covariance(cov, ev, rank, names), "noise covariance"))
+    # whitened baseline check
+    curves, base_means = {}, {}
+    base = None
+    pos_of = {n: i for i, n in enumerate(names)}
+    for cond in ctx.inputs.get("evokeds", {}):
+        try:
+            ev_ds = _get(ctx, ("evoked", cond))
+        except (MissingInput, ValueError):
+            continue
+        da = data_var(ev_ds, ("evoked", "data", "ave"), "evoked")
+        ev_names = [str(x) for x in da["channel"].values]
+        common = [n for n in ev_names if n in pos_of]
+        if len(common) < 2:
+            continue
+        x = np.asarray(da.sel(channel=common).transpose("channel", "time").values, float)
+        idx = [pos_of[n] for n in common]
+        nave = int(attr_json(ev_ds, "nave", default=1) or 1)
+        g, _ = whitened_gfp(x, nave, cov[np.ix_(idx, idx)], min(rank, len(common) - 1))
+        t = np.asarray(da["time"].values, float)
+        label = _cond_label(ev_ds, cond)
+        curves[label] = (t, g)
+        bl = attr_json(ev_ds, "baseline", default=None)
+        b0, b1 = (t[0], 0.0)
+        if isinstance(bl, list | tuple) and len(bl) == 2:
+            b0 = t[0] if bl[0] is None else float(bl[0])
+            b1 = 0.0 if bl[1] is None else float(bl[1])
+        base = (b0, b1)
+        m = (t >= b0) & (t <= b1)
+        if m.any():
+            base_means[label] = float(np.mean(g[m]))
+    if curves:
+        parts.append(
+            "<h3>Whitened baseline check</h3><p>Whitened GFP should stay near 1 in "
+            "the baseline if the noise covariance describes the baseline noise.</p>"
+        )
+        parts.append(
+            table(
+                ["condition", "mean whitened GFP in baseline"],
+                [[k, round(v, 3)] for k, v in base_means.items()],
+            )
+        )
+        bad = {k: v for k, v in base_means.items() if not 0.5 <= v <= 2.0}
+        for k, v in bad.items():
+            res.warnings.append(f"whitened baseline GFP for {k} is {v:.2f} (expected ~1)")
+        ctx.summary["white_gfp_baseline"] = (
+            float(np.median(list(base_means.values()))) if base_means else None
+        )
+        parts.append(
+            ctx.img(lambda: F.fig_whitened_gfp(curves, *(base or (None, None))), "whitened GFP")
+        )
+    else:
+        parts.append(
+            notice(
+                "missing",
+                "whitened baseline check",
+                "no evoked data sharing channels with the covariance",
+            )
+        )
+    res.body = "\n".join(parts)
+    return res
+
+
+def _sec_evokeds(ctx: _Ctx) -> _Result:
+    res = _Result()
+    conds = list(ctx.inputs.get("evokeds", {}))
+    if not conds:
+        raise MissingInput("no evoked files were given")
+    parts, statuses = [], []
+    for cond in conds:
+        try:
+            ds = _get(ctx, ("evoked", cond))
+            label = _cond_label(ds, cond)
+            da = data_var(ds, ("evoked", "data", "ave"), "evoked").transpose("channel", "time")
+            x = np.asarray(da.values, float)
+            t = np.asarray(da["time"].values, float)
+            gfp = x.std(axis=0)
+            pk = gfp_peaks(t, gfp)
+            try:
+                pos = positions(ds, "channel")
+            except MissingInput:
+                names, pos_all = _channels(ctx)
+                lut = dict(zip(names, pos_all, strict=True))
+                pos = np.array([lut[str(c)] for c in da["channel"].values])
+            center, _, _ = _sphere(ctx, pos)
+            nave = attr_json(ds, "nave", default=None)
+            parts.append(f"<h3>{esc(label)}</h3>")
+            parts.append(
+                dl(
+                    [
+                        ("epochs averaged (nave)", nave),
+                        (
+                            "peak GFP",
+                            f"{gfp[pk].max() * 1e6:.3g} µV at "
+                            + ", ".join(f"{t[i] * 1e3:.0f}" for i in pk)
+                            + " ms",
+                        ),
+                    ]
+                )
+            )
+            parts.append(
+                ctx.img(
+                    lambda x=x, t=t, gfp=gfp, pk=pk, label=label: F.fig_evoked(
+                        t, x, gfp, pk, label
+                    ),
+                    f"evoked {label}",
+                )
+            )
+            parts.append(
+                ctx.img(
+                    lambda x=x, t=t, pk=pk, pos=pos, center=center: F.fig_topomaps(
+                        pos,
+                        center,
+                        x[:, pk].T * 1e6,
+                        [f"{t[i] * 1e3:.0f} ms" for i in pk],
+                        unit="µV",
+                    ),
+                    f"topographies {label}",
+                )
+            )
+        except MissingInput as err:
+            statuses.append("missing")
+            parts.append(notice("missing", f"evoked {cond}", str(err)))
+        except StepFailed as err:
+            statuses.append("failed")
+            parts.append(notice("failed", f"evoked {cond}", str(err)))
+        except Exception as err:  # noqa: BLE001 - shown in the report
+            statuses.append("failed")
+            parts.append(notice("failed", f"evoked {cond}", f"{type(err).__name__}: {err}"))
+    res.status = worst_status(statuses)
+    res.body = "\n".join(parts)
+    return res
+
+
+def _truth_for(ctx: _Ctx, cond_key, label, ds):
+    t = attr_json(ds, "true_pos", "truth_pos", default=None)
+    if t is None:
+        t = ctx.truth.get(label, ctx.truth.get(cond_key))
+    if t is None:
+        return None
+    arr = np.atleast_2d(np.asarray(t, float))
+    return arr if arr.shape[-1] == 3 and arr.size else None
+
+
+def _sec_stcs(ctx: _Ctx) -> _Result:
+    res = _Result()
+    stcs = ctx.inputs.get("stcs", {})
+    if not stcs:
+        raise MissingInput("no source-estimate files were given")
+    parts, statuses, rows = [], [], []
+    ctx.summary["peak_snr"] = {}
+    ctx.summary["loc_error_true_mm"] = {}
+    for cond, method in stcs:
+        try:
+            ds = _get(ctx, ("stc", cond, method))
+            label = _cond_label(ds, cond)
+            meth = str(attr_json(ds, "method", default=method))
+            da = data_var(ds, ("stc", "data"), "source estimate")
+            amp, signed = source_amplitude(da)
+            t = np.asarray(da["time"].values, float)
+            src_pos = positions(ds, "source")
+            mag = np.abs(amp)
+            post = t >= 0 if np.any(t >= 0) else np.ones_like(t, bool)
+            sub = np.where(post[None, :], mag, -np.inf)
+            i_src, i_t = np.unravel_index(int(np.argmax(sub)), sub.shape)
+            peak = src_pos[i_src]
+            unit = str(da.attrs.get("units", ""))
+            truth = _truth_for(ctx, cond, label, ds)
+            err_mm = None
+            if truth is not None:
+                err_mm = float(np.min(np.linalg.norm(truth - peak, axis=1)) * 1e3)
+                ctx.summary["loc_error_true_mm"][f"{label}/{meth}"] = err_mm
+            snr = None
+            for v in ("snr_est", "snr"):
+                if v in ds.data_vars and ds[v].dims == ("time",):
+                    snr = np.asarray(ds[v].values, float)
+                    break
+            if snr is not None:
+                ctx.summary["peak_snr"][f"{label}/{meth}"] = float(np.nanmax(snr))
+            rows.append(
+                [
+                    label,
+                    meth,
+                    round(t[i_t] * 1e3, 1),
+                    ", ".join(f"{p * 1e3:.1f}" for p in peak),
+                    float(mag[i_src, i_t]),
+                    unit,
+                    None if err_mm is None else round(err_mm, 1),
+                    None if snr is None else round(float(np.nanmax(snr)), 2),
+                ]
+            )
+            parts.append(f"<h3>{esc(label)} &mdash; {esc(meth)}</h3>")
+            parts.append(
+                ctx.img(
+                    lambda amp=amp, i_src=i_src, t=t, snr=snr, label=label, meth=meth, unit=unit: (
+                        F.fig_source_estimate(
+                            t,
+                            amp[i_src],
+                            snr,
+                            title=f"{label} / {meth}: peak source time course",
+                            unit=unit,
+                        )
+                    ),
+                    f"time course {label} {meth}",
+                )
+            )
+            if snr is None:
+                parts.append(
+                    notice(
+                        "missing",
+                        "estimated SNR",
+                        "the source-estimate file has no 'snr_est' variable",
+                    )
+                )
+            parts.append(
+                ctx.img(
+                    lambda mag=mag, i_t=i_t, peak=peak, truth=truth, t=t, unit=unit, src_pos=src_pos: (
+                        F.fig_source_maps(
+                            src_pos,
+                            mag[:, i_t],
+                            mark=peak,
+                            truth=truth,
+                            title=f"|estimate| at {t[i_t] * 1e3:.0f} ms",
+                            unit=unit,
+                        )
+                    ),
+                    f"source map {label} {meth}",
+                )
+            )
+        except MissingInput as err:
+            statuses.append("missing")
+            parts.append(notice("missing", f"source estimate {cond}/{method}", str(err)))
+        except StepFailed as err:
+            statuses.append("failed")
+            parts.append(notice("failed", f"source estimate {cond}/{method}", str(err)))
+        except Exception as err:  # noqa: BLE001
+            statuses.append("failed")
+            parts.append(
+                notice(
+                    "failed", f"source estimate {cond}/{method}", f"{type(err).__name__}: {err}"
+                )
+            )
+    head = table(
+        [
+            "condition",
+            "method",
+            "peak time (ms)",
+            "peak position (mm)",
+            "peak value",
+            "unit",
+            "error to true dipole (mm)",
+            "max estimated SNR",
+        ],
+        rows,
+    )
+    res.status = worst_status(statuses)
+    res.body = head + "\n" + "\n".join(parts)
+    return res
+
+
+_RES_METRICS = {
+    "psf_peak_err": ("PSF peak localisation error", "mm", 1e3),
+    "psf_sd_ext": ("PSF spatial spread (SD)", "mm", 1e3),
+    "psf_peak_amp": ("PSF relative amplitude", "", 1.0),
+    "ctf_peak_err": ("CTF peak localisation error", "mm", 1e3),
+    "ctf_sd_ext": ("CTF spatial spread (SD)", "mm", 1e3),
+    "ctf_peak_amp": ("CTF relative amplitude", "", 1.0),
+}
+
+
+def _resolution_by_method(ds) -> dict:
+    """{method: {metric: ndarray (n_src,) in display units}}."""
+    out: dict = {}
+    present = [m for m in _RES_METRICS if m in ds.data_vars]
+    if not present:
+        raise ValueError(f"resolution file has none of {list(_RES_METRICS)}")
+    if "method" in ds.dims:
+        methods = [str(m) for m in ds["method"].values]
+    else:
+        methods = [str(attr_json(ds, "method", default="method"))]
+    for i, meth in enumerate(methods):
+        out[meth] = {}
+        for m in present:
+            da = ds[m]
+            if "method" in da.dims:
+                da = da.isel(method=i)
+            scale = _RES_METRICS[m][2]
+            if m.endswith(("_err", "_ext")) and da.attrs.get("units") == "mm":
+                scale = 1.0
+            out[meth][m] = np.asarray(da.values, float) * scale
+    return out
+
+
+def _sec_resolution(ctx: _Ctx) -> _Result:
+    res = _Result()
+    ds = ctx.ds("resolution", "resolution")
+    by = _resolution_by_method(ds)
+    src_pos = positions(ds, "source")
+    metrics = list(next(iter(by.values())))
+    rows = []
+    ctx.summary["psf_peak_err_median_mm"] = {}
+    for meth, d in by.items():
+        for m in metrics:
+            v = d[m][np.isfinite(d[m])]
+            rows.append(
+                [
+                    meth,
+                    _RES_METRICS[m][0],
+                    _RES_METRICS[m][1] or "ratio",
+                    float(np.median(v)) if v.size else None,
+                    float(np.percentile(v, 90)) if v.size else None,
+                ]
+            )
+        if "psf_peak_err" in d:
+            ctx.summary["psf_peak_err_median_mm"][meth] = float(np.nanmedian(d["psf_peak_err"]))
+    parts = [table(["method", "metric", "unit", "median", "90th percentile"], rows)]
+    data = {m: {meth: by[meth][m] for meth in by} for m in metrics}
+    parts.append(
+        ctx.img(
+            lambda: F.fig_distributions(
+                data,
+                {m: _RES_METRICS[m][0] for m in metrics},
+                {m: _RES_METRICS[m][1] for m in metrics},
+            ),
+            "resolution distributions",
+        )
+    )
+    for meth, d in by.items():
+        parts.append(f"<h3>{esc(meth)}: maps (top view)</h3>")
+        parts.append(
+            ctx.img(
+                lambda d=d, meth=meth: F.fig_metric_maps(
+                    src_pos,
+                    {_RES_METRICS[m][0]: d[m] for m in metrics},
+                    {_RES_METRICS[m][0]: _RES_METRICS[m][1] for m in metrics},
+                ),
+                f"resolution maps {meth}",
+            )
+        )
+    res.body = "\n".join(parts)
+    return res
+
+
+def _sec_provenance(ctx: _Ctx) -> _Result:
+    rows, inputs = [], {}
+    keys = ["montage", "fwd", "cov", "inv", "resolution"]
+    keys += [("evoked", c) for c in ctx.inputs.get("evokeds", {})]
+    keys += [("stc",) + k for k in ctx.inputs.get("stcs", {})]
+    for key in keys:
+        try:
+            ds = _get(ctx, key) if key != "inv" else ctx.ds("inv", "inverse operator")
+        except (MissingInput, ValueError):
+            continue
+        name = key if isinstance(key, str) else "/".join(map(str, key))
+        src = ds.encoding.get("source", "(in memory)")
+        rows.append(
+            [
+                name,
+                Path(src).name,
+                attr_json(ds, "created", default=None),
+                attr_json(ds, "exgsrc_version", default=None),
+                attr_json(ds, "config_sha256", default=None),
+            ]
+        )
+        inp = attr_json(ds, "inputs", default=None)
+        if inp:
+            inputs[name] = inp
+        params = {
+            k: attr_json(ds, k)
+            for k in ("method", "lambda2", "loose", "depth", "snr")
+            if k in ds.attrs
+        }
+        if params:
+            inputs.setdefault(name + " parameters", params)
+    parts = [table(["file", "name", "created (UTC)", "exgsrc version", "config sha256"], rows)]
+    if ctx.config is not None:
+        parts.append("<h3>Configuration</h3>")
+        parts.append(pre_json(ctx.config))
+    if inputs:
+        parts.append("<details><summary>inputs and parameters per file</summary>")
+        parts.append(pre_json(inputs))
+        parts.append("</details>")
+    shas = {r[4] for r in rows if r[4]}
+    res = _Result(body="\n".join(parts))
+    if len(shas) > 1:
+        res.warnings.append(f"outputs come from {len(shas)} different configurations")
+    return res
+
+
+_SECTIONS = [
+    ("data", "Data", _sec_data),
+    ("head", "Head model", _sec_head),
+    ("forward", "Forward model", _sec_forward),
+    ("cov", "Noise covariance", _sec_cov),
+    ("evokeds", "Evoked responses", _sec_evokeds),
+    ("stcs", "Source estimates", _sec_stcs),
+    ("resolution", "Resolution (PSF / CTF)", _sec_resolution),
+    ("provenance", "Parameters and provenance", _sec_provenance),
+]
+
+
+def _run(ctx: _Ctx, failures: dict) -> tuple[list, str, list]:
+    sections, reasons = [], []
+    statuses = []
+    for anchor, title, fn in _SECTIONS:
+        if anchor in failures:
+            r = _Result(status="failed", body=notice("failed", title, str(failures[anchor])))
+        else:
+            try:
+                r = fn(ctx)
+            except MissingInput as err:
+                r = _Result(status="missing", body=notice("missing", title, str(err)))
+            except StepFailed as err:
+                r = _Result(status="failed", body=notice("failed", title, str(err)))
+            except Exception as err:  # noqa: BLE001 - the report must still render
+                r = _Result(
+                    status="failed", body=notice("failed", title, f"{type(err).__name__}: {err}")
+                )
+        status = r.status
+        if status == "ok" and r.warnings:
+            status = "warning"
+        body = "".join(notice("warning", title, w) for w in r.warnings) + r.body
+        sections.append((anchor, title, status, body))
+        statuses.append(status)
+        if status != "ok":
+            why = r.warnings[0] if status == "warning" and r.warnings else _first_reason(r.body)
+            reasons.append(f"{title}: {status}" + (f" ({why})" if why else ""))
+        ctx.summary.setdefault("warnings", []).extend(f"{title}: {w}" for w in r.warnings)
+    for step, why in failures.items():
+        if step not in {a for a, _, _ in _SECTIONS}:
+            statuses.append("failed")
+            reasons.append(f"{step}: failed ({why})")
+    overall = worst_status(statuses)
+    ctx.summary["status"] = overall
+    ctx.summary["status_reasons"] = reasons
+    ctx.summary["section_status"] = {a: s for a, _, s, _ in sections}
+    return sections, overall, reasons
+
+
+def _first_reason(body: str) -> str:
+    import html
+    import re
+
+    m = re.search(r"&mdash; (.*?)</div>", body)
+    return html.unescape(m.group(1)) if m else ""
+
+
+def _make_ctx(
+    subject, task, montage, fwd, cov, inv, resolution, evokeds, stcs, truth, config, figures
+) -> _Ctx:
+    inputs = dict(
+        montage=montage,
+        fwd=fwd,
+        cov=cov,
+        inv=inv,
+        resolution=resolution,
+        evokeds=dict(evokeds or {}),
+        stcs=dict(stcs or {}),
+    )
+    if truth is not None and not isinstance(truth, dict):
+        truth = _read_truth(truth, subject)
+    return _Ctx(
+        subject=str(subject),
+        task=task,
+        inputs=inputs,
+        truth=truth or {},
+        config=config,
+        figures=figures,
+        summary={"subject": str(subject)},
+    )
+
+
+def _read_truth(path, subject=None) -> dict:
+    """Read true dipole positions (m) per condition from a JSON file.
+
+    Accepts the demo cohort's ``code/demo_truth.json`` (``{"subjects": {label:
+    {"dipoles": {cond: {"pos": [x, y, z]}}}}}``) as well as plain
+    ``{cond: [[x, y, z], ...]}`` or ``{cond: {"pos": ...}}``.
+    """
+    p = Path(path)
+    if not p.is_file():
+        return {}
+    obj = json.loads(p.read_text())
+    if not isinstance(obj, dict):
+        return {}
+    if "subjects" in obj:
+        sub = str(subject).removeprefix("sub-")
+        obj = (obj["subjects"].get(sub) or {}).get("dipoles", {})
+    out = {}
+    for k, v in obj.items():
+        if isinstance(v, dict):
+            v = v.get("pos", v.get("positions", v.get("rr")))
+        if v is None:
+            continue
+        try:
+            arr = np.atleast_2d(np.asarray(v, float))
+        except (TypeError, ValueError):
+            continue
+        if arr.shape[-1] == 3:
+            out[str(k)] = arr
+    return out
+
+
+def subject_summary(
+    subject,
+    *,
+    task=None,
+    montage=None,
+    fwd=None,
+    cov=None,
+    inv=None,
+    resolution=None,
+    evokeds=None,
+    stcs=None,
+    truth=None,
+    config=None,
+    failures=None,
+) -> dict:
+    """QC numbers of one subject (no figures), the row of the cohort table.
+
+    Parameters are those of :func:`subject_report`.
+
+    Returns
+    -------
+    dict
+        ``subject``, ``status`` (ok/warning/missing/failed), ``status_reasons``,
+        ``n_channels``, ``n_excluded``, ``epochs`` (condition -> kept),
+        ``cov_rank``, ``white_gfp_baseline``, ``peak_snr`` ("cond/method" ->
+        max estimated SNR), ``psf_peak_err_median_mm`` (method -> mm),
+        ``loc_error_true_mm`` ("cond/method" -> mm), ``warnings`` (list).
+    """
+    ctx = _make_ctx(
+        subject,
+        task,
+        montage,
+        fwd,
+        cov,
+        inv,
+        resolution,
+        evokeds,
+        stcs,
+        truth,
+        config,
+        figures=False,
+    )
+    _run(ctx, dict(failures or {}))
+    return ctx.summary
+
+
+def subject_report(
+    subject,
+    *,
+    task=None,
+    montage=None,
+    fwd=None,
+    cov=None,
+    inv=None,
+    resolution=None,
+    evokeds=None,
+    stcs=None,
+    truth=None,
+    config=None,
+    failures=None,
+    out=None,
+    return_summary=False,
+):
+    """Build the self-contained HTML QC report of one subject.
+
+    Parameters
+    ----------
+    subject : str
+        Subject label (shown escaped).
+    task : str | None
+    montage, fwd, cov, inv, resolution : path | xarray.Dataset | None
+        The subject's netCDF outputs (see the module docstring for what is read).
+    evokeds : dict of str -> path | Dataset
+        Condition (path-safe label) -> evoked file.
+    stcs : dict of (str, str) -> path | Dataset
+        (condition, method) -> source-estimate file.
+    truth : dict of str -> ndarray (n_dip, 3) | path | None
+        True dipole positions (m) per condition (simulated data), or a JSON file.
+    config : dict | None
+        Configuration used, shown under provenance.
+    failures : dict of str -> str | None
+        Steps the workflow knows failed (section anchor or step name -> reason).
+    out : path | None
+        If given, the HTML is written there (parent folders created).
+    return_summary : bool
+        Also return the summary dict of :func:`subject_summary`.
+
+    Returns
+    -------
+    html : str
+        The complete HTML document (and the summary if ``return_summary``).
+    """
+    ctx = _make_ctx(
+        subject,
+        task,
+        montage,
+        fwd,
+        cov,
+        inv,
+        resolution,
+        evokeds,
+        stcs,
+        truth,
+        config,
+        figures=True,
+    )
+    sections, overall, reasons = _run(ctx, dict(failures or {}))
+    title = f"exgsrc report: sub-{ctx.subject}" + (f" task-{task}" if task else "")
+    nav = " ".join(f'<a href="#{esc(a)}">{esc(t)}</a>{status_badge(s)}' for a, t, s, _ in sections)
+    reason_txt = "; ".join(reasons) if reasons else "all steps completed without warnings"
+    body = [
+        f"<h1>{esc(title)}</h1>",
+        f'<div class="statusline notice st-{overall}-bg" id="status">'
+        f"<strong>Status: {status_badge(overall)}</strong> {esc(reason_txt)}</div>",
+        f"<nav>{nav}</nav>",
+    ]
+    body += [section(a, t, b, s) for a, t, s, b in sections]
+    body.append(
+        "<footer>Generated by exgsrc. Self-contained: figures are embedded, "
+        "no network access.</footer>"
+    )
+    html = page(title, "\n".join(body))
+    if out is not None:
+        out = Path(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.write_text(html, encoding="utf-8")
+        tmp.replace(out)
+    return (str(html), ctx.summary) if return_summary else str(html)

@@ -1,0 +1,480 @@
+"""Tests of exgsrc.report: per-subject and cohort HTML reports.
+
+Inputs are small synthetic xarray Datasets following ARCHITECTURE.md's
+conventions (dims channel/source/orientation/time, x/y/z coords), written to
+netCDF where the file path matters. The browser test drives Debian's chromium
+through Playwright.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from exgsrc.report import cohort_report, robust_z, subject_report, subject_summary, whitened_gfp
+from exgsrc.report._data import classify_paths
+
+XSS = "<script>alert(1)</script>"
+CHROMIUM = "/usr/bin/chromium"
+CENTER = np.array([0.0, 0.0, 0.04])
+RADIUS = 0.09
+
+
+def _sphere_points(n, radius, rng, zmin=0.0):
+    """Roughly uniform points on the upper part of a sphere (Fibonacci spiral)."""
+    k = np.arange(n) + 0.5
+    z = 1 - k / n * (1 - zmin)
+    phi = np.pi * (1 + 5**0.5) * k
+    r = np.sqrt(1 - z**2)
+    pts = np.column_stack([r * np.cos(phi), r * np.sin(phi), z]) * radius
+    return pts + CENTER + rng.normal(0, 1e-4, (n, 3))
+
+
+def _gain(ch_pos, src_pos):
+    """Infinite-medium dipole potentials, (n_ch, n_src, 3) in V/(A m)."""
+    d = ch_pos[:, None, :] - src_pos[None, :, :]
+    r3 = np.linalg.norm(d, axis=2, keepdims=True) ** 3
+    return d / r3 / (4 * np.pi * 0.33)
+
+
+def _synthetic(
+    ch_names=None,
+    conditions=("faces", "cars"),
+    methods=("dSPM", "sLORETA"),
+    seed=0,
+    snr_scale=1.0,
+    n_src=150,
+):
+    rng = np.random.default_rng(seed)
+    n_ch = 32
+    names = list(ch_names) if ch_names is not None else [f"E{i:02d}" for i in range(n_ch)]
+    n_ch = len(names)
+    ch_pos = _sphere_points(n_ch, RADIUS, rng, zmin=-0.2)
+    src_pos = CENTER + rng.uniform(-1, 1, (n_src * 3, 3)) * 0.06
+    src_pos = src_pos[np.linalg.norm(src_pos - CENTER, axis=1) < 0.065][:n_src]
+    n_src = len(src_pos)
+    g3 = _gain(ch_pos, src_pos)
+    ch_coords = {
+        "channel": names,
+        "x": ("channel", ch_pos[:, 0]),
+        "y": ("channel", ch_pos[:, 1]),
+        "z": ("channel", ch_pos[:, 2]),
+    }
+    src_coords = {
+        "source": np.arange(n_src),
+        "x": ("source", src_pos[:, 0]),
+        "y": ("source", src_pos[:, 1]),
+        "z": ("source", src_pos[:, 2]),
+    }
+    sphere = {
+        "sphere_radii": [0.9 * RADIUS, 0.92 * RADIUS, 0.97 * RADIUS, RADIUS],
+        "sphere_center": CENTER.tolist(),
+    }
+    montage = xr.Dataset(
+        {"pos": (("channel", "xyz"), ch_pos, {"units": "m", "long_name": "electrode position"})},
+        coords={**ch_coords, "xyz": ["x", "y", "z"]},
+        attrs={
+            "excluded_channels": json.dumps(
+                {"BAD1": "bad in channels.tsv", "VEOG": "non-EEG (EOG)"}
+            ),
+            "sfreq": 250.0,
+            "l_freq": 0.1,
+            "h_freq": 40.0,
+            **sphere,
+            "exgsrc_version": "0.1.0",
+            "config_sha256": "ab" * 32,
+            "created": "2026-01-01T00:00:00+00:00",
+        },
+    )
+    fwd = xr.Dataset(
+        {
+            "gain": (("channel", "source", "orientation"), g3, {"units": "V/(A m)"}),
+            "ch_pos": (("channel", "xyz"), ch_pos, {"units": "m"}),
+        },
+        coords={
+            "channel": names,
+            "ch_x": ("channel", ch_pos[:, 0]),
+            "ch_y": ("channel", ch_pos[:, 1]),
+            "ch_z": ("channel", ch_pos[:, 2]),
+            "source": np.arange(n_src),
+            "x": ("source", src_pos[:, 0]),
+            "y": ("source", src_pos[:, 1]),
+            "z": ("source", src_pos[:, 2]),
+            "orientation": ["x", "y", "z"],
+            "xyz": ["x", "y", "z"],
+        },
+        attrs={"orientation": "free", **sphere},
+    )
+    # noise: spatially correlated, average-referenced
+    a = rng.normal(0, 1, (n_ch, n_ch)) * 0.3 + np.eye(n_ch)
+    noise_cov = a @ a.T * (5e-6) ** 2 / n_ch
+    proj = np.eye(n_ch) - 1.0 / n_ch
+    noise_cov = proj @ noise_cov @ proj
+    cov = xr.Dataset(
+        {"cov": (("channel", "channel2"), noise_cov, {"units": "V^2"})},
+        coords={"channel": names, "channel2": names},
+        attrs={"nfree": 2000, "method": "empirical", "rank": n_ch - 1},
+    )
+    times = np.arange(-0.1, 0.3, 0.004)
+    chol = np.linalg.cholesky(noise_cov + np.eye(n_ch) * 1e-20)
+    evokeds, stcs, truth = {}, {}, {}
+    gf = g3.reshape(n_ch, -1)
+    gf = proj @ gf
+    kernel = gf.T @ np.linalg.inv(gf @ gf.T + 1e-3 * np.trace(gf @ gf.T) / n_ch * np.eye(n_ch))
+    for k, cond in enumerate(conditions):
+        src = int(rng.integers(n_src))
+        truth[cond] = src_pos[src][None]
+        wave = np.exp(-0.5 * ((times - 0.1 - 0.03 * k) / 0.02) ** 2)
+        nave = 40 - 5 * k
+        signal = proj @ g3[:, src, 2][:, None] * wave * 2e-8 * snr_scale
+        noise = chol @ rng.normal(0, 1, (n_ch, len(times))) / np.sqrt(nave)
+        data = signal + noise
+        evokeds[cond] = xr.Dataset(
+            {"evoked": (("channel", "time"), data, {"units": "V", "long_name": "evoked"})},
+            coords={**ch_coords, "time": times},
+            attrs={
+                "condition": cond,
+                "nave": nave,
+                "n_epochs": 50,
+                "drop_log": json.dumps([[]] * nave + [["amplitude > 100 µV"]] * (50 - nave)),
+                "sfreq": 250.0,
+                "l_freq": 0.1,
+                "h_freq": 40.0,
+                "baseline": [-0.1, 0.0],
+            },
+        )
+        est = (kernel @ data).reshape(n_src, 3, len(times))
+        for m in methods:
+            stcs[(cond, m)] = xr.Dataset(
+                {
+                    "stc": (("source", "orientation", "time"), est * 1e9, {"units": "1"}),
+                    "snr_est": (("time",), 3 * wave + 0.1, {"units": "1"}),
+                },
+                coords={**src_coords, "orientation": ["x", "y", "z"], "time": times},
+                attrs={"method": m, "condition": cond, "lambda2": 1 / 9, "nave": nave},
+            )
+    meths = list(methods)
+    res_vars = {}
+    for name, scale in [
+        ("psf_peak_err", 0.01),
+        ("psf_sd_ext", 0.02),
+        ("psf_peak_amp", 1.0),
+        ("ctf_peak_err", 0.012),
+        ("ctf_sd_ext", 0.025),
+        ("ctf_peak_amp", 1.0),
+    ]:
+        res_vars[name] = (
+            ("method", "source"),
+            rng.gamma(2.0, scale / 2, (len(meths), n_src)),
+            {"units": "m" if "amp" not in name else "1"},
+        )
+    resolution = xr.Dataset(res_vars, coords={**src_coords, "method": meths})
+    return dict(
+        montage=montage,
+        fwd=fwd,
+        cov=cov,
+        resolution=resolution,
+        evokeds=evokeds,
+        stcs=stcs,
+        truth=truth,
+    )
+
+
+@pytest.fixture(scope="module")
+def synthetic():
+    return _synthetic()
+
+
+def _sections(doc):
+    return dict(re.findall(r'<section id="([a-z]+)"><h2>.*?<span class="badge st-(\w+)">', doc))
+
+
+def test_subject_report_has_every_section_and_no_external_resources(synthetic, tmp_path):
+    out = tmp_path / "sub-01" / "sub-01_task-x_report.html"
+    doc, summary = subject_report("01", task="x", out=out, return_summary=True, **synthetic)
+    assert out.read_text(encoding="utf-8") == doc
+    secs = _sections(doc)
+    assert list(secs) == [
+        "data",
+        "head",
+        "forward",
+        "cov",
+        "evokeds",
+        "stcs",
+        "resolution",
+        "provenance",
+    ]
+    assert set(secs.values()) <= {"ok", "warning"}, secs
+    # all figures embedded as PNG data URIs; nothing fetched from anywhere
+    assert doc.count('src="data:image/png;base64,') >= 15
+    assert not re.search(r'(src|href)="(https?:)?//', doc)
+    assert "Content-Security-Policy" in doc
+    # data section: exclusions with reasons, epochs and their drop reasons
+    assert "bad in channels.tsv" in doc and "non-EEG (EOG)" in doc
+    assert "amplitude &gt; 100 µV: 10" in doc  # 50 epochs, nave 40 -> 10 dropped
+    assert summary["n_channels"] == 32 and summary["n_excluded"] == 2
+    assert summary["epochs"] == {"faces": 40, "cars": 35}
+    assert summary["cov_rank"] == 31
+    # true dipoles are known: the peak-to-truth errors are reported per condition/method
+    assert set(summary["loc_error_true_mm"]) == {
+        "faces/dSPM",
+        "faces/sLORETA",
+        "cars/dSPM",
+        "cars/sLORETA",
+    }
+    assert set(summary["psf_peak_err_median_mm"]) == {"dSPM", "sLORETA"}
+    # noise-only synthetic baseline whitened with its own covariance: GFP ~ 1
+    assert 0.5 < summary["white_gfp_baseline"] < 2.0
+
+
+def test_whitened_gfp_of_pure_noise_is_one():
+    rng = np.random.default_rng(3)
+    n_ch, n_t, nave = 20, 4000, 25
+    a = rng.normal(size=(n_ch, n_ch))
+    cov = a @ a.T * 1e-12
+    noise = np.linalg.cholesky(cov) @ rng.normal(size=(n_ch, n_t)) / np.sqrt(nave)
+    gfp, rank = whitened_gfp(noise, nave, cov)
+    # chi-square per degree of freedom of whitened Gaussian noise has mean 1
+    assert rank == n_ch - 1  # average reference removes one dimension
+    assert abs(gfp.mean() - 1.0) < 0.03
+    # a covariance twice too small doubles it
+    gfp2, _ = whitened_gfp(noise, nave, cov / 2)
+    assert abs(gfp2.mean() - 2.0) < 0.06
+
+
+def test_missing_and_failed_steps_render_as_blocks(synthetic, tmp_path):
+    failed = xr.Dataset(
+        attrs={"exgsrc_status": "failed", "exgsrc_error": "LinAlgError: singular matrix"}
+    )
+    inputs = dict(synthetic)
+    inputs["fwd"] = None
+    inputs["cov"] = tmp_path / "nope_cov.nc"
+    inputs["resolution"] = failed
+    stcs = dict(inputs["stcs"])
+    stcs[("faces", "eLORETA")] = tmp_path / "absent_stc.nc"
+    inputs["stcs"] = stcs
+    doc, summary = subject_report(
+        "02", return_summary=True, failures={"inverse": "did not converge"}, **inputs
+    )
+    secs = _sections(doc)
+    assert secs["forward"] == "missing"
+    assert secs["cov"] == "missing"
+    assert secs["resolution"] == "failed"
+    assert secs["stcs"] == "missing"
+    assert secs["data"] in ("ok", "warning")
+    assert "singular matrix" in doc
+    assert "absent_stc.nc does not exist" in doc
+    assert summary["status"] == "failed"
+    status_line = re.search(r'<div class="statusline.*?</div>', doc, re.S).group(0)
+    assert "st-failed" in status_line and "did not converge" in status_line
+    # a report with nothing at all still renders, with every section missing
+    doc = subject_report("03")
+    assert set(_sections(doc).values()) <= {"missing", "ok"}
+    assert _sections(doc)["forward"] == "missing"
+
+
+def test_malformed_input_renders_failed_with_reason(synthetic):
+    inputs = dict(synthetic)
+    inputs["cov"] = xr.Dataset({"cov": (("channel", "channel2"), np.ones((3, 4)))})
+    doc = subject_report("04", **inputs)
+    assert _sections(doc)["cov"] == "failed"
+    assert "covariance must be square" in doc
+
+
+def test_strings_from_inputs_are_escaped(tmp_path):
+    names = [XSS] + [f"E{i:02d}" for i in range(31)]
+    inputs = _synthetic(ch_names=names, conditions=(XSS, 'a"b&c'))
+    inputs["montage"].attrs["excluded_channels"] = json.dumps({XSS + "2": XSS})
+    doc, summary = subject_report(XSS, task="t<i>", return_summary=True, **inputs)
+    assert XSS not in doc
+    assert "<i>" not in doc
+    assert html.escape(XSS) in doc
+    assert 'a"b&c' not in doc and "a&quot;b&amp;c" in doc
+    # only our own inline script block exists
+    assert doc.count("<script>") == 1
+    summary2 = dict(summary, subject="<b>" + XSS)
+    cdoc = cohort_report([summary, summary2], links={XSS: f"../sub-{XSS}/r.html"})
+    assert XSS not in cdoc and "<b>" not in cdoc
+    assert cdoc.count("<script>") == 1
+    assert html.escape(f"../sub-{XSS}/r.html") in cdoc
+
+
+def test_robust_z_known_values():
+    z = robust_z([1.0, 2.0, 3.0, 4.0, 100.0, np.nan])
+    # median 3, MAD = median(|-2, -1, 0, 1, 97|) = 1
+    np.testing.assert_allclose(z[:5], 0.6745 * np.array([-2, -1, 0, 1, 97]))
+    assert np.isnan(z[5])
+    z0 = robust_z([5.0, 5.0, 5.0, 6.0])
+    assert z0[0] == 0 and np.isinf(z0[3])
+
+
+def _cohort_summaries(n=6):
+    out = []
+    for i in range(n):
+        out.append(
+            {
+                "subject": f"{i + 1:02d}",
+                "status": "ok",
+                "n_channels": 30 + (i % 2),
+                "n_excluded": 1 + (i % 2),
+                "epochs": {"faces": 40 + i, "cars": 38 - i},
+                "cov_rank": 29,
+                "white_gfp_baseline": 1.0 + 0.02 * i,
+                "peak_snr": {"faces/dSPM": 4.0 + 0.1 * i},
+                "psf_peak_err_median_mm": {"dSPM": 8.0 + 0.3 * i, "sLORETA": 2.0 + 0.1 * i},
+                "loc_error_true_mm": {"faces/sLORETA": 5.0 + 0.5 * i},
+                "warnings": [],
+                "status_reasons": [],
+            }
+        )
+    out[3]["epochs"]["faces"] = 5  # outlier
+    out[3]["status"] = "warning"
+    out[3]["warnings"] = ["Data: condition faces: 45 of 50 epochs dropped (> 30%)"]
+    return out
+
+
+def test_cohort_report_table_outliers_and_grand_averages(synthetic, tmp_path):
+    sums = _cohort_summaries()
+    ga_path = tmp_path / "task-x_cond-faces_desc-dSPM_grandavg.nc"
+    synthetic["stcs"][("faces", "dSPM")].to_netcdf(ga_path)
+    out = tmp_path / "group" / "cohort_report.html"
+    doc = cohort_report(
+        sums,
+        grand_averages={("faces", "dSPM"): ga_path, ("cars", "dSPM"): tmp_path / "missing.nc"},
+        links={s["subject"]: f"../sub-{s['subject']}/r.html" for s in sums},
+        task="x",
+        out=out,
+    )
+    assert out.read_text(encoding="utf-8") == doc
+    assert 'table id="cohort" class="sortable"' in doc
+    assert doc.count('<tr class="st-row-warning">') == 1
+    assert 'href="../sub-04/r.html"' in doc
+    # the one outlying value (5 epochs vs ~40) is flagged, nothing else
+    outl = re.search(r'<section id="outliers">.*?</section>', doc, re.S).group(0)
+    assert "epochs faces" in outl and outl.count("<tr>") == 2  # header + one row
+    assert doc.count('class="outlier"') == 1
+    assert 'src="data:image/png;base64,' in doc
+    assert "missing: grand average cars/dSPM" in doc
+    assert not re.search(r'(src|href)="(https?:)?//', doc)
+
+
+def test_reports_from_netcdf_files_and_classify_paths(synthetic, tmp_path):
+    d = tmp_path / "sub-05" / "eeg"
+    d.mkdir(parents=True)
+    paths = []
+    for kind in ("montage", "fwd", "cov", "resolution"):
+        ds = synthetic[kind].copy()
+        ds.attrs = {
+            k: (("json:" + json.dumps(v)) if isinstance(v, list | dict) else v)
+            for k, v in ds.attrs.items()
+        }
+        p = d / f"sub-05_task-x_{kind}.nc"
+        ds.to_netcdf(p)
+        paths.append(p)
+    for cond, ds in synthetic["evokeds"].items():
+        p = d / f"sub-05_task-x_cond-{cond}_ave.nc"
+        ds.to_netcdf(p)
+        paths.append(p)
+    for (cond, m), ds in synthetic["stcs"].items():
+        p = d / f"sub-05_task-x_cond-{cond}_desc-{m}_stc.nc"
+        ds.to_netcdf(p)
+        paths.append(p)
+    truth = tmp_path / "demo_truth.json"
+    truth.write_text(
+        json.dumps(
+            {
+                "subjects": {
+                    "05": {
+                        "dipoles": {
+                            c: {"pos": synthetic["truth"][c][0].tolist()}
+                            for c in synthetic["truth"]
+                        }
+                    }
+                }
+            }
+        )
+    )
+    kw = classify_paths(paths + [truth, d / "unrelated.txt"])
+    assert set(kw["evokeds"]) == {"faces", "cars"}
+    assert set(kw["stcs"]) == {
+        ("faces", "dSPM"),
+        ("faces", "sLORETA"),
+        ("cars", "dSPM"),
+        ("cars", "sLORETA"),
+    }
+    summary = subject_summary("05", **kw)
+    assert summary["status"] in ("ok", "warning"), summary["status_reasons"]
+    assert summary["n_excluded"] == 2
+    assert len(summary["loc_error_true_mm"]) == 4
+
+
+@pytest.mark.browser
+def test_reports_in_headless_chromium(synthetic, tmp_path):
+    if shutil.which("chromium") is None and not Path(CHROMIUM).exists():
+        pytest.skip(f"no browser: {CHROMIUM} is not installed (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    names = [XSS] + [f"E{i:02d}" for i in range(31)]
+    inputs = _synthetic(ch_names=names)
+    sub_html = tmp_path / "sub-01" / "sub-01_task-x_report.html"
+    _, summary = subject_report("01", task="x", out=sub_html, return_summary=True, **inputs)
+    sums = _cohort_summaries()
+    sums[0] = dict(summary, subject="01")
+    coh_html = tmp_path / "group" / "cohort_report.html"
+    cohort_report(
+        sums,
+        grand_averages={("faces", "dSPM"): inputs["stcs"][("faces", "dSPM")]},
+        links={"01": "../sub-01/sub-01_task-x_report.html"},
+        out=coh_html,
+    )
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--headless",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        try:
+            for path in (sub_html, coh_html):
+                page = browser.new_page()
+                errors, requests, dialogs = [], [], []
+                page.on(
+                    "console", lambda m, e=errors: e.append(m.text) if m.type == "error" else None
+                )
+                page.on("pageerror", lambda exc, e=errors: e.append(str(exc)))
+                page.on("request", lambda r, q=requests: q.append(r.url))
+                page.on("dialog", lambda d, s=dialogs: (s.append(d.message), d.dismiss()))
+                url = path.as_uri()
+                page.goto(url, wait_until="load")
+                if path == coh_html:
+                    # exercise the inline sorting/filtering script
+                    page.click("#cohort thead th:nth-child(3)")
+                    page.click("#cohort thead th:nth-child(3)")
+                    first = page.locator("#cohort tbody tr").first.locator("td").nth(2)
+                    assert first.inner_text().strip() == "32"  # descending: sub-01 has 32
+                    page.fill("input.filter", "05")
+                    visible = page.locator("#cohort tbody tr:visible").count()
+                    assert visible == 1
+                else:
+                    assert XSS in page.text_content("body")  # shown as text, not executed
+                page.screenshot(path=str(tmp_path / f"{path.stem}.png"), full_page=False)
+                external = [u for u in requests if u != url and not u.startswith("data:")]
+                assert errors == [], errors
+                assert external == [], external
+                assert dialogs == []
+                assert (tmp_path / f"{path.stem}.png").stat().st_size > 1000
+                page.close()
+        finally:
+            browser.close()
