@@ -127,7 +127,9 @@ def test_sphere_fit_recovers_sphere():
     np.testing.assert_allclose(s4.relative_radii, [0.9, 0.92, 0.97, 1.0])
 
 
-def test_free_fixed_consistent_and_xarray_roundtrip():
+def test_free_fixed_consistent_and_xarray_roundtrip(tmp_path):
+    import xarray as xr
+
     sph = SphereModel.mne_default()
     el = ico_source_space(2, 0.09, (0, 0, 0.04)).pos
     src = ico_source_space(2, 0.06, (0, 0, 0.04))
@@ -150,6 +152,22 @@ def test_free_fixed_consistent_and_xarray_roundtrip():
         np.testing.assert_array_equal(back.ch_pos, el)
         assert back.sphere == fwd.sphere
     np.testing.assert_allclose(free.to_xarray()["gain"].sel(orientation="y").values, G[:, :, 1])
+    # through a netCDF file (attrs come back as numpy arrays)
+    free.to_xarray().to_netcdf(tmp_path / "fwd.nc")
+    back = Forward.from_xarray(xr.load_dataset(tmp_path / "fwd.nc"))
+    np.testing.assert_array_equal(back.gain, free.gain)
+    assert back.sphere == free.sphere and back.src.meta == src.meta
+
+
+def test_montage_like_input():
+    class Mont:  # duck-typed exgsrc.io.montage.Montage
+        ch_names = ["a", "b", "c", "d"]
+        pos = ico_source_space(0, 0.09).pos[:4]
+
+    src = ico_source_space(0, 0.05)
+    fwd = make_sphere_forward(Mont(), src, SphereModel.mne_default(0.09, (0, 0, 0)))
+    assert fwd.ch_names == ("a", "b", "c", "d")
+    np.testing.assert_array_equal(fwd.ch_pos, Mont.pos)
 
 
 def test_pick_channels():
