@@ -233,3 +233,807 @@ def run_step(snakemake, func: Callable[[StepContext], None]) -> None:
         log.warning("recorded failed outputs: %s", msg)
     else:
         log.info("done")
+
+
+# ---------------------------------------------------------------------------
+# helpers
+
+
+def _ok(path) -> None:
+    """Raise UpstreamFailed if ``path`` is a failed-status placeholder."""
+    from .store import STATUS_ATTR, open_dataset
+
+    ds = open_dataset(path)
+    if ds.attrs.get(STATUS_ATTR) == "failed":
+        raise UpstreamFailed(f"input {path} failed: {ds.attrs.get('exgsrc_error')}")
+    return ds
+
+
+def lambda2_from(inverse_cfg: Mapping) -> float:
+    """``lambda2`` from the ``inverse`` config section (``1/snr**2`` unless given).
+
+    Parameters
+    ----------
+    inverse_cfg : mapping
+        Keys ``lambda2`` (float | None) and ``snr`` (float).
+
+    Returns
+    -------
+    float
+    """
+    lam = inverse_cfg.get("lambda2")
+    if lam is not None:
+        return float(lam)
+    snr = float(inverse_cfg.get("snr", 3.0))
+    if not snr > 0:
+        raise ValueError(f"config inverse.snr must be positive, got {snr}")
+    return 1.0 / snr**2
+
+
+def _recordings(bids_root, subject, task):
+    from .io.bids import discover
+
+    recs = discover(bids_root, subjects=[subject], task=task)
+    if not recs:
+        raise ValueError(f"{bids_root}: no recording for sub-{subject} task-{task}")
+    return recs
+
+
+def _used_channels(montage_ds) -> list[str]:
+    used = montage_ds["used"].values.astype(bool)
+    return [str(c) for c, u in zip(montage_ds["channel"].values, used, strict=True) if u]
+
+
+def load_epochs(path):
+    """Rebuild :class:`exgsrc.preprocessing.Epochs` from the workflow's ``epo.nc``.
+
+    Parameters
+    ----------
+    path : path-like
+
+    Returns
+    -------
+    Epochs
+    """
+    import numpy as np
+
+    from .preprocessing import Epochs
+
+    ds = _ok(path)
+    n = ds.sizes["channel"]
+    baseline = ds.attrs.get("baseline")
+    return Epochs(
+        data=np.asarray(ds["epochs"].values, float),
+        times=np.asarray(ds["time"].values, float),
+        labels=tuple(str(c) for c in ds["condition"].values),
+        ch_names=tuple(str(c) for c in ds["channel"].values),
+        ch_types=("eeg",) * n,
+        bads=(),
+        sfreq=float(ds.attrs["sfreq"]),
+        events=np.asarray(ds["event_sample"].values, int),
+        selection=np.asarray(ds["selection"].values, int),
+        drop_log=tuple(tuple(x) for x in ds.attrs.get("drop_log", [])),
+        baseline=None if baseline is None or isinstance(baseline, str) else tuple(baseline),
+        meta={},
+    )
+
+
+def load_evoked(path):
+    """Rebuild :class:`exgsrc.preprocessing.Evoked` from the workflow's ``ave.nc``.
+
+    Parameters
+    ----------
+    path : path-like
+
+    Returns
+    -------
+    Evoked
+    """
+    import numpy as np
+
+    from .preprocessing import Evoked
+
+    ds = _ok(path)
+    names = tuple(str(c) for c in ds["channel"].values)
+    return Evoked(
+        data=np.asarray(ds["evoked"].values, float),
+        times=np.asarray(ds["time"].values, float),
+        ch_names=names,
+        nave=int(ds.attrs["nave"]),
+        condition=str(ds.attrs["condition"]),
+        ch_types=("eeg",) * len(names),
+        bads=(),
+    )
+
+
+# ---------------------------------------------------------------------------
+# steps
+
+
+def step_demo_bids(ctx: StepContext) -> None:
+    """Simulate the demo cohort into ``config["demo"]["root"]``."""
+    from .simulate import make_demo_bids
+
+    demo = dict(ctx.params.demo)
+    root = demo.pop("root")
+    make_demo_bids(
+        root,
+        n_subjects=demo["n_subjects"],
+        conditions=tuple(demo["conditions"]),
+        seed=demo["seed"],
+        n_channels=demo["n_channels"],
+        n_trials=demo["n_trials"],
+        sfreq=demo["sfreq"],
+    )
+
+
+def step_dataset_description(ctx: StepContext) -> None:
+    """Write the derivatives' ``dataset_description.json`` (GeneratedBy: exgsrc)."""
+    import datetime as dt
+
+    from . import __version__
+
+    desc = {
+        "Name": "exgsrc source imaging derivatives",
+        "BIDSVersion": "1.9.0",
+        "DatasetType": "derivative",
+        "GeneratedBy": [
+            {
+                "Name": "exgsrc",
+                "Version": __version__,
+                "Description": "EEG source imaging on sphere head models (Snakemake workflow)",
+            }
+        ],
+        "SourceDatasets": [{"URL": Path(ctx.params.bids_root).resolve().as_uri()}],
+        "exgsrc": {
+            "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "config": ctx.config,
+        },
+    }
+    out = Path(ctx.output[0])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(json.dumps(desc, indent=2, default=str) + "\n")
+    os.replace(tmp, out)
+
+
+def step_montage(ctx: StepContext) -> None:
+    """Channel table and electrode positions of one subject (``montage.nc``)."""
+    import numpy as np
+    import xarray as xr
+
+    from .io.bids import read_montage, read_recording
+
+    rec = _recordings(ctx.params.bids_root, ctx.wildcards.subject, ctx.params.task)[0]
+    raw = read_recording(rec)
+    eeg_good = [
+        n
+        for n, t in zip(raw.ch_names, raw.ch_types, strict=True)
+        if t == "eeg" and n not in raw.bads
+    ]
+    mont = read_montage(rec, ch_names=eeg_good)
+    lut = dict(zip(mont.ch_names, mont.pos, strict=True))
+    pos = np.array([lut.get(n, (np.nan,) * 3) for n in raw.ch_names], float).reshape(-1, 3)
+    used = np.array([n in lut for n in raw.ch_names], bool)
+    if used.sum() < 4:
+        raise ValueError(
+            f"{rec.data_path}: only {int(used.sum())} good EEG channels with positions "
+            f"(need >= 4): {sorted(lut)}"
+        )
+    status = ["bad" if n in raw.bads else "good" for n in raw.ch_names]
+    reason = [
+        "bad"
+        if n in raw.bads
+        else ("not EEG" if t != "eeg" else ("no position" if n not in lut else ""))
+        for n, t in zip(raw.ch_names, raw.ch_types, strict=True)
+    ]
+    ds = xr.Dataset(
+        {"pos": (("channel", "xyz"), pos, {"units": "m", "long_name": "electrode position"})},
+        coords={
+            "channel": list(raw.ch_names),
+            "xyz": ["x", "y", "z"],
+            "x": ("channel", pos[:, 0], {"units": "m"}),
+            "y": ("channel", pos[:, 1], {"units": "m"}),
+            "z": ("channel", pos[:, 2], {"units": "m"}),
+            "ch_type": ("channel", list(raw.ch_types)),
+            "status": ("channel", status),
+            "used": ("channel", used.astype(np.int8), {"long_name": "used for source imaging"}),
+            "excluded_reason": ("channel", reason),
+        },
+    )
+    ctx.write(
+        ds,
+        ctx.output[0],
+        subject=ctx.wildcards.subject,
+        recording=str(rec.data_path),
+        sfreq=float(raw.sfreq),
+        coord_frame=mont.coord_frame,
+        fiducials=mont.meta.get("fiducials", {}),
+        warnings=list(raw.warnings) + list(mont.meta.get("warnings", [])),
+        n_channels_used=int(used.sum()),
+    )
+
+
+def step_head_model(ctx: StepContext) -> None:
+    """Sphere head model: fitted to the electrodes or from config (``headmodel.nc``)."""
+    import numpy as np
+    import xarray as xr
+
+    from .forward import SphereModel
+
+    cfg = ctx.params.head_model
+    mont = _ok(ctx.input.montage)
+    names = _used_channels(mont)
+    pos = mont["pos"].sel(channel=names).values
+    rel = np.asarray(cfg["relative_radii"], float)
+    if not np.isclose(rel[-1], 1.0):
+        raise ValueError(
+            f"config head_model.relative_radii must end with 1.0 (scalp), got {rel.tolist()}"
+        )
+    template = SphereModel(radii=tuple(rel * 0.09), conductivities=tuple(cfg["conductivities"]))
+    if cfg["kind"] == "fit":
+        sphere = template.fit(pos)
+    else:
+        if cfg.get("radius") is None or cfg.get("center") is None:
+            raise ValueError("config head_model.kind=fixed needs head_model.radius and .center")
+        sphere = SphereModel(
+            radii=tuple(rel * float(cfg["radius"])),
+            conductivities=tuple(cfg["conductivities"]),
+            center=tuple(cfg["center"]),
+        )
+    dist = np.linalg.norm(pos - np.asarray(sphere.center), axis=1) - sphere.scalp_radius
+    ds = xr.Dataset(
+        {
+            "radii": (
+                "shell",
+                np.asarray(sphere.radii),
+                {"units": "m", "long_name": "shell radius"},
+            ),
+            "conductivities": (
+                "shell",
+                np.asarray(sphere.conductivities),
+                {"units": "S/m", "long_name": "shell conductivity"},
+            ),
+            "center": ("xyz", np.asarray(sphere.center), {"units": "m", "long_name": "centre"}),
+            "electrode_distance": (
+                "channel",
+                dist,
+                {"units": "m", "long_name": "electrode distance from the scalp shell"},
+            ),
+        },
+        coords={"shell": np.arange(sphere.n_shells), "xyz": ["x", "y", "z"], "channel": names},
+    )
+    ctx.write(ds, ctx.output[0], kind=cfg["kind"], subject=ctx.wildcards.subject)
+
+
+def _sphere_from_ds(ds):
+    from .forward import SphereModel
+
+    return SphereModel(
+        radii=tuple(float(r) for r in ds["radii"].values),
+        conductivities=tuple(float(s) for s in ds["conductivities"].values),
+        center=tuple(float(c) for c in ds["center"].values),
+    )
+
+
+def step_source_space(ctx: StepContext) -> None:
+    """Source space scaled to the subject's sphere (``src.nc``)."""
+    from .source_space import grid_source_space, ico_source_space
+
+    cfg = ctx.params.source_space
+    sphere = _sphere_from_ds(_ok(ctx.input.head_model))
+    radius = float(cfg["radius_fraction"]) * sphere.scalp_radius
+    if radius >= sphere.inner_radius:
+        raise ValueError(
+            f"config source_space.radius_fraction={cfg['radius_fraction']} puts sources at "
+            f"{radius * 1000:.1f} mm, outside the inner shell ({sphere.inner_radius * 1000:.1f} mm)"
+        )
+    if cfg["kind"] == "ico":
+        src = ico_source_space(int(cfg["grade"]), radius, sphere.center)
+    else:
+        # spacing given at a 90 mm scalp radius: scaled so every subject has the same grid
+        spacing = float(cfg["spacing"]) * sphere.scalp_radius / 0.09
+        src = grid_source_space(spacing, radius, sphere.center)
+    ctx.write(src.to_xarray(), ctx.output[0], subject=ctx.wildcards.subject)
+
+
+def step_forward(ctx: StepContext) -> None:
+    """Free-orientation sphere forward (``fwd.nc``)."""
+    from .forward import make_sphere_forward_free
+    from .source_space import SourceSpace
+
+    mont = _ok(ctx.input.montage)
+    names = _used_channels(mont)
+    pos = mont["pos"].sel(channel=names).values
+    sphere = _sphere_from_ds(_ok(ctx.input.head_model)).with_berg_scherg()
+    src = SourceSpace.from_xarray(_ok(ctx.input.src))
+    fwd = make_sphere_forward_free(pos, src, sphere, ch_names=names)
+    ctx.write(fwd.to_xarray(), ctx.output[0], subject=ctx.wildcards.subject)
+
+
+def step_epochs(ctx: StepContext) -> None:
+    """Filtered, average-referenced, baseline-corrected epochs of all conditions."""
+    import numpy as np
+    import xarray as xr
+
+    from .io.bids import read_events, read_recording
+    from .preprocessing import filter_raw, make_epochs, set_average_reference
+
+    p = ctx.params
+    mont = _ok(ctx.input.montage)
+    used = _used_channels(mont)
+    parts = []
+    warnings = []
+    for rec in _recordings(p.bids_root, ctx.wildcards.subject, p.task):
+        raw = read_recording(rec)
+        missing = [n for n in used if n not in raw.ch_names]
+        if missing:
+            raise ValueError(f"{rec.data_path}: channels {missing} of the montage are missing")
+        raw = raw.pick_channels(used)
+        if p.filter["l_freq"] is not None or p.filter["h_freq"] is not None:
+            raw = filter_raw(raw, p.filter["l_freq"], p.filter["h_freq"])
+        raw = set_average_reference(raw)
+        ev = read_events(rec, sfreq=raw.sfreq)
+        base = p.epochs["baseline"]
+        ep = make_epochs(
+            raw,
+            ev.sample,
+            ev.trial_type,
+            p.epochs["tmin"],
+            p.epochs["tmax"],
+            baseline=None if base is None else tuple(base),
+            reject=p.reject.get("eeg"),
+            conditions=list(p.conditions),
+        )
+        warnings += list(raw.warnings) + list(ev.meta.get("warnings", []))
+        warnings += list(ep.meta.get("warnings", []))
+        parts.append((rec, ep))
+    ep0 = parts[0][1]
+    data = np.concatenate([ep.data for _, ep in parts])
+    labels = sum((list(ep.labels) for _, ep in parts), [])
+    drop_log = sum((list(ep.drop_log) for _, ep in parts), [])
+    details = sum((list(ep.meta.get("drop_details", [])) for _, ep in parts), [])
+    events = np.concatenate([ep.events for _, ep in parts])
+    selection = np.concatenate([ep.selection for _, ep in parts])
+    run = np.concatenate([np.full(ep.n_epochs, i) for i, (_, ep) in enumerate(parts)])
+    counts = {}
+    for cond in p.conditions:
+        n_all = sum(
+            sum(1 for d, lab in zip(ep.drop_log, _all_labels(ep), strict=True) if lab == cond)
+            for _, ep in parts
+        )
+        n_kept = sum(1 for lab in labels if lab == cond)
+        counts[cond] = {"total": n_all, "kept": n_kept, "dropped": n_all - n_kept}
+    ds = xr.Dataset(
+        {
+            "epochs": (
+                ("epoch", "channel", "time"),
+                data,
+                {"units": "V", "long_name": "EEG epochs (average reference)"},
+            )
+        },
+        coords={
+            "epoch": np.arange(data.shape[0]),
+            "channel": list(ep0.ch_names),
+            "time": ("time", ep0.times, {"units": "s"}),
+            "condition": ("epoch", [str(x) for x in labels]),
+            "event_sample": ("epoch", events.astype(np.int64)),
+            "selection": ("epoch", selection.astype(np.int64)),
+            "run_index": ("epoch", run.astype(np.int64)),
+        },
+    )
+    ctx.write(
+        ds,
+        ctx.output[0],
+        subject=ctx.wildcards.subject,
+        sfreq=float(ep0.sfreq),
+        baseline=list(ep0.baseline) if ep0.baseline is not None else None,
+        filter=dict(p.filter),
+        reject=dict(p.reject),
+        tmin=float(p.epochs["tmin"]),
+        tmax=float(p.epochs["tmax"]),
+        drop_log=[list(x) for x in drop_log],
+        drop_details=details,
+        epoch_counts=counts,
+        recordings=[str(r.data_path) for r, _ in parts],
+        warnings=warnings,
+    )
+
+
+def _all_labels(ep):
+    """Labels of all events given to make_epochs (kept and dropped), in order."""
+    labels = [None] * len(ep.drop_log)
+    for i, lab in zip(ep.selection, ep.labels, strict=True):
+        labels[int(i)] = lab
+    for d in ep.meta.get("drop_details", []):
+        labels[int(d["index"])] = d["label"]
+    return labels
+
+
+def step_noise_cov(ctx: StepContext) -> None:
+    """Noise covariance from the pre-stimulus baseline of all kept epochs (``cov.nc``)."""
+    from .covariance import regularize
+    from .preprocessing import baseline_covariance
+
+    cfg = ctx.params.covariance
+    epochs = load_epochs(ctx.input.epochs)
+    cov = baseline_covariance(epochs, cfg["tmin"], cfg["tmax"], method=cfg["method"])
+    if cfg["regularize"] > 0:
+        cov = regularize(cov, eeg=float(cfg["regularize"]))
+    from .linalg import compute_rank
+
+    rank = compute_rank(cov.data)
+    ctx.write(
+        cov.to_xarray(),
+        ctx.output[0],
+        subject=ctx.wildcards.subject,
+        cov_method=cfg["method"],
+        regularize=float(cfg["regularize"]),
+        cov_tmin=cfg["tmin"],
+        cov_tmax=cfg["tmax"],
+        rank_estimated=int(rank),
+        n_epochs=int(epochs.n_epochs),
+    )
+
+
+def step_evoked(ctx: StepContext) -> None:
+    """Average of one condition (``cond-<c>_ave.nc``)."""
+    import xarray as xr
+
+    from .preprocessing import average
+
+    epochs = load_epochs(ctx.input.epochs)
+    cond = ctx.params.condition
+    ev = average(epochs, cond)
+    ds = xr.Dataset(
+        {"evoked": (("channel", "time"), ev.data, {"units": "V", "long_name": "evoked response"})},
+        coords={"channel": list(ev.ch_names), "time": ("time", ev.times, {"units": "s"})},
+    )
+    ctx.write(ds, ctx.output[0], subject=ctx.wildcards.subject, condition=cond, nave=int(ev.nave))
+
+
+def step_inverse_operator(ctx: StepContext) -> None:
+    """Method-independent inverse operator (``inv.nc``)."""
+    from .inverse import make_inverse_operator
+    from .store import inverse_to_xarray, load_cov, load_forward
+
+    _ok(ctx.input.fwd)
+    _ok(ctx.input.cov)
+    cfg = ctx.params.inverse
+    fwd = load_forward(ctx.input.fwd)
+    cov = load_cov(ctx.input.cov)
+    fwd = fwd.pick_channels(cov.ch_names)
+    loose = float(cfg["loose"])
+    inv = make_inverse_operator(fwd, cov, loose=loose, depth=cfg["depth"], fixed=loose == 0.0)
+    ctx.write(
+        inverse_to_xarray(inv),
+        ctx.output[0],
+        subject=ctx.wildcards.subject,
+        loose=loose,
+        depth=cfg["depth"],
+    )
+
+
+def step_source_estimate(ctx: StepContext) -> None:
+    """Source estimate of one condition with one method (``desc-<method>_stc.nc``)."""
+    from .inverse import apply_inverse
+    from .store import load_inverse
+
+    _ok(ctx.input.inv)
+    cfg = ctx.params.inverse
+    inv = load_inverse(ctx.input.inv)
+    ev = load_evoked(ctx.input.evoked)
+    lambda2 = lambda2_from(cfg)
+    method = ctx.wildcards.method
+    stc = apply_inverse(
+        ev.data,
+        inv,
+        lambda2=lambda2,
+        method=method,
+        pick_ori=cfg["pick_ori"],
+        nave=ev.nave,
+        times=ev.times,
+        ch_names=list(ev.ch_names),
+    )
+    ds = stc.to_xarray()
+    ctx.write(
+        ds,
+        ctx.output[0],
+        subject=ctx.wildcards.subject,
+        condition=ev.condition,
+        condition_label=ctx.wildcards.cond,
+        snr=float(cfg["snr"]),
+    )
+
+
+def step_snr(ctx: StepContext) -> None:
+    """Estimated SNR over time for every condition (``snr.nc``)."""
+    import numpy as np
+    import xarray as xr
+
+    from .snr import estimate_snr
+    from .store import load_inverse
+
+    _ok(ctx.input.inv)
+    inv = load_inverse(ctx.input.inv)
+    snrs, ests, conds, labels, naves = [], [], [], [], []
+    times = None
+    for path in _flatten(ctx.input.evoked):
+        ev = load_evoked(path)
+        snr, est = estimate_snr(ev.data, inv, nave=ev.nave, ch_names=list(ev.ch_names))
+        snrs.append(snr)
+        ests.append(est)
+        conds.append(ev.condition)
+        labels.append(condition_label(ev.condition))
+        naves.append(ev.nave)
+        times = ev.times
+    ds = xr.Dataset(
+        {
+            "snr": (
+                ("condition", "time"),
+                np.array(snrs),
+                {"units": "1", "long_name": "whitened-data SNR"},
+            ),
+            "snr_est": (
+                ("condition", "time"),
+                np.array(ests),
+                {"units": "1", "long_name": "estimated SNR (1/sqrt(lambda2_est))"},
+            ),
+            "nave": ("condition", np.array(naves, dtype=np.int64), {"units": "1"}),
+        },
+        coords={
+            "condition": labels,
+            "condition_name": ("condition", conds),
+            "time": ("time", np.asarray(times), {"units": "s"}),
+        },
+    )
+    ctx.write(ds, ctx.output[0], subject=ctx.wildcards.subject)
+
+
+def step_resolution(ctx: StepContext) -> None:
+    """PSF/CTF resolution metrics per method, stacked on ``method`` (``resolution.nc``)."""
+    import xarray as xr
+
+    from .resolution import resolution_metrics
+    from .store import load_forward, load_inverse
+
+    _ok(ctx.input.fwd)
+    _ok(ctx.input.inv)
+    fwd = load_forward(ctx.input.fwd)
+    inv = load_inverse(ctx.input.inv)
+    lambda2 = lambda2_from(ctx.params.inverse)
+    parts = []
+    for method in ctx.params.methods:
+        ds = resolution_metrics(
+            fwd, inv, lambda2=lambda2, method=method, block_size=int(ctx.params.block_size)
+        )
+        parts.append(ds.expand_dims(method=[method]))
+    out = xr.concat(parts, dim="method", combine_attrs="drop_conflicts")
+    for name in out.data_vars:
+        out[name].attrs = dict(parts[0][name].attrs)
+    out.attrs = {k: v for k, v in parts[0].attrs.items() if k != "method"}
+    ctx.write(out, ctx.output[0], subject=ctx.wildcards.subject, lambda2=lambda2)
+
+
+def _read_status(path) -> tuple[bool, str]:
+    from .store import STATUS_ATTR, open_dataset
+
+    try:
+        ds = open_dataset(path)
+    except Exception as exc:  # noqa: BLE001
+        return False, f"unreadable: {exc}"
+    if ds.attrs.get(STATUS_ATTR) == "failed":
+        return False, str(ds.attrs.get("exgsrc_error"))
+    return True, ""
+
+
+def step_grand_average(ctx: StepContext) -> None:
+    """Mean of the subjects' source estimates (``group/..._grandavg.nc``).
+
+    Sources are matched by index: every subject's source space is the same
+    template (ico or grid) scaled to the subject's sphere, so index ``i`` is the
+    same relative location in every head. The ``x, y, z`` coordinates are the
+    mean of the subjects' positions. Failed subjects are skipped and listed.
+    """
+    import numpy as np
+
+    from .store import open_dataset
+
+    used, failed, arrays, coords = [], {}, [], []
+    ref = None
+    for sub, path in zip(ctx.params.subjects, _flatten(ctx.input), strict=True):
+        ok, why = _read_status(path)
+        if not ok:
+            failed[sub] = why
+            continue
+        ds = open_dataset(path)
+        if ref is None:
+            ref = ds
+        elif ds["stc"].shape != ref["stc"].shape or not np.allclose(
+            ds["time"].values, ref["time"].values
+        ):
+            failed[sub] = f"shape/time axis {ds['stc'].shape} differs from {ref['stc'].shape}"
+            continue
+        used.append(sub)
+        arrays.append(ds["stc"].values)
+        coords.append(np.stack([ds["x"].values, ds["y"].values, ds["z"].values], axis=1))
+    if ref is None:
+        raise ValueError(f"no subject has a usable source estimate: {failed}")
+    out = ref.copy()
+    out["stc"] = (ref["stc"].dims, np.mean(arrays, axis=0), dict(ref["stc"].attrs))
+    out["stc"].attrs["long_name"] = f"grand average of {len(used)} subjects"
+    out["stc_sd"] = (
+        ref["stc"].dims,
+        np.std(arrays, axis=0, ddof=1) if len(arrays) > 1 else np.zeros_like(arrays[0]),
+        {"units": ref["stc"].attrs.get("units", ""), "long_name": "between-subject SD"},
+    )
+    mean_pos = np.mean(coords, axis=0)
+    out = out.assign_coords(
+        x=("source", mean_pos[:, 0], {"units": "m"}),
+        y=("source", mean_pos[:, 1], {"units": "m"}),
+        z=("source", mean_pos[:, 2], {"units": "m"}),
+    )
+    keep = {"method", "lambda2", "orientation", "condition", "condition_label", "snr"}
+    out.attrs = {k: v for k, v in ref.attrs.items() if k in keep}
+    ctx.write(out, ctx.output[0], subjects=used, failed_subjects=failed, n_subjects=len(used))
+
+
+def _peak(ds, tmin=0.0, tmax=None):
+    """(source index, time) of the largest |estimate| in the post-stimulus window."""
+    import numpy as np
+
+    x = np.asarray(ds["stc"].values)
+    if x.ndim == 3:
+        x = np.linalg.norm(x, axis=1)
+    t = np.asarray(ds["time"].values)
+    win = t >= tmin
+    if tmax is not None:
+        win &= t <= tmax
+    a = np.abs(x[:, win])
+    s, k = np.unravel_index(np.argmax(a), a.shape)
+    return int(s), float(t[win][k])
+
+
+def step_localisation_error(ctx: StepContext) -> None:
+    """Demo only: distance between each true dipole and the estimate's peak."""
+    import numpy as np
+
+    from .store import open_dataset
+
+    truth = json.loads(Path(ctx.input.truth).read_text())
+    rows = []
+    stc_paths = iter(_flatten(ctx.input.stc))
+    # stc_files() order: subject, cond, method (expand's product order)
+    for sub in ctx.params.subjects:
+        for cond in ctx.params.conditions.values():
+            for method in ctx.params.methods:
+                path = next(stc_paths)
+                ok, why = _read_status(path)
+                if not ok:
+                    rows.append((sub, cond, method, "failed", "n/a", "n/a", why))
+                    continue
+                ds = open_dataset(path)
+                dip = truth["subjects"][sub]["dipoles"][cond]
+                lat = float(dip["latency"])
+                s, t_peak = _peak(ds, lat - 0.05, lat + 0.05)
+                pos = np.array([ds["x"].values[s], ds["y"].values[s], ds["z"].values[s]])
+                err = float(np.linalg.norm(pos - np.asarray(dip["pos"])))
+                rows.append((sub, cond, method, "ok", f"{err * 1000:.2f}", f"{t_peak:.4f}", ""))
+    header = ("subject", "condition", "method", "status", "error_mm", "peak_time_s", "error")
+    _write_tsv(ctx.output[0], header, rows)
+
+
+def _write_tsv(path, header, rows) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    esc = str.maketrans({"\t": " ", "\n": " ", "\r": " "})
+    lines = ["\t".join(header)]
+    lines += ["\t".join(str(v).translate(esc) for v in row) for row in rows]
+    tmp.write_text("\n".join(lines) + "\n")
+    os.replace(tmp, path)
+
+
+def step_qc_table(ctx: StepContext) -> None:
+    """One row per subject with the QC figures that matter (``group/qc.tsv``)."""
+    import numpy as np
+
+    from .store import open_dataset
+
+    p = ctx.params
+    subjects = list(p.subjects)
+    n = len(subjects)
+    per_sub = {k: _flatten(getattr(ctx.input, k)) for k in ("montage", "epochs", "cov", "snr")}
+    res_files = _flatten(ctx.input.resolution) if ctx.input.resolution else []
+    stc_files = _flatten(ctx.input.stc)
+    n_stc = len(stc_files) // max(n, 1)
+    truth = None
+    if p.truth and Path(p.truth).exists():
+        truth = json.loads(Path(p.truth).read_text())
+    methods = list(p.methods)
+    conds = dict(p.conditions)
+    header = ["subject", "status", "failed_step", "reason", "n_channels", "n_eeg_used", "bads"]
+    header += [f"epochs_{lab}" for lab in conds]
+    header += ["cov_rank"] + [f"snr_peak_{lab}" for lab in conds]
+    res_methods = []
+    if res_files:
+        for f in res_files:
+            ok, _ = _read_status(f)
+            if ok:
+                res_methods = [str(m) for m in open_dataset(f)["method"].values]
+                break
+    header += [f"psf_peak_err_mm_median_{m}" for m in res_methods]
+    if truth:
+        header += [f"locerr_mm_mean_{m}" for m in methods]
+    header += ["warnings"]
+    rows = []
+    for i, sub in enumerate(subjects):
+        row = {h: "n/a" for h in header}
+        row["subject"] = sub
+        status, failed_step, reason = "ok", "", ""
+        files = [(k, per_sub[k][i]) for k in ("montage", "epochs", "cov", "snr")]
+        if res_files:
+            files.append(("resolution", res_files[i]))
+        files += [("stc", f) for f in stc_files[i * n_stc : (i + 1) * n_stc]]
+        loaded = {}
+        for kind, f in files:
+            ok, why = _read_status(f)
+            if not ok:
+                if status == "ok":
+                    status, failed_step, reason = "failed", kind, why
+                continue
+            if kind != "stc":
+                loaded[kind] = open_dataset(f)
+        row.update(status=status, failed_step=failed_step or "", reason=reason)
+        warns = []
+        if "montage" in loaded:
+            m = loaded["montage"]
+            row["n_channels"] = m.sizes["channel"]
+            row["n_eeg_used"] = int(m["used"].values.sum())
+            bads = [
+                str(c)
+                for c, s in zip(m["channel"].values, m["status"].values, strict=True)
+                if s == "bad"
+            ]
+            row["bads"] = ",".join(bads) if bads else "none"
+            warns += list(m.attrs.get("warnings", []))
+        if "epochs" in loaded:
+            counts = loaded["epochs"].attrs.get("epoch_counts", {})
+            for lab, cond in conds.items():
+                c = counts.get(cond)
+                if c:
+                    row[f"epochs_{lab}"] = f"{c['kept']}/{c['total']}"
+        if "cov" in loaded:
+            row["cov_rank"] = loaded["cov"].attrs.get("rank_estimated", "n/a")
+        if "snr" in loaded:
+            s = loaded["snr"]
+            for lab in conds:
+                if lab in s["condition"].values:
+                    row[f"snr_peak_{lab}"] = f"{float(s['snr'].sel(condition=lab).max()):.2f}"
+        if "resolution" in loaded:
+            r = loaded["resolution"]
+            for m in res_methods:
+                if "psf_peak_err" in r and m in r["method"].values:
+                    v = float(np.median(r["psf_peak_err"].sel(method=m).values)) * 1000
+                    row[f"psf_peak_err_mm_median_{m}"] = f"{v:.2f}"
+        if truth and sub in truth["subjects"]:
+            k = 0
+            errs = {m: [] for m in methods}
+            for cond in conds.values():
+                for m in methods:
+                    f = stc_files[i * n_stc + k]
+                    k += 1
+                    ok, _ = _read_status(f)
+                    if not ok:
+                        continue
+                    ds = open_dataset(f)
+                    dip = truth["subjects"][sub]["dipoles"][cond]
+                    s_idx, _ = _peak(ds, dip["latency"] - 0.05, dip["latency"] + 0.05)
+                    pos = np.array([ds[c].values[s_idx] for c in "xyz"])
+                    errs[m].append(np.linalg.norm(pos - dip["pos"]) * 1000)
+            for m in methods:
+                if errs[m]:
+                    row[f"locerr_mm_mean_{m}"] = f"{np.mean(errs[m]):.2f}"
+        row["warnings"] = " | ".join(str(w) for w in warns) if warns else ""
+        rows.append([row[h] for h in header])
+    _write_tsv(ctx.output[0], header, rows)

@@ -31,6 +31,8 @@ __all__ = [
     "config_sha256",
     "decode_attr",
     "file_sha256",
+    "inverse_from_xarray",
+    "inverse_to_xarray",
     "is_failed",
     "load_cov",
     "load_forward",
@@ -376,6 +378,130 @@ def load_cov(path):
     return NoiseCov.from_xarray(ds)
 
 
+def inverse_to_xarray(inv):
+    """Serialise an :class:`exgsrc.inverse.InverseOperator` to an xarray Dataset.
+
+    Uses ``inv.to_xarray()`` when the class provides it; otherwise every array
+    field becomes a variable (dims ``channel``, ``component`` = source-major
+    source x orientation rows, ``source``, ``xyz`` where the shape says so),
+    the source space is embedded (``pos``, ``nn``, ``tris``) and scalars go to
+    attributes.
+
+    Parameters
+    ----------
+    inv : InverseOperator
+
+    Returns
+    -------
+    xarray.Dataset
+    """
+    import dataclasses
+
+    import numpy as np
+
+    if hasattr(inv, "to_xarray"):
+        return inv.to_xarray()
+    ds = inv.src.to_xarray()
+    ds.attrs = {"src_kind": inv.src.kind, "src_meta": ds.attrs.get("meta", "{}")}
+    n_ch = len(inv.ch_names)
+    n_comp = inv.n_sources * inv.n_orient
+    ds = ds.assign_coords(channel=list(inv.ch_names), component=np.arange(n_comp))
+    known = {
+        "eigen_fields": ("eig", "channel"),
+        "sing": ("eig",),
+        "eigen_leads": ("component", "eig"),
+        "source_cov": ("component",),
+        "gain_white": ("channel", "component"),
+        "noise_eig": ("noise_eig",),
+        "noise_eigvec": ("noise_eig", "channel"),
+        "proj": ("channel", "channel2"),
+        "noise_cov": ("channel", "channel2"),
+        "orient_prior": ("component",),
+        "depth_prior": ("component",),
+        "basis": ("source", "basis_row", "xyz"),
+    }
+    sizes = {"channel": n_ch, "channel2": n_ch, "component": n_comp, "source": inv.n_sources}
+    sizes.update({"xyz": 3})
+    none_fields = []
+    for f in dataclasses.fields(inv):
+        name = f.name
+        if name in ("ch_names", "src", "meta"):
+            continue
+        val = getattr(inv, name)
+        if val is None:
+            none_fields.append(name)
+            continue
+        if isinstance(val, np.ndarray):
+            dims = known.get(name)
+            ok = dims is not None and len(dims) == val.ndim
+            if ok:
+                for d, size in zip(dims, val.shape, strict=True):
+                    if sizes.setdefault(d, size) != size:
+                        ok = False
+            if not ok:
+                dims = tuple(f"{name}_dim{k}" for k in range(val.ndim))
+            ds[f"inv_{name}"] = (dims, val, {"long_name": f"InverseOperator.{name}"})
+        elif isinstance(val, dict):
+            ds.attrs[f"inv_{name}"] = val
+        else:
+            ds.attrs[f"inv_{name}"] = val.item() if isinstance(val, np.generic) else val
+    ds.attrs["inv_none_fields"] = none_fields
+    ds.attrs["inv_meta"] = inv.meta
+    return ds
+
+
+def inverse_from_xarray(ds):
+    """Inverse of :func:`inverse_to_xarray`.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+
+    Returns
+    -------
+    InverseOperator
+    """
+    import dataclasses
+
+    import numpy as np
+
+    from .inverse import InverseOperator
+    from .source_space import SourceSpace
+
+    if hasattr(InverseOperator, "from_xarray"):
+        return InverseOperator.from_xarray(ds)
+    src_ds = ds[["pos", "nn"] + (["tris"] if "tris" in ds else [])]
+    src_ds.attrs = {
+        "kind": ds.attrs.get("src_kind", "discrete"),
+        "meta": ds.attrs.get("src_meta", "{}"),
+    }
+    src = SourceSpace.from_xarray(src_ds)
+    kwargs = {"ch_names": tuple(str(c) for c in ds["channel"].values), "src": src}
+    none_fields = decode_attr(ds.attrs.get("inv_none_fields", []))
+    for f in dataclasses.fields(InverseOperator):
+        name = f.name
+        if name in kwargs:
+            continue
+        if name == "meta":
+            kwargs["meta"] = decode_attr(ds.attrs.get("inv_meta", {})) or {}
+        elif name in none_fields:
+            kwargs[name] = None
+        elif f"inv_{name}" in ds:
+            kwargs[name] = np.asarray(ds[f"inv_{name}"].values)
+        elif f"inv_{name}" in ds.attrs:
+            v = decode_attr(ds.attrs[f"inv_{name}"])
+            if isinstance(v, np.generic):
+                v = v.item()
+            kwargs[name] = v
+    for k in ("rank", "n_orient", "nave"):
+        if k in kwargs:
+            kwargs[k] = int(kwargs[k])
+    for k in ("loose",):
+        if k in kwargs:
+            kwargs[k] = float(kwargs[k])
+    return InverseOperator(**kwargs)
+
+
 def load_inverse(path):
     """Load a :class:`exgsrc.inverse.InverseOperator` from netCDF.
 
@@ -387,29 +513,35 @@ def load_inverse(path):
     -------
     InverseOperator
     """
-    from .inverse import InverseOperator
-
     ds = open_dataset(path)
     _check_ok(ds, path)
-    return InverseOperator.from_xarray(ds)
+    return inverse_from_xarray(ds)
 
 
-def load_stc(path):
+def load_stc(path, src=None):
     """Load a :class:`exgsrc.inverse.SourceEstimate` from netCDF.
 
     Parameters
     ----------
     path : path-like
+    src : SourceSpace | None
+        The matching source space; default: a discrete one built from the
+        file's ``x, y, z`` coordinates.
 
     Returns
     -------
     SourceEstimate
     """
+    import numpy as np
+
     from .inverse import SourceEstimate
+    from .source_space import discrete_source_space
 
     ds = open_dataset(path)
     _check_ok(ds, path)
-    return SourceEstimate.from_xarray(ds)
+    if src is None:
+        src = discrete_source_space(np.stack([ds[c].values for c in "xyz"], axis=1))
+    return SourceEstimate.from_xarray(ds, src)
 
 
 def load_montage(path):
