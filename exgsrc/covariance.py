@@ -340,6 +340,17 @@ def kfold_indices(n_samples: int, n_splits: int = 3) -> list[tuple[np.ndarray, n
     -------
     splits : list of (train, test) index arrays
     """
+    idx = np.arange(n_samples)
+    return [
+        (np.concatenate([idx[:a], idx[b:]]), idx[a:b])
+        for a, b in _kfold_bounds(n_samples, n_splits)
+    ]
+
+
+def _kfold_bounds(n_samples, n_splits):
+    """(start, stop) of each contiguous KFold test fold."""
+    if isinstance(n_splits, bool) or not isinstance(n_splits, int | np.integer):
+        raise ValueError(f"cv must be an integer number of folds, got {n_splits!r}")
     n_splits = int(n_splits)
     if n_splits < 2:
         raise ValueError(f"cv must be >= 2 folds, got {n_splits}")
@@ -348,11 +359,7 @@ def kfold_indices(n_samples: int, n_splits: int = 3) -> list[tuple[np.ndarray, n
     sizes = np.full(n_splits, n_samples // n_splits, dtype=int)
     sizes[: n_samples % n_splits] += 1
     stops = np.cumsum(sizes)
-    starts = stops - sizes
-    idx = np.arange(n_samples)
-    return [
-        (np.concatenate([idx[:a], idx[b:]]), idx[a:b]) for a, b in zip(starts, stops, strict=True)
-    ]
+    return list(zip((stops - sizes).tolist(), stops.tolist(), strict=True))
 
 
 # ---------------------------------------------------------------------------
@@ -367,17 +374,18 @@ def _shrunk(S, alpha):
     return out
 
 
-def _ledoit_wolf_shrinkage(Y):
-    """Ledoit-Wolf shrinkage of centred samples ``Y`` (n_samples, p)."""
-    n, p = Y.shape
+def _ledoit_wolf_shrinkage(G, sq_norms, n):
+    """Ledoit-Wolf shrinkage (sklearn's formula, centred samples).
+
+    ``G`` is the Gram matrix YᵀY (p, p) of the samples, ``sq_norms`` the squared
+    norm of each sample (n,), ``n`` the number of samples.
+    """
+    p = G.shape[0]
     if p == 1:
         return 0.0
-    Y2 = Y * Y
-    emp_trace = Y2.sum(axis=0) / n
+    emp_trace = np.diag(G) / n
     mu = emp_trace.sum() / p
-    sq_norms = Y2.sum(axis=1)
-    beta_ = float(sq_norms @ sq_norms)  # sum of <X2.T, X2>
-    G = Y.T @ Y
+    beta_ = float(sq_norms @ sq_norms)  # sum of the coefficients of <Y2.T, Y2>
     delta_ = float(np.sum(G * G)) / n**2
     beta = (beta_ / n - delta_) / (p * n)
     delta = (delta_ - 2.0 * mu * emp_trace.sum() + p * mu**2) / p
@@ -404,7 +412,7 @@ def _diag_fixed(S, reg):
     return out
 
 
-def _pinvh_eig(w, V):
+def _pinvh_eig(w):
     """Eigen-decomposed pseudo-inverse of a symmetric matrix (scipy.pinvh cutoff)."""
     cutoff = np.max(np.abs(w)) * w.size * _EPS
     keep = np.abs(w) > cutoff
@@ -416,7 +424,7 @@ def _pinvh_eig(w, V):
 def _loglik_mne(cov, S_test):
     """Mean Gaussian log-likelihood of test data (MNE's scorer) under ``cov``."""
     w, V = linalg.eigh(cov)
-    winv = _pinvh_eig(w, V)
+    winv = _pinvh_eig(w)
     p = cov.shape[0]
     # trace(S_test @ precision)
     quad = np.sum((V.T @ S_test @ V).diagonal() * winv)
@@ -426,7 +434,7 @@ def _loglik_mne(cov, S_test):
     return -0.5 * quad - 0.5 * (p * np.log(2.0 * np.pi) - logdet)
 
 
-def _cv_shrinkage_scores(grams, counts, grid, folds):
+def _cv_shrinkage_scores(grams, counts, grid):
     """Cross-validated log-likelihood of the shrunk estimator for each value in ``grid``.
 
     ``grams[k]`` is the Gram matrix of fold k, ``counts[k]`` its sample count.
@@ -436,8 +444,8 @@ def _cv_shrinkage_scores(grams, counts, grid, folds):
     grid = np.asarray(grid, dtype=float)
     total = sum(grams)
     n_total = counts.sum()
-    scores = np.zeros((len(folds), grid.size))
-    for k in range(len(folds)):
+    scores = np.zeros((len(grams), grid.size))
+    for k in range(len(grams)):
         n_tr = n_total - counts[k]
         S_tr = (total - grams[k]) / n_tr
         S_te = grams[k] / counts[k]
@@ -464,7 +472,7 @@ class _Estimator:
         self.shrinkage = shrinkage
         self.reg = reg
 
-    def fit(self, S, Y=None, n=None):
+    def fit(self, S):
         if self.name == "empirical":
             return S.copy()
         if self.name == "diagonal_fixed":
@@ -530,7 +538,7 @@ def _estimate(
     n_ch, n_samples = X.shape
     if n_samples < 2:
         raise ValueError(f"need at least 2 samples to estimate a covariance, got {n_samples}")
-    X = X * _EEG_SCALE
+    X *= _EEG_SCALE  # X is a private copy (callers pass a fresh array)
     if avg_ref:
         X -= X.mean(axis=0, keepdims=True)
     # rank of the (projected) data
@@ -543,20 +551,35 @@ def _estimate(
             raise ValueError(f"rank={rank} must be in [1, {max_rank}] for {n_ch} channels")
     if rank_ < 1:
         raise ValueError("data have rank 0 (all channels flat or identical)")
-    C = X @ X.T
+    grid_cv = "shrunk" in methods and (shrinkage is None or np.ndim(shrinkage) != 0)
+    needs_cv = len(methods) > 1 or grid_cv
+    if needs_cv:
+        # Gram matrices and sums of the contiguous KFold test folds (channel space)
+        bounds = _kfold_bounds(n_samples, cv)
+        grams_ch = [X[:, a:b] @ X[:, a:b].T for a, b in bounds]
+        sums_ch = [X[:, a:b].sum(axis=1) for a, b in bounds]
+        counts = np.array([b - a for a, b in bounds])
+        C = sum(grams_ch)
+    else:
+        C = X @ X.T
     if avg_ref:
         C -= C.mean(axis=0, keepdims=True)
         C -= C.mean(axis=1, keepdims=True)
     if rank_ == n_ch:
-        U = None
-        Y = X
+        U = V0 = None
         G = C
     else:
         _, V = linalg.eigh(C)
-        U = V[:, n_ch - rank_ :]  # (n_ch, rank), orthonormal basis of signal space
-        Y = U.T @ X  # (rank, n_samples)
+        U = V[:, n_ch - rank_ :]  # (n_ch, rank), orthonormal basis of the signal space
+        V0 = V[:, : n_ch - rank_]  # discarded directions (reference, interpolation, ...)
         G = U.T @ C @ U
         G = 0.5 * (G + G.T)
+    if needs_cv:
+        if U is None:
+            grams, sums = grams_ch, sums_ch
+        else:
+            grams = [U.T @ g @ U for g in grams_ch]
+            sums = [U.T @ v for v in sums_ch]
     S = G / n_samples
 
     estimators = []
@@ -586,13 +609,17 @@ def _estimate(
             grid = SHRUNK_GRID if shrinkage is None else np.asarray(shrinkage, float)
             if grid.ndim != 1 or grid.size == 0 or np.any((grid < 0) | (grid > 1)):
                 raise ValueError("shrinkage grid must be a non-empty 1-D array within [0, 1]")
-            folds, grams, counts = _folds(Y, cv)
-            scores = _cv_shrinkage_scores(grams, counts, grid, folds)
+            scores = _cv_shrinkage_scores(grams, counts, grid)
             best = float(grid[int(np.argmax(scores))])
             estimators.append(_Estimator("shrunk", shrinkage=best))
             info["shrunk"] = {"shrinkage": best, "grid": grid, "cv_scores": scores, "cv": cv}
         elif m == "ledoit_wolf":
-            a = _ledoit_wolf_shrinkage(Y.T)
+            # squared norm of every sample inside the signal subspace
+            sq_norms = np.einsum("ij,ij->j", X, X)
+            if V0 is not None:
+                Z = V0.T @ X
+                sq_norms -= np.einsum("ij,ij->j", Z, Z)
+            a = _ledoit_wolf_shrinkage(G, sq_norms, n_samples)
             estimators.append(_Estimator("ledoit_wolf", shrinkage=a))
             info["ledoit_wolf"] = {"shrinkage": a}
         elif m == "oas":
@@ -602,11 +629,10 @@ def _estimate(
 
     logliks = {}
     if len(estimators) > 1:
-        folds, grams, counts, sums = _folds(Y, cv, with_sums=True)
         total, total_sum = sum(grams), sum(sums)
         for est in estimators:
             vals = []
-            for k in range(len(folds)):
+            for k in range(len(grams)):
                 n_tr = n_samples - counts[k]
                 G_tr = total - grams[k]
                 if est.name == "diagonal_fixed":
@@ -640,21 +666,6 @@ def _estimate(
     if return_all:
         return results
     return results[0]
-
-
-def _folds(Y, cv, with_sums=False):
-    """Per-fold Gram matrices (and sums) of Y (r, n) with KFold splits over samples."""
-    n = Y.shape[1]
-    folds = kfold_indices(n, cv)
-    grams, counts, sums = [], [], []
-    for _, test in folds:
-        Yk = Y[:, test[0] : test[-1] + 1]  # KFold test folds are contiguous
-        grams.append(Yk @ Yk.T)
-        counts.append(Yk.shape[1])
-        sums.append(Yk.sum(axis=1))
-    if with_sums:
-        return folds, grams, np.asarray(counts), sums
-    return folds, grams, np.asarray(counts)
 
 
 def compute_covariance(
@@ -779,6 +790,8 @@ def compute_covariance_epochs(
     if n_epochs == 0:
         raise ValueError("epochs array is empty (0 epochs)")
     X = epochs.transpose(1, 0, 2).reshape(n_ch, n_epochs * n_times)
+    if np.shares_memory(X, epochs):  # a view (single epoch): never modify the input
+        X = X.copy()
     n_tot = X.shape[1]
     post = None
     if not keep_sample_mean:

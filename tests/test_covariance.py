@@ -518,3 +518,21 @@ def test_rank_deficient_parity(sim_interp, method):
         reg = regularize(ours, eeg=0.1)
         assert reg.rank == len(names) - 2
         assert _relerr(reg.data, reg_ref.data) < RTOL
+
+
+def test_inputs_not_modified(sim):
+    data, names = sim  # read-only arrays: any in-place write would raise
+    one = compute_covariance_epochs(data[:1], names, method="ledoit_wolf")
+    cont = compute_covariance(data[0], names, method="ledoit_wolf")
+    # baseline-corrected epoch: no mean to remove, so both paths agree
+    np.testing.assert_allclose(
+        one.data, cont.data, rtol=1e-10, atol=1e-12 * np.abs(cont.data).max()
+    )
+    writable = np.array(data[:1])
+    before = writable.copy()
+    compute_covariance_epochs(writable, names, method="auto")
+    np.testing.assert_array_equal(writable, before)
+    with pytest.raises(ValueError, match="cv"):
+        compute_covariance_epochs(data, names, method="auto", cv=1)
+    with pytest.raises(ValueError, match="cv"):
+        compute_covariance_epochs(data, names, method="auto", cv=2.5)
