@@ -155,59 +155,64 @@ def _n_per_source(n_cols: int, n_src: int, what: str) -> int:
 # --------------------------------------------------------------------------- core
 
 
-def _amplitude(prod: np.ndarray, n_a: int, n_b: int) -> np.ndarray:
-    """Combine orientation blocks of ``prod`` (n_t*n_a, n_k*n_b) into (n_t, n_k) norms.
+def _amplitude(prod: np.ndarray, n_b: int, n_t: int) -> np.ndarray:
+    """Orientation-combined amplitudes of a block product.
 
-    ``prod`` is overwritten.
+    ``prod`` (n_block * n_b, n_src * n_t) holds one function per row (``n_b``
+    rows per block source, ``n_t`` columns per target source); returns
+    (n_block, n_src) Euclidean norms over each ``n_b x n_t`` sub-block
+    (``|prod|`` when both are 1). ``prod`` is overwritten.
     """
-    if n_a == 1 and n_b == 1:
+    if n_b == 1 and n_t == 1:
         return np.abs(prod, out=prod)
-    n_t = prod.shape[0] // n_a
-    n_k = prod.shape[1] // n_b
+    n_k = prod.shape[0] // n_b
+    n_s = prod.shape[1] // n_t
     np.multiply(prod, prod, out=prod)
-    amp = prod.reshape(n_t, n_a, n_k, n_b).sum(axis=(1, 3))
+    amp = prod.reshape(n_k, n_b, n_s, n_t).sum(axis=(1, 3))
     return np.sqrt(amp, out=amp)
 
 
 def _block_metrics(amp, js, pos_c, sqn, wanted, threshold, out):
-    """Metrics of the functions in the columns of ``amp`` (n_src, n_block).
+    """Metrics of the functions in the rows of ``amp`` (n_block, n_src).
 
-    ``amp`` is destroyed (squared in place for ``sd_ext``).
+    Row ``k`` is the PSF/CTF of source ``js[k]`` over all sources. ``amp`` is
+    destroyed (squared in place for ``sd_ext``).
     """
-    cols = np.arange(amp.shape[1])
+    rows = np.arange(amp.shape[0])
     with np.errstate(invalid="ignore", divide="ignore"):
         if wanted & {"peak_err", "maxrad_ext", "peak_amp"}:
-            ipk = amp.argmax(axis=0)
-            peak = amp[ipk, cols]
+            ipk = amp.argmax(axis=1)
+            peak = amp[rows, ipk]
             if "peak_err" in wanted:
                 out["peak_err"][js] = np.linalg.norm(pos_c[ipk] - pos_c[js], axis=1)
             if "peak_amp" in wanted:
                 out["peak_amp"][js] = peak
         if wanted & {"cog_err", "sum_amp"}:
-            total = amp.sum(axis=0)
+            total = amp.sum(axis=1)
             if "sum_amp" in wanted:
                 out["sum_amp"][js] = total
             if "cog_err" in wanted:
-                cog = (pos_c.T @ amp) / total  # (3, n_block)
-                out["cog_err"][js] = np.linalg.norm(cog.T - pos_c[js], axis=1)
+                cog = (amp @ pos_c) / total[:, None]  # (n_block, 3)
+                out["cog_err"][js] = np.linalg.norm(cog - pos_c[js], axis=1)
         if "maxrad_ext" in wanted:
             # squared distances from each block source to every source
-            d2 = pos_c @ pos_c[js].T
+            d2 = pos_c[js] @ pos_c.T
             d2 *= -2.0
-            d2 += sqn[:, None]
-            d2 += sqn[js][None, :]
-            np.maximum(d2, 0.0, out=d2)
-            d2[js, cols] = 0.0  # exact zero at the source itself
-            d2 *= amp > threshold * peak
-            rad = np.sqrt(d2.max(axis=0))
+            d2 += sqn[js][:, None]
+            d2 += sqn[None, :]
+            d2[rows, js] = 0.0  # exact zero at the source itself
+            below = amp <= (threshold * peak)[:, None]
+            np.copyto(d2, 0.0, where=below)
+            rad = np.sqrt(np.maximum(d2.max(axis=1), 0.0))
             rad[~(peak > 0)] = np.nan
             out["maxrad_ext"][js] = rad
+            del d2, below
         if "sd_ext" in wanted:
             w = np.multiply(amp, amp, out=amp)
-            wsum = w.sum(axis=0)
-            first = pos_c.T @ w  # (3, n_block)
-            second = sqn @ w  # (n_block,)
-            var = second - 2.0 * np.einsum("ij,ji->i", pos_c[js], first) + sqn[js] * wsum
+            wsum = w.sum(axis=1)
+            first = w @ pos_c  # (n_block, 3)
+            second = w @ sqn  # (n_block,)
+            var = second - 2.0 * np.einsum("ij,ij->i", pos_c[js], first) + sqn[js] * wsum
             var /= wsum
             out["sd_ext"][js] = np.sqrt(np.maximum(var, 0.0))
 
@@ -327,20 +332,20 @@ def resolution_metrics_from_kernel(
         out = {m: np.empty(n_src) for m in wanted}
         step = _auto_block(n_src, n_inv * n_fwd, block_size, max_block_bytes)
         used_block[func] = step
+        # one block = the functions of `step` sources, one per row:
+        # PSFs: gain[:, block].T @ kernel.T ; CTFs: kernel[block] @ gain
         if func == "psf":
-            left, n_a, n_b = kernel, n_inv, n_fwd
-            right_src = gain
+            right, n_b, n_t = np.ascontiguousarray(kernel.T), n_fwd, n_inv
         else:
-            left, n_a, n_b = np.ascontiguousarray(gain.T), n_fwd, n_inv
-            right_src = kernel
+            right, n_b, n_t = gain, n_inv, n_fwd
         for start in range(0, n_src, step):
             stop = min(start + step, n_src)
             js = np.arange(start, stop)
             if func == "psf":
-                right = right_src[:, start * n_b : stop * n_b]
+                left = gain[:, start * n_b : stop * n_b].T
             else:
-                right = right_src[start * n_b : stop * n_b].T
-            amp = _amplitude(left @ right, n_a, n_b)
+                left = kernel[start * n_b : stop * n_b]
+            amp = _amplitude(left @ right, n_b, n_t)
             _block_metrics(amp, js, pos_c, sqn, wanted, threshold, out)
             del amp
         for metric in ("peak_amp", "sum_amp"):
@@ -516,30 +521,51 @@ def get_cross_talk(R, idx, mode=None, n_comp=1, norm=None, n_sources=None, retur
 
 
 def _prepare(fwd, inv, lambda2, method, pick_ori=None):
-    """Prepared inverse and the forward gain in the inverse's channel order."""
-    from .inverse import prepare_inverse  # lazy: keeps the array layer independent
+    """Prepared inverse and the forward gain in the inverse's channel order.
 
-    prep = prepare_inverse(inv, nave=1, lambda2=lambda2, method=method, pick_ori=pick_ori)
+    ``inv`` may be an ``InverseOperator`` or an already ``PreparedInverse``
+    (then ``lambda2``, ``method`` and ``pick_ori`` are not used).
+    """
+    for attr in ("gain", "ch_names", "src"):
+        if not hasattr(fwd, attr):
+            raise ValueError(f"fwd must be an exgsrc Forward (missing {attr!r})")
+    if hasattr(inv, "kernel"):
+        prep = inv
+    else:
+        from .inverse import prepare_inverse  # lazy: keeps the array layer independent
+
+        if not hasattr(inv, "eigen_leads"):
+            raise ValueError(f"inv must be an exgsrc InverseOperator, got {type(inv).__name__}")
+        prep = prepare_inverse(inv, nave=1, lambda2=lambda2, method=method, pick_ori=pick_ori)
     ch_inv = list(prep.ch_names)
     ch_fwd = list(fwd.ch_names)
     missing = [c for c in ch_inv if c not in ch_fwd]
     if missing:
-        raise ValueError(f"forward lacks channel(s) of the inverse operator: {missing[:5]}")
-    order = [ch_fwd.index(c) for c in ch_inv]
-    gain = np.asarray(fwd.gain)[order]
-    src_inv = prep.src
-    if src_inv.n_sources != fwd.src.n_sources or not np.allclose(
-        src_inv.pos, fwd.src.pos, rtol=0, atol=1e-9
-    ):
         raise ValueError(
-            f"forward source space ({fwd.src.n_sources} sources) does not match the "
-            f"inverse operator's ({src_inv.n_sources} sources)"
+            f"forward and inverse do not match: forward lacks channel(s) {missing[:5]} "
+            "of the inverse operator"
+        )
+    order = [ch_fwd.index(c) for c in ch_inv]
+    gain = np.asarray(fwd.gain, dtype=float)[order]
+    src_inv = prep.src
+    n_fwd, n_inv = fwd.src.n_sources, src_inv.n_sources
+    if n_fwd != n_inv or not np.allclose(src_inv.pos, fwd.src.pos, rtol=0, atol=1e-9):
+        raise ValueError(
+            f"forward and inverse do not match: forward source space ({n_fwd} sources) "
+            f"differs from the inverse operator's ({n_inv} sources)"
         )
     return prep, gain
 
 
 def make_resolution_matrix(fwd, inv, lambda2: float = 1.0 / 9.0, method: str = "dSPM"):
     """Resolution matrix ``R = K G`` of an inverse operator for a forward model.
+
+    Follows ``mne.minimum_norm.make_inverse_resolution_matrix``: fixed
+    operators give one row per source; loose and free operators give the
+    x, y, z components (three rows per source, ``pick_ori='vector'``). A free
+    forward combined with a loose operator is expressed in the operator's
+    local source frame (tangential 1, tangential 2, normal), as MNE converts
+    the forward to surface orientation in that case.
 
     Parameters
     ----------
@@ -555,17 +581,26 @@ def make_resolution_matrix(fwd, inv, lambda2: float = 1.0 / 9.0, method: str = "
     Returns
     -------
     R : ndarray, shape (n_sources * n_orient_inv, n_sources * n_orient_fwd)
-        Columns are PSFs, rows CTFs (dimensionless for MNE-type units ratio;
-        noise-normalised units for dSPM/sLORETA). Needs
-        ``8 * n_rows * n_cols`` bytes: use :func:`resolution_metrics` for
-        large source spaces.
+        Columns are PSFs, rows CTFs, in the method's units per A·m of the
+        forward. Needs ``8 * n_rows * n_cols`` bytes: use
+        :func:`resolution_metrics` for large source spaces.
 
     Raises
     ------
     ValueError
         If the forward lacks channels of the inverse or the source spaces differ.
     """
-    prep, gain = _prepare(fwd, inv, lambda2, method)
+    pick_ori = "vector" if getattr(inv, "n_orient", 1) == 3 else None
+    prep, gain = _prepare(fwd, inv, lambda2, method, pick_ori=pick_ori)
+    basis = getattr(inv, "basis", None)
+    if (
+        getattr(fwd, "orientation", "fixed") == "free"
+        and getattr(inv, "frame", None) == "local"
+        and basis is not None
+    ):
+        n_src = fwd.src.n_sources
+        g3 = gain.reshape(gain.shape[0], n_src, 3)
+        gain = np.einsum("cvx,vkx->cvk", g3, np.asarray(basis)).reshape(gain.shape[0], -1)
     return np.asarray(prep.kernel) @ gain
 
 

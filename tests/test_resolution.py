@@ -395,3 +395,95 @@ def test_bad_input_raises():
         get_cross_talk(R, 1, norm="l1")
     with pytest.raises(ValueError, match="resolution matrix rows"):
         get_point_spread(R[:9], 1, n_sources=10)
+
+
+# --------------------------------------------------------------------------- object layer
+# (exgsrc.forward / exgsrc.inverse; the forward gain is MNE's, so differences in R
+#  come from the inverse and resolution layers only)
+
+
+def _ours_from_mne(m, free=False):
+    from exgsrc.covariance import NoiseCov
+    from exgsrc.forward import Forward
+    from exgsrc.source_space import discrete_source_space
+
+    src = discrete_source_space(m["pos"], m["nn"])
+    f = m["fwd"] if free else m["fwd_fixed"]
+    names = tuple(m["info"]["ch_names"])
+    ch_pos = np.array([ch["loc"][:3] for ch in m["info"]["chs"]])
+    fwd = Forward(
+        gain=np.array(f["sol"]["data"]),
+        ch_names=names,
+        ch_pos=ch_pos,
+        src=src,
+        orientation="free" if free else "fixed",
+    )
+    data = np.array(m["cov"].data)
+    data = np.diag(data) if m["cov"]["diag"] else data
+    cov = NoiseCov(data=data, ch_names=names, nfree=1, method="ad_hoc")
+    return fwd, cov
+
+
+@pytest.mark.parity
+@pytest.mark.parametrize(
+    ("method", "fixed", "depth"), [("sLORETA", True, None), ("dSPM", False, 0.8)]
+)
+def test_make_resolution_matrix_parity(mne_model, method, fixed, depth):
+    inverse = pytest.importorskip("exgsrc.inverse")
+    from exgsrc.resolution import make_resolution_matrix, resolution_metrics
+
+    R_mne, _, _ = _mne_operator(mne_model, method, fixed=fixed, depth=depth)
+    fwd, cov = _ours_from_mne(mne_model, free=not fixed)
+    inv = inverse.make_inverse_operator(
+        fwd, cov, loose=0.0 if fixed else 1.0, fixed=fixed, depth=depth
+    )
+    R = make_resolution_matrix(fwd.to_fixed(), inv, lambda2=1.0 / 9.0, method=method)
+    assert R.shape == R_mne.shape
+    np.testing.assert_allclose(R, R_mne, rtol=RTOL, atol=RTOL * np.abs(R_mne).max())
+    ds = resolution_metrics(fwd.to_fixed(), inv, lambda2=1.0 / 9.0, method=method, block_size=97)
+    assert ds.attrs["method"] == method
+    from mne.minimum_norm.spatial_resolution import _rectify_resolution_matrix
+
+    R_sq = _rectify_resolution_matrix(R_mne)
+    for name in ("psf_peak_err", "psf_sd_ext", "ctf_cog_err", "ctf_peak_amp"):
+        exp = _expected(R_sq, mne_model, name)
+        np.testing.assert_allclose(ds[name].values, exp, rtol=1e-5, atol=1e-9, err_msg=name)
+
+
+def test_sloreta_zero_peak_error_with_exgsrc_operators():
+    """exgsrc forward + inverse on an ico-3 sphere: sLORETA PSF peaks at every source."""
+    inverse = pytest.importorskip("exgsrc.inverse")
+    from exgsrc.covariance import NoiseCov
+    from exgsrc.forward import SphereModel, make_sphere_forward
+    from exgsrc.resolution import resolution_metrics
+    from exgsrc.source_space import ico_source_space
+
+    src = ico_source_space(3, 0.06, center=R0)
+    el = _electrodes(64, seed=5)
+    names = [f"E{i:02d}" for i in range(len(el))]
+    fwd = make_sphere_forward(el, src, SphereModel.mne_default(), ch_names=names)
+    cov = NoiseCov(data=np.eye(len(names)) * 4e-14, ch_names=tuple(names), nfree=1, method="x")
+    inv = inverse.make_inverse_operator(fwd, cov, loose=0.0, depth=None, fixed=True)
+    ds = resolution_metrics(fwd, inv, lambda2=1.0 / 9.0, method="sLORETA")
+    assert ds.sizes["source"] == 642
+    assert np.all(ds["psf_peak_err"].values == 0.0)
+    assert np.all(ds["psf_peak_amp"].values > 0)
+
+
+def test_mismatched_forward_and_inverse_raise(mne_model):
+    inverse = pytest.importorskip("exgsrc.inverse")
+    from dataclasses import replace
+
+    from exgsrc.resolution import make_resolution_matrix, resolution_metrics
+    from exgsrc.source_space import discrete_source_space
+
+    fwd, cov = _ours_from_mne(mne_model)
+    inv = inverse.make_inverse_operator(fwd, cov, loose=0.0, fixed=True, depth=None)
+    fewer = fwd.pick_channels(fwd.ch_names[:-1])
+    with pytest.raises(ValueError, match=fwd.ch_names[-1]):
+        make_resolution_matrix(fewer, inv)
+    moved = replace(fwd, src=discrete_source_space(mne_model["pos"] + 0.001, mne_model["nn"]))
+    with pytest.raises(ValueError, match="source space"):
+        resolution_metrics(moved, inv)
+    with pytest.raises(ValueError, match="sd_width"):
+        resolution_metrics(fwd, inv, metrics=["psf_sd_width"])
