@@ -203,15 +203,20 @@ class SphereModel:
         """Radii divided by the scalp radius, shape (n_shells,).
 
         If the model was built from relative radii (:meth:`from_relative`,
-        :meth:`mne_default`, :meth:`fit`), those exact numbers are returned:
-        the Berg & Scherg fit (like MNE's COBYLA run) is sensitive to the
-        last bit of its inputs.
+        :meth:`mne_default`, :meth:`fit`), those exact numbers are returned;
+        otherwise ratios within a few ulps of a 12-decimal number are snapped
+        to it (so ``radii = R * (0.9, 0.92, ...)`` gives exactly 0.92). The
+        Berg & Scherg fit, like MNE's COBYLA run, is sensitive to the last bit
+        of its inputs.
         """
         rel = np.asarray(self.radii) / self.radii[-1]
         given = self.meta.get("relative_radii")
         if given is not None and len(given) == len(rel) and np.allclose(given, rel, rtol=1e-12):
             return np.asarray(given, float)
-        return rel
+        # undo pure scaling round-off (0.09 * 0.92 / 0.09 -> 0.92), leave other values
+        snapped = np.round(rel, 12)
+        close = np.abs(snapped - rel) <= 8 * np.spacing(rel)
+        return np.where(close, snapped, rel)
 
     # -- constructors ---------------------------------------------------------
     @classmethod

@@ -331,3 +331,25 @@ def test_parity_with_mne(mne, kind, rscale, project):
             assert _col_err(free.gain, ref_free) < 1e-6
             # MNE stores fixed-orientation gains in float32
             assert _col_err(fixed.gain, ref_fixed) < 1e-6
+
+
+@pytest.mark.parity
+@pytest.mark.parametrize("R", [0.0873456, 0.0931, 0.1])
+def test_fit_parity_any_construction(mne, R):
+    """Fitted (mu, lambda) equal MNE's however the shells were specified."""
+    bem4 = mne.make_sphere_model(head_radius=R)
+    rel4 = np.array([0.9, 0.92, 0.97, 1.0])
+    for sph in (
+        SphereModel.mne_default(R),
+        SphereModel(radii=tuple(R * rel4), conductivities=(0.33, 1.0, 0.004, 0.33)),
+        SphereModel.mne_default().fit(ico_source_space(2, R).pos),
+    ):
+        fit = sph.with_berg_scherg()
+        np.testing.assert_allclose(fit.mu, bem4["mu"], atol=1e-4)
+        np.testing.assert_allclose(fit.lambda_, bem4["lambda"], atol=1e-4)
+    bem3 = mne.make_sphere_model(
+        head_radius=R, relative_radii=(0.067, 0.070, 0.075), sigmas=(0.33, 0.0042, 0.33)
+    )
+    fit3 = SphereModel().with_berg_scherg()  # default 3-shell model
+    np.testing.assert_allclose(fit3.mu, bem3["mu"], atol=1e-4)
+    np.testing.assert_allclose(fit3.lambda_, bem3["lambda"], atol=1e-4)
