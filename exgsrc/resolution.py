@@ -24,7 +24,13 @@ Metric definitions follow MNE-Python's ``mne.minimum_norm.resolution_metrics``
 exactly (same formulas, same 50 % threshold rule), with two differences:
 distances are returned in metres (MNE returns centimetres), and the metrics
 work for any source space (surface, volume grid, discrete), not only cortical
-surfaces.
+surfaces. ``maxrad_ext`` is the documented "maximum radius to 50 % of the
+peak": the largest distance from the source to any source whose amplitude
+exceeds ``threshold`` x peak. (MNE 1.13's implementation indexes
+``locations[np.where(...), :]``, which adds an axis, so it sums the squared
+coordinate differences over the supra-threshold sources and takes the maximum
+over x, y, z; the test suite checks that both use the same supra-threshold
+sets.)
 
 Orientations. With ``n_orient`` rows per source in the kernel (free / loose
 inverse) and/or three columns per source in the gain (free forward), the

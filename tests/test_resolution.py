@@ -259,6 +259,27 @@ def test_maxrad_threshold_set_matches_mne(mne_model, func):
     np.testing.assert_allclose(got, ref, rtol=RTOL)
 
 
+@pytest.mark.parity
+@pytest.mark.parametrize("func", ["psf", "ctf"])
+def test_psf_ctf_parity_free_forward_free_inverse(mne_model, func):
+    """R of shape (3n, 3n): both orientation triplets handled as MNE (n_sources given)."""
+    from mne.minimum_norm import get_cross_talk as mne_ctf
+    from mne.minimum_norm import get_point_spread as mne_psf
+    from mne.minimum_norm import make_inverse_operator, make_inverse_resolution_matrix
+
+    m = mne_model
+    inv = make_inverse_operator(m["info"], m["fwd"], m["cov"], loose=1.0, depth=0.8)
+    R = make_inverse_resolution_matrix(m["fwd"], inv, method="MNE", lambda2=1.0 / 9.0)
+    n = len(m["pos"])
+    assert R.shape == (3 * n, 3 * n)
+    ours = get_point_spread if func == "psf" else get_cross_talk
+    theirs = mne_psf if func == "psf" else mne_ctf
+    for mode, n_comp in ((None, 1), ("svd", 2), ("max", 1)):
+        got = ours(R, [10, 300], mode=mode, n_comp=n_comp, n_sources=n)
+        exp = theirs(R, m["fwd"]["src"], [10, 300], mode=mode, n_comp=n_comp).data
+        np.testing.assert_allclose(got, exp, rtol=RTOL, atol=1e-12 * np.abs(exp).max())
+
+
 # --------------------------------------------------------------------------- blocks / memory
 
 
