@@ -133,6 +133,9 @@ def test_noisecov_xarray_roundtrip(sim):
     assert back.ch_names == cov.ch_names
     assert (back.nfree, back.method, back.rank) == (cov.nfree, cov.method, cov.rank)
     assert back.meta["shrinkage"] == cov.meta["shrinkage"]
+    # a float32 copy of the (rank-deficient) matrix is still accepted
+    ds32 = ds.assign(cov=ds["cov"].astype(np.float32))
+    np.testing.assert_allclose(NoiseCov.from_xarray(ds32).data, cov.data, rtol=1e-6, atol=0)
 
 
 def test_bad_input(sim):
