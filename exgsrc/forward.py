@@ -58,7 +58,7 @@ As in MNE-Python, electrode positions are used as given, *not* projected
 onto the scalp sphere: the homogeneous-sphere formula is evaluated at each
 electrode's own distance from the centre (which amounts to treating every
 electrode as lying on a sphere of its own radius). Electrodes at or inside
-the innermost shell are rejected.
+the innermost shell (one-shell model: not beyond every source) are rejected.
 """
 
 from __future__ import annotations
@@ -768,11 +768,15 @@ def _prepare(electrodes, src, sphere, ch_names):
     el_rel = el - c
     r2_el = np.einsum("ij,ij->i", el_rel, el_rel)
     r_el = np.sqrt(r2_el)
-    bad = np.flatnonzero(r_el <= sphere.inner_radius)
+    if sphere.n_shells > 1:
+        limit, what = sphere.inner_radius, "the innermost shell"
+    else:  # one shell: electrodes only need to be farther out than every source
+        limit, what = float(d.max()), "the farthest source"
+    bad = np.flatnonzero(r_el <= limit)
     if bad.size:
         raise ValueError(
             f"electrode {ch_names[bad[0]]!r} lies {r_el[bad[0]] * 1e3:.2f} mm from the sphere "
-            f"centre, inside the innermost shell ({sphere.inner_radius * 1e3:.2f} mm); "
+            f"centre, not outside {what} ({limit * 1e3:.2f} mm); "
             "check units (m) and coordinate frame"
         )
     return el, ch_names, el_rel, r_el, r2_el, src_rel, sphere

@@ -211,7 +211,7 @@ def test_bad_input():
         )
     inside = el.copy()
     inside[7] *= 0.5
-    with pytest.raises(ValueError, match="electrode 'EEG008'.*innermost"):
+    with pytest.raises(ValueError, match="electrode .EEG008. .*innermost shell"):
         make_sphere_forward(inside, src, sph)
     pos = src.pos.copy()
     pos[11] = [0.0, 0.0, 0.067]  # on the inner shell: outside, as in MNE
@@ -353,3 +353,17 @@ def test_fit_parity_any_construction(mne, R):
     fit3 = SphereModel().with_berg_scherg()  # default 3-shell model
     np.testing.assert_allclose(fit3.mu, bem3["mu"], atol=1e-4)
     np.testing.assert_allclose(fit3.lambda_, bem3["lambda"], atol=1e-4)
+
+
+def test_single_shell_and_near_centre():
+    # one shell: electrodes on the surface are fine; the closed form is exact, also
+    # for dipoles very close to the centre (cancellation stays benign)
+    s1 = SphereModel(radii=(0.09,), conductivities=(0.33,))
+    el = ico_source_space(2, 0.09).pos
+    for rq, tol in ((1e-9, 1e-6), (1e-6, 1e-9), (1e-3, 1e-12), (0.085, 1e-9)):
+        src = np.array([[rq, 0.3 * rq, -0.2 * rq]])
+        ge = sphere_potential_exact(el, src, s1)
+        gb = sphere_potential_berg_scherg(el, src, s1)
+        assert np.abs(gb - ge).max() / np.abs(ge).max() < tol, rq
+    with pytest.raises(ValueError, match="electrode 'EEG001' .*farthest source"):
+        make_sphere_forward(0.5 * el, ico_source_space(1, 0.05), s1)
