@@ -539,3 +539,27 @@ def test_inputs_not_modified(sim):
         compute_covariance_epochs(data, names, method="auto", cv=1)
     with pytest.raises(ValueError, match="cv"):
         compute_covariance_epochs(data, names, method="auto", cv=2.5)
+
+
+@pytest.mark.parity
+@pytest.mark.parametrize("method", ["ledoit_wolf", "oas", "shrunk", "auto"])
+def test_rank_deficient_parity_subspace(sim_interp, method):
+    """Rank n-2: MNE's estimators on the data in an orthonormal basis of their range."""
+    pytest.importorskip("sklearn")
+    mne = pytest.importorskip("mne")
+    from scipy.linalg import orth
+
+    data, names = sim_interp
+    ref_data = data - data.mean(axis=1, keepdims=True)  # average reference
+    U = orth(np.concatenate(list(ref_data), axis=1))  # scipy's own rank decision
+    assert U.shape[1] == len(names) - 2
+    Y = np.einsum("cr,ect->ert", U, ref_data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        epo = mne.EpochsArray(
+            Y, mne.create_info(Y.shape[1], 250.0, "eeg"), baseline=None, verbose="error"
+        )
+    ref = _mne_cov(epo, method=method)
+    ours = compute_covariance_epochs(data, names, method=method)
+    assert ours.method == ref["method"]
+    assert _relerr(ours.data, U @ ref.data @ U.T) < RTOL
