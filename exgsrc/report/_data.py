@@ -41,8 +41,11 @@ def _label(obj) -> str:
     return str(src or obj if not hasattr(obj, "data_vars") else (src or "dataset"))
 
 
-def load(obj, what: str):
+def load(obj, what: str, attrs_only: bool = False):
     """Return an in-memory Dataset from a Dataset or a netCDF path.
+
+    With ``attrs_only`` the data variables of a file are not read (only
+    coordinates and attributes), for large inputs such as epochs.
 
     Raises
     ------
@@ -67,7 +70,7 @@ def load(obj, what: str):
         raise MissingInput(f"{what} file {path} does not exist")
     try:
         with xr.open_dataset(path) as ds:
-            out = ds.load()
+            out = ds.drop_vars(list(ds.data_vars)).load() if attrs_only else ds.load()
     except Exception as err:  # noqa: BLE001 - re-raised with the file name
         raise ValueError(f"cannot read {what} file {path}: {err}") from err
     out.encoding["source"] = str(path)
@@ -141,21 +144,35 @@ def attr_json(ds, *keys, default=None):
     return default
 
 
+_SUFFIX = {
+    "montage": "montage",
+    "headmodel": "headmodel",
+    "src": "src",
+    "fwd": "fwd",
+    "epo": "epochs",
+    "cov": "cov",
+    "inv": "inv",
+    "snr": "snr",
+    "resolution": "resolution",
+}
 _ENT = re.compile(r"(?:^|_)(cond|desc)-([^_]+)")
 
 
 def classify_paths(paths) -> dict:
     """Sort output-tree files into the keyword arguments of the report builders.
 
-    File names follow ``ARCHITECTURE.md``: ``*_montage.nc``, ``*_fwd.nc``,
-    ``*_cov.nc``, ``*_inv.nc``, ``*_resolution.nc``, ``*_cond-<c>_ave.nc``,
+    File names follow ``ARCHITECTURE.md`` and the workflow: ``*_montage.nc``,
+    ``*_headmodel.nc``, ``*_src.nc``, ``*_fwd.nc``, ``*_epo.nc`` (key
+    ``epochs``), ``*_cov.nc``, ``*_inv.nc``, ``*_snr.nc``,
+    ``*_resolution.nc``, ``*_cond-<c>_ave.nc``,
     ``*_cond-<c>_desc-<method>_stc.nc``; ``*truth*.json`` is the simulated
     truth. Unknown files are ignored.
 
     Returns
     -------
     dict
-        Keys ``montage``, ``fwd``, ``cov``, ``inv``, ``resolution`` (paths),
+        Keys ``montage``, ``headmodel``, ``src``, ``fwd``, ``epochs``, ``cov``,
+        ``inv``, ``snr``, ``resolution`` (paths, where present),
         ``evokeds`` (dict condition -> path), ``stcs`` (dict (condition,
         method) -> path), ``truth`` (path or None).
     """
@@ -171,8 +188,8 @@ def classify_paths(paths) -> dict:
         elif name.endswith(".json") and "truth" in name:
             out["truth"] = p
         else:
-            for kind in ("montage", "fwd", "cov", "inv", "resolution"):
-                if name.endswith(f"_{kind}.nc"):
+            for suffix, kind in _SUFFIX.items():
+                if name.endswith(f"_{suffix}.nc"):
                     out[kind] = p
     return out
 

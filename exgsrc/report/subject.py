@@ -50,6 +50,10 @@ from ._html import (
 __all__ = ["subject_report", "subject_summary", "whitened_gfp", "gfp_peaks"]
 
 
+#: inputs of which only attributes and coordinates are read (epochs can be large)
+_ATTRS_ONLY = {"epochs", "inv"}
+
+
 @dataclass
 class _Result:
     status: str = "ok"
@@ -71,8 +75,10 @@ class _Ctx:
     def ds(self, key, what=None):
         if key not in self.cache:
             try:
-                self.cache[key] = load(self.inputs.get(key), what or key)
-            except (MissingInput, ValueError) as err:
+                self.cache[key] = load(
+                    self.inputs.get(key), what or key, attrs_only=key in _ATTRS_ONLY
+                )
+            except (MissingInput, StepFailed, ValueError) as err:
                 self.cache[key] = err
         v = self.cache[key]
         if isinstance(v, Exception):
@@ -82,7 +88,7 @@ class _Ctx:
     def opt(self, key):
         try:
             return self.ds(key)
-        except (MissingInput, ValueError):
+        except (MissingInput, StepFailed, ValueError):
             return None
 
     def img(self, make: Callable, alt: str) -> str:
@@ -163,16 +169,28 @@ def gfp_peaks(times, gfp, n_peaks=3, tmin=0.0):
 
 
 def _sphere(ctx: _Ctx, ch_pos):
-    """Sphere (center, radii, source) from attrs, else fitted to the electrodes here."""
+    """Sphere (center, radii, origin text) from the head model, forward attrs, or a fit here."""
+    hm = ctx.opt("headmodel")
+    if hm is not None and "radii" in hm.data_vars:
+        center = np.asarray(hm["center"].values, float) if "center" in hm else np.zeros(3)
+        kind = attr_json(hm, "kind", default="")
+        return center, [float(r) for r in hm["radii"].values], f"head model file ({kind})"
     for key in ("fwd", "montage"):
         ds = ctx.opt(key)
-        radii = attr_json(ds, "sphere_radii", "radii") if ds is not None else None
+        radii = attr_json(ds, "sphere_radii") if ds is not None else None
         if radii is not None:
-            center = attr_json(ds, "sphere_center", "center", default=[0.0, 0.0, 0.0])
+            center = attr_json(ds, "sphere_center", default=[0.0, 0.0, 0.0])
             radii = [float(r) for r in np.atleast_1d(radii)]
             return np.asarray(center, float).ravel()[:3], radii, f"{key} file attributes"
     center, r = F.fit_sphere(ch_pos)
     return center, [r], "least-squares fit to the electrodes (no sphere in the inputs)"
+
+
+def _used_mask(ds):
+    """Boolean mask of used channels (montage ``used`` coord), or None."""
+    if "used" in ds.variables and ds["used"].dims == ("channel",):
+        return np.asarray(ds["used"].values).astype(bool)
+    return None
 
 
 def _channels(ctx: _Ctx):
@@ -180,13 +198,17 @@ def _channels(ctx: _Ctx):
     for key in ["montage", "fwd"] + [("evoked", c) for c in ctx.inputs.get("evokeds", {})]:
         try:
             ds = _get(ctx, key)
-        except (MissingInput, ValueError):
+        except (MissingInput, StepFailed, ValueError):
             continue
         try:
             pos = positions(ds, "channel")
         except MissingInput:
             continue
-        return [str(c) for c in ds["channel"].values], pos
+        names = np.array([str(c) for c in ds["channel"].values], dtype=object)
+        used = _used_mask(ds)
+        if used is None:
+            used = np.all(np.isfinite(pos), axis=1)
+        return list(names[used]), pos[used]
     raise MissingInput("no input with channel positions (montage, forward or evoked)")
 
 
@@ -200,7 +222,7 @@ def _get(ctx: _Ctx, key):
             )
             try:
                 ctx.cache[cache_key] = load(src, f"{kind} {'/'.join(map(str, name))}")
-            except (MissingInput, ValueError) as err:
+            except (MissingInput, StepFailed, ValueError) as err:
                 ctx.cache[cache_key] = err
         v = ctx.cache[cache_key]
         if isinstance(v, Exception):
@@ -220,23 +242,124 @@ def _mm(x):
 # ----------------------------------------------------------------------------- sections
 
 
-def _sec_data(ctx: _Ctx) -> _Result:
-    res = _Result()
-    parts = []
-    names, _ = _channels(ctx)
+def _excluded_channels(ctx: _Ctx) -> dict:
+    """{channel: reason} of channels not used, from the montage or file attributes."""
     excluded = {}
+    mont = ctx.opt("montage")
+    if mont is not None and _used_mask(mont) is not None:
+        used = _used_mask(mont)
+        names = [str(c) for c in mont["channel"].values]
+        reason = (
+            [str(r) for r in mont["excluded_reason"].values]
+            if "excluded_reason" in mont.variables
+            else [""] * len(names)
+        )
+        for n, u, r in zip(names, used, reason, strict=True):
+            if not u:
+                excluded[n] = r or "excluded"
+        return excluded
     for key in ["montage", "fwd"] + [("evoked", c) for c in ctx.inputs.get("evokeds", {})]:
         try:
             ds = _get(ctx, key)
-        except (MissingInput, ValueError):
+        except (MissingInput, StepFailed, ValueError):
             continue
         ex = attr_json(ds, "excluded_channels", "bads", default=None)
         if isinstance(ex, dict):
             excluded.update({str(k): str(v) for k, v in ex.items()})
         elif isinstance(ex, list | tuple):
-            excluded.update({str(k): "marked bad" for k in ex})
+            excluded.update({str(k): "bad" for k in ex})
         elif isinstance(ex, str) and ex:
-            excluded.update({ex: "marked bad"})
+            excluded[ex] = "bad"
+    return excluded
+
+
+def _epoch_counts(ctx: _Ctx) -> tuple[list, dict, list]:
+    """Rows (condition, kept, total, dropped, reasons), recording info, warnings."""
+    rows, info, warns = [], {}, []
+    ep = ctx.opt("epochs")
+    conds = {}
+    for key in ctx.inputs.get("evokeds", {}):
+        try:
+            conds[key] = _cond_label(_get(ctx, ("evoked", key)), key)
+        except (MissingInput, StepFailed, ValueError):
+            conds[key] = key
+    if ep is not None:
+        counts = attr_json(ep, "epoch_counts", default={}) or {}
+        details = attr_json(ep, "drop_details", default=[]) or []
+        reasons: dict = {}
+        for d in details:
+            if isinstance(d, dict):
+                lab = str(d.get("label"))
+                r = str(d.get("reason", "dropped"))
+                reasons.setdefault(lab, {}).setdefault(r, 0)
+                reasons[lab][r] += 1
+        for cond, c in counts.items():
+            c = c if isinstance(c, dict) else {}
+            rr = reasons.get(str(cond), {})
+            rows.append(
+                [
+                    str(cond),
+                    c.get("kept"),
+                    c.get("total"),
+                    c.get("dropped"),
+                    "; ".join(f"{k}: {v}" for k, v in sorted(rr.items())) or None,
+                ]
+            )
+        filt = attr_json(ep, "filter", default=None)
+        if isinstance(filt, dict):
+            info["l_freq"], info["h_freq"] = filt.get("l_freq"), filt.get("h_freq")
+        for k in ("sfreq", "baseline", "tmin", "tmax", "reject"):
+            v = attr_json(ep, k, default=None)
+            if v is not None:
+                info[k] = v
+        warns += [str(w) for w in (attr_json(ep, "warnings", default=[]) or [])]
+    else:
+        for cond in ctx.inputs.get("evokeds", {}):
+            try:
+                ds = _get(ctx, ("evoked", cond))
+            except (MissingInput, StepFailed, ValueError) as err:
+                rows.append([cond, None, None, None, f"evoked unavailable: {err}"])
+                continue
+            kept = attr_json(ds, "nave", default=None)
+            total = attr_json(ds, "n_epochs", default=None)
+            log = attr_json(ds, "drop_log", default=None)
+            reasons = {}
+            if isinstance(log, dict):
+                reasons = {str(k): int(v) for k, v in log.items()}
+            elif isinstance(log, list):
+                for entry in log:
+                    for r in [entry] if isinstance(entry, str) else list(entry or []):
+                        reasons[str(r)] = reasons.get(str(r), 0) + 1
+                total = len(log) if total is None else total
+            dropped = int(total) - int(kept) if total is not None and kept is not None else None
+            rows.append(
+                [
+                    conds[cond],
+                    kept,
+                    total,
+                    dropped,
+                    "; ".join(f"{k}: {v}" for k, v in sorted(reasons.items())) or None,
+                ]
+            )
+            for k in ("sfreq", "l_freq", "h_freq", "baseline", "tmin", "tmax"):
+                v = attr_json(ds, k, default=None)
+                if v is not None and k not in info:
+                    info[k] = v
+            if "sfreq" not in info and "time" in ds.coords and ds.sizes["time"] > 1:
+                info["sfreq"] = float(1.0 / np.median(np.diff(ds["time"].values)))
+    mont = ctx.opt("montage")
+    if mont is not None:
+        if "sfreq" not in info and "sfreq" in mont.attrs:
+            info["sfreq"] = attr_json(mont, "sfreq")
+        warns += [str(w) for w in (attr_json(mont, "warnings", default=[]) or [])]
+    return rows, info, warns
+
+
+def _sec_data(ctx: _Ctx) -> _Result:
+    res = _Result()
+    parts = []
+    names, _ = _channels(ctx)
+    excluded = _excluded_channels(ctx)
     n_used, n_ex = len(names), len(excluded)
     ctx.summary["n_channels"] = n_used
     ctx.summary["n_excluded"] = n_ex
@@ -245,82 +368,51 @@ def _sec_data(ctx: _Ctx) -> _Result:
     )
     if n_ex:
         parts.append(table(["excluded channel", "reason"], sorted(excluded.items())))
-        if n_ex > 0.2 * (n_used + n_ex):
-            res.warnings.append(f"{n_ex} of {n_used + n_ex} channels excluded (> 20%)")
+        n_eeg_bad = sum(1 for r in excluded.values() if "not EEG" not in r)
+        if n_eeg_bad > 0.2 * (n_used + n_eeg_bad):
+            res.warnings.append(
+                f"{n_eeg_bad} of {n_used + n_eeg_bad} EEG channels excluded (> 20%)"
+            )
     parts.append(
         f"<details><summary>channels used ({n_used})</summary><p>"
         f"{esc(', '.join(names))}</p></details>"
     )
-    # epochs per condition
-    rows, info = [], {}
+    rows, info, warns = _epoch_counts(ctx)
     ctx.summary["epochs"] = {}
-    for cond in ctx.inputs.get("evokeds", {}):
-        try:
-            ds = _get(ctx, ("evoked", cond))
-        except MissingInput as err:
-            rows.append([cond, None, None, None, Markup(notice("missing", "evoked", str(err)))])
-            continue
-        label = _cond_label(ds, cond)
-        kept = attr_json(ds, "nave", default=None)
-        total = attr_json(ds, "n_epochs", "n_epochs_total", default=None)
-        log = attr_json(ds, "drop_log", default=None)
-        reasons: dict = {}
-        if isinstance(log, dict):
-            reasons = {str(k): int(v) for k, v in log.items()}
-        elif isinstance(log, list):
-            for entry in log:
-                ents = [entry] if isinstance(entry, str) else list(entry or [])
-                for r in ents:
-                    reasons[str(r)] = reasons.get(str(r), 0) + 1
-            if total is None:
-                total = len(log)
-        dropped = (int(total) - int(kept)) if total is not None and kept is not None else None
-        if dropped is None and reasons:
-            dropped = sum(reasons.values())
-        ctx.summary["epochs"][label] = int(kept) if kept is not None else None
-        rows.append(
-            [
-                label,
-                kept,
-                total,
-                dropped,
-                "; ".join(f"{k}: {v}" for k, v in sorted(reasons.items())) or None,
-            ]
-        )
-        if total and kept is not None and (int(total) - int(kept)) > 0.3 * int(total):
-            res.warnings.append(f"condition {label}: {dropped} of {total} epochs dropped (> 30%)")
-        for k in ("sfreq", "l_freq", "h_freq", "baseline", "tmin", "tmax", "reference"):
-            if k not in info:
-                v = attr_json(ds, k, default=None)
-                if v is not None:
-                    info[k] = v
-        if "sfreq" not in info and "time" in ds.coords and ds.sizes["time"] > 1:
-            info["sfreq"] = float(1.0 / np.median(np.diff(ds["time"].values)))
-    mont = ctx.opt("montage")
-    for k in ("sfreq", "l_freq", "h_freq"):
-        if k not in info and mont is not None and k in mont.attrs:
-            info[k] = attr_json(mont, k)
+    for cond, kept, total, _dropped, _ in rows:
+        ctx.summary["epochs"][str(cond)] = None if kept is None else int(kept)
+        if total and kept is not None and int(total) - int(kept) > 0.3 * int(total):
+            res.warnings.append(
+                f"condition {cond}: {int(total) - int(kept)} of {total} epochs dropped (> 30%)"
+            )
+        if kept is not None and int(kept) == 0:
+            res.status = "failed"
+    res.warnings += [f"input: {w}" for w in warns]
     if rows:
         parts.append("<h3>Epochs per condition</h3>")
         parts.append(table(["condition", "kept", "total", "dropped", "drop reasons"], rows))
     else:
-        parts.append(notice("missing", "epochs", "no evoked files were given"))
+        parts.append(notice("missing", "epochs", "no epochs or evoked files were given"))
         res.status = "missing"
+    lf, hf = info.get("l_freq"), info.get("h_freq")
     filt = (
-        f"high-pass {info.get('l_freq', 'none')} Hz, low-pass {info.get('h_freq', 'none')} Hz"
+        f"high-pass {lf if lf is not None else 'none'} Hz, "
+        f"low-pass {hf if hf is not None else 'none'} Hz"
         if ("l_freq" in info or "h_freq" in info)
         else "not recorded in the inputs"
     )
     sf = info.get("sfreq")
-    parts.append(
-        dl(
-            [
-                ("sampling rate", f"{float(sf):.6g} Hz" if sf is not None else "not recorded"),
-                ("filter", filt),
-                ("baseline", info.get("baseline", "not recorded")),
-            ]
-        )
-    )
+    items = [
+        ("sampling rate", f"{float(sf):.6g} Hz" if sf is not None else "not recorded"),
+        ("filter", filt),
+        ("baseline (s)", info.get("baseline", "not recorded")),
+    ]
+    if "tmin" in info and "tmax" in info:
+        items.append(("epoch window (s)", f"{info['tmin']} to {info['tmax']}"))
+    if "reject" in info:
+        items.append(("rejection", json.dumps(info["reject"], default=str)))
+    parts.append(dl(items))
+    ctx.summary["baseline"] = info.get("baseline")
     res.body = "\n".join(parts)
     return res
 
@@ -330,7 +422,8 @@ def _sec_head(ctx: _Ctx) -> _Result:
     names, pos = _channels(ctx)
     center, radii, origin = _sphere(ctx, pos)
     scalp = max(radii)
-    dist = np.linalg.norm(pos - center, axis=1) - scalp
+    dist = np.linalg.norm(pos - center, axis=1) - scalp  # recomputed: same definition as the
+    # head model's electrode_distance, and available when only a forward file exists
     ctx.summary["max_electrode_distance_mm"] = float(np.max(np.abs(dist)) * 1e3)
     worst = np.argsort(-np.abs(dist))[:5]
     parts = [
@@ -473,7 +566,9 @@ def _sec_cov(ctx: _Ctx) -> _Result:
         t = np.asarray(da["time"].values, float)
         label = _cond_label(ev_ds, cond)
         curves[label] = (t, g)
-        bl = attr_json(ev_ds, "baseline", default=None)
+        bl = attr_json(ev_ds, "baseline", default=None) or ctx.summary.get("baseline")
+        if bl is None and "cov_tmin" in ds.attrs:
+            bl = [attr_json(ds, "cov_tmin"), attr_json(ds, "cov_tmax")]
         b0, b1 = (t[0], 0.0)
         if isinstance(bl, list | tuple) and len(bl) == 2:
             b0 = t[0] if bl[0] is None else float(bl[0])
@@ -586,13 +681,44 @@ def _sec_evokeds(ctx: _Ctx) -> _Result:
 
 
 def _truth_for(ctx: _Ctx, cond_key, label, ds):
+    """(positions (n_dip, 3) m, latency s or None) of the true dipoles, or (None, None)."""
     t = attr_json(ds, "true_pos", "truth_pos", default=None)
     if t is None:
         t = ctx.truth.get(label, ctx.truth.get(cond_key))
     if t is None:
+        return None, None
+    lat = None
+    if isinstance(t, dict):
+        lat = t.get("latency")
+        t = t.get("pos", t.get("positions", t.get("rr")))
+    try:
+        arr = np.atleast_2d(np.asarray(t, float))
+    except (TypeError, ValueError):
+        return None, None
+    if arr.shape[-1] != 3 or not arr.size:
+        return None, None
+    return arr, (None if lat is None else float(lat))
+
+
+def _snr_for(ctx: _Ctx, stc_ds, cond_key, label):
+    """Estimated SNR over time (n_times,) for a condition: from the stc file or ``snr.nc``."""
+    for v in ("snr_est", "snr"):
+        if v in stc_ds.data_vars and stc_ds[v].dims == ("time",):
+            return np.asarray(stc_ds[v].values, float)
+    snr = ctx.opt("snr")
+    if snr is None or "condition" not in snr.dims:
         return None
-    arr = np.atleast_2d(np.asarray(t, float))
-    return arr if arr.shape[-1] == 3 and arr.size else None
+    var = "snr_est" if "snr_est" in snr.data_vars else ("snr" if "snr" in snr.data_vars else None)
+    if var is None:
+        return None
+    keys = [str(c) for c in snr["condition"].values]
+    names = (
+        [str(c) for c in snr["condition_name"].values] if "condition_name" in snr.coords else keys
+    )
+    for i, (k, n) in enumerate(zip(keys, names, strict=True)):
+        if k == str(cond_key) or n == str(label):
+            return np.asarray(snr[var].isel(condition=i).values, float)
+    return None
 
 
 def _sec_stcs(ctx: _Ctx) -> _Result:
@@ -618,16 +744,19 @@ def _sec_stcs(ctx: _Ctx) -> _Result:
             i_src, i_t = np.unravel_index(int(np.argmax(sub)), sub.shape)
             peak = src_pos[i_src]
             unit = str(da.attrs.get("units", ""))
-            truth = _truth_for(ctx, cond, label, ds)
+            truth, lat = _truth_for(ctx, cond, label, ds)
             err_mm = None
             if truth is not None:
-                err_mm = float(np.min(np.linalg.norm(truth - peak, axis=1)) * 1e3)
+                # peak near the true latency (+-50 ms) when it is known, else the global peak
+                k = i_src
+                if lat is not None:
+                    win = np.abs(t - lat) <= 0.05
+                    if win.any():
+                        sub_w = np.where(win[None, :], mag, -np.inf)
+                        k = np.unravel_index(int(np.argmax(sub_w)), sub_w.shape)[0]
+                err_mm = float(np.min(np.linalg.norm(truth - src_pos[k], axis=1)) * 1e3)
                 ctx.summary["loc_error_true_mm"][f"{label}/{meth}"] = err_mm
-            snr = None
-            for v in ("snr_est", "snr"):
-                if v in ds.data_vars and ds[v].dims == ("time",):
-                    snr = np.asarray(ds[v].values, float)
-                    break
+            snr = _snr_for(ctx, ds, cond, label)
             if snr is not None:
                 ctx.summary["peak_snr"][f"{label}/{meth}"] = float(np.nanmax(snr))
             rows.append(
@@ -662,7 +791,7 @@ def _sec_stcs(ctx: _Ctx) -> _Result:
                     notice(
                         "missing",
                         "estimated SNR",
-                        "the source-estimate file has no 'snr_est' variable",
+                        "no 'snr_est' for this condition in the SNR or source-estimate files",
                     )
                 )
             parts.append(
@@ -796,19 +925,23 @@ def _sec_resolution(ctx: _Ctx) -> _Result:
 
 def _sec_provenance(ctx: _Ctx) -> _Result:
     rows, inputs = [], {}
-    keys = ["montage", "fwd", "cov", "inv", "resolution"]
+    keys = list(FILE_KINDS)
     keys += [("evoked", c) for c in ctx.inputs.get("evokeds", {})]
     keys += [("stc",) + k for k in ctx.inputs.get("stcs", {})]
     for key in keys:
-        try:
-            ds = _get(ctx, key) if key != "inv" else ctx.ds("inv", "inverse operator")
-        except (MissingInput, ValueError):
-            continue
         name = key if isinstance(key, str) else "/".join(map(str, key))
+        try:
+            ds = _get(ctx, key)
+        except MissingInput:
+            continue
+        except (StepFailed, ValueError) as err:
+            rows.append([name, Markup(status_badge("failed")), str(err), None, None, None])
+            continue
         src = ds.encoding.get("source", "(in memory)")
         rows.append(
             [
                 name,
+                Markup(status_badge("ok")),
                 Path(src).name,
                 attr_json(ds, "created", default=None),
                 attr_json(ds, "exgsrc_version", default=None),
@@ -825,7 +958,11 @@ def _sec_provenance(ctx: _Ctx) -> _Result:
         }
         if params:
             inputs.setdefault(name + " parameters", params)
-    parts = [table(["file", "name", "created (UTC)", "exgsrc version", "config sha256"], rows)]
+    parts = [
+        table(
+            ["input", "status", "file", "created (UTC)", "exgsrc version", "config sha256"], rows
+        )
+    ]
     if ctx.config is not None:
         parts.append("<h3>Configuration</h3>")
         parts.append(pre_json(ctx.config))
@@ -833,7 +970,7 @@ def _sec_provenance(ctx: _Ctx) -> _Result:
         parts.append("<details><summary>inputs and parameters per file</summary>")
         parts.append(pre_json(inputs))
         parts.append("</details>")
-    shas = {r[4] for r in rows if r[4]}
+    shas = {r[5] for r in rows if r[5]}
     res = _Result(body="\n".join(parts))
     if len(shas) > 1:
         res.warnings.append(f"outputs come from {len(shas)} different configurations")
@@ -898,18 +1035,16 @@ def _first_reason(body: str) -> str:
     return html.unescape(m.group(1)) if m else ""
 
 
-def _make_ctx(
-    subject, task, montage, fwd, cov, inv, resolution, evokeds, stcs, truth, config, figures
-) -> _Ctx:
-    inputs = dict(
-        montage=montage,
-        fwd=fwd,
-        cov=cov,
-        inv=inv,
-        resolution=resolution,
-        evokeds=dict(evokeds or {}),
-        stcs=dict(stcs or {}),
-    )
+#: single-file inputs of a subject, as keyword arguments of the report functions
+FILE_KINDS = ("montage", "headmodel", "src", "fwd", "epochs", "cov", "inv", "snr", "resolution")
+
+
+def _make_ctx(subject, task, files, evokeds, stcs, truth, config, figures) -> _Ctx:
+    unknown = set(files) - set(FILE_KINDS)
+    if unknown:
+        raise ValueError(f"unknown input kind(s) {sorted(unknown)}; expected {FILE_KINDS}")
+    inputs = {k: files.get(k) for k in FILE_KINDS}
+    inputs.update(evokeds=dict(evokeds or {}), stcs=dict(stcs or {}))
     if truth is not None and not isinstance(truth, dict):
         truth = _read_truth(truth, subject)
     return _Ctx(
@@ -924,11 +1059,15 @@ def _make_ctx(
 
 
 def _read_truth(path, subject=None) -> dict:
-    """Read true dipole positions (m) per condition from a JSON file.
+    """Read true dipoles per condition from a JSON file.
 
     Accepts the demo cohort's ``code/demo_truth.json`` (``{"subjects": {label:
-    {"dipoles": {cond: {"pos": [x, y, z]}}}}}``) as well as plain
-    ``{cond: [[x, y, z], ...]}`` or ``{cond: {"pos": ...}}``.
+    {"dipoles": {cond: {"pos": [x, y, z], "latency": s}}}}}``) as well as plain
+    ``{cond: [[x, y, z], ...]}`` or ``{cond: {"pos": ...}}``. Positions in m.
+
+    Returns
+    -------
+    dict of str -> dict with ``pos`` (list) and ``latency`` (float or None)
     """
     p = Path(path)
     if not p.is_file():
@@ -942,15 +1081,9 @@ def _read_truth(path, subject=None) -> dict:
     out = {}
     for k, v in obj.items():
         if isinstance(v, dict):
-            v = v.get("pos", v.get("positions", v.get("rr")))
-        if v is None:
-            continue
-        try:
-            arr = np.atleast_2d(np.asarray(v, float))
-        except (TypeError, ValueError):
-            continue
-        if arr.shape[-1] == 3:
-            out[str(k)] = arr
+            out[str(k)] = {"pos": v.get("pos", v.get("positions")), "latency": v.get("latency")}
+        else:
+            out[str(k)] = {"pos": v, "latency": None}
     return out
 
 
@@ -958,16 +1091,12 @@ def subject_summary(
     subject,
     *,
     task=None,
-    montage=None,
-    fwd=None,
-    cov=None,
-    inv=None,
-    resolution=None,
     evokeds=None,
     stcs=None,
     truth=None,
     config=None,
     failures=None,
+    **files,
 ) -> dict:
     """QC numbers of one subject (no figures), the row of the cohort table.
 
@@ -977,38 +1106,33 @@ def subject_summary(
     -------
     dict
         ``subject``, ``status`` (ok/warning/missing/failed), ``status_reasons``,
-        ``n_channels``, ``n_excluded``, ``epochs`` (condition -> kept),
-        ``cov_rank``, ``white_gfp_baseline``, ``peak_snr`` ("cond/method" ->
-        max estimated SNR), ``psf_peak_err_median_mm`` (method -> mm),
-        ``loc_error_true_mm`` ("cond/method" -> mm), ``warnings`` (list).
+        ``section_status``, ``n_channels``, ``n_excluded``, ``epochs``
+        (condition -> kept), ``cov_rank``, ``white_gfp_baseline``, ``peak_snr``
+        ("cond/method" -> max estimated SNR), ``psf_peak_err_median_mm``
+        (method -> mm), ``loc_error_true_mm`` ("cond/method" -> mm),
+        ``warnings`` (list of str).
     """
-    ctx = _make_ctx(
-        subject,
-        task,
-        montage,
-        fwd,
-        cov,
-        inv,
-        resolution,
-        evokeds,
-        stcs,
-        truth,
-        config,
-        figures=False,
-    )
+    ctx = _make_ctx(subject, task, files, evokeds, stcs, truth, config, figures=False)
     _run(ctx, dict(failures or {}))
-    return ctx.summary
+    return _jsonable(ctx.summary)
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    return obj
 
 
 def subject_report(
     subject,
     *,
     task=None,
-    montage=None,
-    fwd=None,
-    cov=None,
-    inv=None,
-    resolution=None,
     evokeds=None,
     stcs=None,
     truth=None,
@@ -1016,6 +1140,7 @@ def subject_report(
     failures=None,
     out=None,
     return_summary=False,
+    **files,
 ):
     """Build the self-contained HTML QC report of one subject.
 
@@ -1024,42 +1149,34 @@ def subject_report(
     subject : str
         Subject label (shown escaped).
     task : str | None
-    montage, fwd, cov, inv, resolution : path | xarray.Dataset | None
-        The subject's netCDF outputs (see the module docstring for what is read).
     evokeds : dict of str -> path | Dataset
-        Condition (path-safe label) -> evoked file.
+        Condition (path-safe label) -> evoked file (``*_ave.nc``).
     stcs : dict of (str, str) -> path | Dataset
-        (condition, method) -> source-estimate file.
-    truth : dict of str -> ndarray (n_dip, 3) | path | None
-        True dipole positions (m) per condition (simulated data), or a JSON file.
+        (condition, method) -> source-estimate file (``*_stc.nc``).
+    truth : dict | path | None
+        True dipoles per condition (simulated data): ``{cond: positions
+        (n_dip, 3) m}`` or ``{cond: {"pos": ..., "latency": s}}``, or the demo
+        cohort's ``demo_truth.json``.
     config : dict | None
         Configuration used, shown under provenance.
     failures : dict of str -> str | None
         Steps the workflow knows failed (section anchor or step name -> reason).
     out : path | None
-        If given, the HTML is written there (parent folders created).
+        If given, the HTML is written there atomically (parent folders created).
     return_summary : bool
         Also return the summary dict of :func:`subject_summary`.
+    **files : path | xarray.Dataset | None
+        The subject's netCDF outputs by kind: ``montage``, ``headmodel``,
+        ``src``, ``fwd``, ``epochs``, ``cov``, ``inv``, ``snr``,
+        ``resolution`` (see the module docstring for what is read). Absent
+        kinds render as "missing"; failed-step placeholders as "failed".
 
     Returns
     -------
     html : str
         The complete HTML document (and the summary if ``return_summary``).
     """
-    ctx = _make_ctx(
-        subject,
-        task,
-        montage,
-        fwd,
-        cov,
-        inv,
-        resolution,
-        evokeds,
-        stcs,
-        truth,
-        config,
-        figures=True,
-    )
+    ctx = _make_ctx(subject, task, files, evokeds, stcs, truth, config, figures=True)
     sections, overall, reasons = _run(ctx, dict(failures or {}))
     title = f"exgsrc report: sub-{ctx.subject}" + (f" task-{task}" if task else "")
     nav = " ".join(f'<a href="#{esc(a)}">{esc(t)}</a>{status_badge(s)}' for a, t, s, _ in sections)
@@ -1082,4 +1199,4 @@ def subject_report(
         tmp = out.with_name(out.name + ".tmp")
         tmp.write_text(html, encoding="utf-8")
         tmp.replace(out)
-    return (str(html), ctx.summary) if return_summary else str(html)
+    return (str(html), _jsonable(ctx.summary)) if return_summary else str(html)
