@@ -5,30 +5,32 @@ Standard montages on a sphere
 :func:`standard_montage` computes positions of the 10-20, 10-10 and 10-05 systems
 (Jasper 1958; Chatrian et al. 1985; Oostenveld & Praamstra 2001) from the
 systems' geometric definition on a sphere of the given radius, centred at the
-origin, with x to the right (RPA), y to the front (nasion), z up (RAS, as
-BIDS' CapTrak/head frames):
+origin, with x to the right, y to the front, z up (RAS, as BIDS' CapTrak/head
+frames). As in the idealised spherical layouts of BESA and EEGLAB, the 10 %
+circumference line (Fpz, Fp1, F7, T7, P7, O1, Oz, ...) is the equator and Cz the
+pole, so that the electrodes cover the upper hemisphere of a sphere fitted to
+the scalp:
 
-* Nasion, inion and the pre-auricular points lie on the equator (z = 0); the
-  sagittal arc Nz-Cz-Iz and the coronal arc LPA-Cz-RPA each span 180°.
-* Midline sites sit at fractions of the sagittal arc: Fpz 10 %, AFz 20 %, Fz 30 %,
-  FCz 40 %, Cz 50 %, CPz 60 %, Pz 70 %, POz 80 %, Oz 90 % (10-05 adds the 5 %
-  steps: AFpz, AFFz, FFCz, FCCz, CCPz, CPPz, PPOz, POOz, OIz).
-* The 10 % circumference (latitude 18°) carries Fpz, Fp1, AF7, F7, FT7, T7, TP7,
-  P7, PO7, O1, Oz, ... at azimuth steps of 18° from the front.
+* Midline sites: the arc Fpz-Cz-Oz spans 180°, so each 10 % of the nasion-inion
+  distance is 22.5°: Fpz 0°, AFz 22.5°, Fz 45°, FCz 67.5°, Cz 90°, CPz 112.5°, Pz 135°,
+  POz 157.5°, Oz 180° of elevation from the front (10-05 adds the half steps AFpz,
+  AFFz, ..., OIz; Nz and Iz lie 22.5° below the equator).
+* Circumference (equator) sites at azimuth steps of 18° from the front: Fp1 18°,
+  AF7 36°, F7 54°, FT7 72°, T7 90°, TP7 108°, P7 126°, PO7 144°, O1 162°.
 * Every other row (e.g. F9 F7 F5 F3 F1 Fz F2 ... F10) lies on the circle through
-  the row's midline site and its two sites on the 10 % circumference (F7, F8);
-  the arc from the midline site to the circumference site is divided into four
-  equal steps (1, 3, 5, 7 on the left; 2, 4, 6, 8 on the right), 9/10 continue
-  one step beyond, and 10-05 ``h`` sites (``F1h``) lie half a step before the
+  the row's midline site and its two circumference sites (F7, F8); the arc from
+  the midline site to the circumference site is divided into four equal steps
+  (1, 3, 5, 7 on the left; 2, 4, 6, 8 on the right), 9/10 continue one step
+  beyond (below the equator), and 10-05 ``h`` sites lie half a step before the
   numbered site (``F1h`` between Fz and F1, ``F9h`` between F7 and F9).
-* The Fp, O, OI and I rows are short: their sites lie on the latitude circle of
-  the row's midline site, ``1``/``2`` at 18° azimuth from it, ``1h``/``2h`` at 9°.
-* Aliases T3/T4/T5/T6 = T7/T8/P7/P8; A1/A2 = LPA/RPA; M1/M2 = TP9/TP10.
+* The Fp, O, OI, I rows are short: their sites lie on the latitude circle of the
+  row's midline site, ``1``/``2`` at 18° azimuth from it, ``1h``/``2h`` at 9°.
+* Aliases T3/T4/T5/T6 = T7/T8/P7/P8; M1/M2 = TP9/TP10; O9/O10 = I1/I2; A1/A2 = LPA/RPA, which
+  (like the nasion) lie 22.5° below the equator.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -177,7 +179,11 @@ _TEMPORAL = {
     "CPP": "TPP",
 }
 _SHORT_ROWS = ("Fp", "O", "OI", "I", "N", "NFp")
-_LAT10 = np.deg2rad(18.0)  # latitude of the 10 % circumference
+
+
+def _elev(f: float) -> float:
+    """Elevation angle from the front along the midline of the site at Nz-Iz fraction f."""
+    return np.pi * (f - 0.1) / 0.8
 
 
 def _sph(az_from_front: float, lat: float, left: bool) -> np.ndarray:
@@ -194,13 +200,13 @@ def _sph(az_from_front: float, lat: float, left: bool) -> np.ndarray:
 
 def _row_point(f: float, steps: float, left: bool) -> np.ndarray:
     """Site ``steps`` quarter-arcs from the midline site of row ``f`` along the row circle."""
-    ang = np.pi * f
-    mid = np.array([0.0, np.cos(ang), np.sin(ang)])
+    e = _elev(f)
+    mid = np.array([0.0, np.cos(e), np.sin(e)])
     if steps == 0:
         return mid
-    side = _sph(ang, _LAT10, left)
-    other = _sph(ang, _LAT10, not left)
-    # circle through mid, side, other: plane contains the x axis direction (symmetry)
+    side = _sph(np.pi * f, 0.0, left)  # circumference site (7/8) on the equator
+    other = _sph(np.pi * f, 0.0, not left)
+    # circle through mid, side, other (its plane contains the x direction by symmetry)
     normal = np.cross(side - mid, other - mid)
     normal /= np.linalg.norm(normal)
     center = np.dot(mid, normal) * normal
@@ -218,12 +224,11 @@ def _row_point(f: float, steps: float, left: bool) -> np.ndarray:
 
 def _short_row_point(f: float, steps: float, left: bool) -> np.ndarray:
     """Fp/O/OI/I rows: along the latitude circle of the midline site, 18° per step."""
-    ang = np.pi * f
-    lat = ang if ang <= np.pi / 2 else np.pi - ang
-    front = ang <= np.pi / 2
+    e = _elev(f)
+    front = e <= np.pi / 2
+    lat = e if front else np.pi - e
     az = np.deg2rad(18.0) * steps
-    az_from_front = az if front else np.pi - az
-    return _sph(az_from_front, lat, left)
+    return _sph(az if front else np.pi - az, lat, left)
 
 
 def _all_standard_labels() -> dict[str, tuple[str, float, bool, str]]:
@@ -278,7 +283,16 @@ def _all_standard_labels() -> dict[str, tuple[str, float, bool, str]]:
 
 
 _LABELS = _all_standard_labels()
-_ALIASES = {"T3": "T7", "T4": "T8", "T5": "P7", "T6": "P8", "M1": "TP9", "M2": "TP10"}
+_ALIASES = {
+    "T3": "T7",
+    "T4": "T8",
+    "T5": "P7",
+    "T6": "P8",
+    "M1": "TP9",
+    "M2": "TP10",
+    "O9": "I1",
+    "O10": "I2",
+}
 _SYSTEM_ORDER = {"1020": 0, "1010": 1, "1005": 2}
 _NAMES = {
     "standard_1020": "1020",
@@ -325,10 +339,11 @@ def standard_positions(
     for a, b in _ALIASES.items():
         if b in out:
             out[a] = out[b].copy()
-    out["Nz"] = radius * np.array([0.0, 1.0, 0.0])
-    out["Iz"] = radius * np.array([0.0, -1.0, 0.0])
-    out["LPA"] = radius * np.array([-1.0, 0.0, 0.0])
-    out["RPA"] = radius * np.array([1.0, 0.0, 0.0])
+    low = np.deg2rad(22.5)  # fiducials: 10 % of the nasion-inion distance below the equator
+    out["Nz"] = radius * np.array([0.0, np.cos(low), -np.sin(low)])
+    out["Iz"] = radius * np.array([0.0, -np.cos(low), -np.sin(low)])
+    out["LPA"] = radius * np.array([-np.cos(low), 0.0, -np.sin(low)])
+    out["RPA"] = radius * np.array([np.cos(low), 0.0, -np.sin(low)])
     out["A1"], out["A2"] = out["LPA"].copy(), out["RPA"].copy()
     return out
 
@@ -525,7 +540,3 @@ def read_electrodes(
             "units_declared": unit,
         },
     )
-
-
-def _clean_label(s: str) -> str:
-    return re.sub(r"\s+", "", s)

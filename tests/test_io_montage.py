@@ -1,0 +1,129 @@
+"""Standard 10-X montages on a sphere and electrodes.tsv reading."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from exgsrc.io import BidsError, Montage, read_electrodes, standard_montage, standard_positions
+
+mne = pytest.importorskip("mne")
+
+
+def _angle(a, b):
+    a = a / np.linalg.norm(a, axis=-1, keepdims=True)
+    b = b / np.linalg.norm(b, axis=-1, keepdims=True)
+    return np.degrees(np.arccos(np.clip((a * b).sum(-1), -1, 1)))
+
+
+def test_standard_matches_eeglab_positions(shared_bids_root):
+    """EEGLAB's idealised spherical 10-20 positions (in the shared dataset) are an external
+    reference: ours lie within a few degrees of them."""
+    d = shared_bids_root / "sub-01" / "eeg"
+    ref = read_electrodes(
+        d / "sub-01_space-CapTrak_electrodes.tsv", d / "sub-01_space-CapTrak_coordsystem.json"
+    )
+    ours = standard_montage("standard_1010", ref.ch_names, radius=0.095)
+    assert ours.ch_names == ref.ch_names  # FPz matched case-insensitively to Fpz
+    ang = _angle(ours.pos, ref.pos)
+    assert np.median(ang) < 3.0 and ang.max() < 7.0
+    np.testing.assert_allclose(np.linalg.norm(ours.pos, axis=1), 0.095)
+
+
+def test_label_sets_match_mne():
+    """Same site names as MNE's 10-20/10-05 templates (names are definitions, not positions)."""
+    # MNE's "standard_1020" template holds the 10-10 sites
+    for ours_name, mne_name, extra in [
+        ("standard_1005", "standard_1005", set()),
+        ("standard_1010", "standard_1020", set()),
+    ]:
+        with _nullctx():
+            m = mne.channels.make_standard_montage(mne_name)
+        theirs = set(m.ch_names)
+        ours = set(standard_positions(ours_name))
+        missing = theirs - ours - extra
+        assert not missing, missing
+
+
+class _nullctx:
+    def __enter__(self):
+        import warnings
+
+        self._w = warnings.catch_warnings()
+        self._w.__enter__()
+        warnings.simplefilter("ignore")
+
+    def __exit__(self, *a):
+        self._w.__exit__(*a)
+
+
+def test_geometry_of_the_definition():
+    p = standard_positions("standard_1005", radius=1.0)
+    np.testing.assert_allclose(p["Cz"], [0, 0, 1], atol=1e-12)
+    np.testing.assert_allclose(p["Fpz"], [0, 1, 0], atol=1e-12)
+    np.testing.assert_allclose(p["T7"], [-1, 0, 0], atol=1e-12)
+    np.testing.assert_allclose(p["Oz"], [0, -1, 0], atol=1e-12)
+    # midline every 10 % = 22.5 degrees
+    assert _angle(p["Fz"], p["Cz"]) == pytest.approx(45.0)
+    assert _angle(p["AFFz"], p["Fz"]) == pytest.approx(11.25)
+    # circumference sites on the equator at 18 degree azimuth steps
+    for name, az in [("Fp1", 18), ("F7", 54), ("T7", 90), ("P7", 126), ("O1", 162)]:
+        assert p[name][2] == pytest.approx(0.0, abs=1e-12)
+        assert _angle(p[name], p["Fpz"]) == pytest.approx(az)
+    # row sites equally spaced between the midline and circumference sites
+    steps = [
+        _angle(p[a], p[b]) for a, b in [("Fz", "F1"), ("F1", "F3"), ("F3", "F5"), ("F5", "F7")]
+    ]
+    np.testing.assert_allclose(steps, steps[0], rtol=1e-10)
+    assert _angle(p["Fz"], p["F1h"]) == pytest.approx(_angle(p["F1h"], p["F1"]))
+    assert _angle(p["F7"], p["F9h"]) == pytest.approx(_angle(p["F9h"], p["F9"]))
+    # C row = coronal great circle: C3 halfway between Cz and T7
+    assert _angle(p["C3"], p["Cz"]) == pytest.approx(45.0)
+    # left/right symmetry and aliases
+    np.testing.assert_allclose(p["F4"] * [-1, 1, 1], p["F3"], atol=1e-12)
+    np.testing.assert_array_equal(p["T3"], p["T7"])
+    assert p["F9"][2] < 0 and p["Iz"][2] < 0
+    assert set(standard_positions("standard_1020")) < set(standard_positions("standard_1010"))
+
+
+def test_standard_montage_missing_and_errors():
+    m = standard_montage("standard_1020", ["Cz", "cz3", "FC1"], radius=0.09)
+    assert m.ch_names == ("Cz",) and m.meta["missing"] == ["cz3", "FC1"]
+    assert "cz3" in m.meta["warnings"][0]
+    with pytest.raises(ValueError, match="standard montage 'easycap'"):
+        standard_montage("easycap")
+
+
+def test_montage_type_and_xarray(tmp_path):
+    m = standard_montage("standard_1010", ["Fz", "Cz", "Pz"])
+    ds = m.to_xarray()
+    assert ds["pos"].attrs["units"] == "m" and list(ds["channel"].values) == ["Fz", "Cz", "Pz"]
+    back = Montage.from_xarray(ds)
+    np.testing.assert_array_equal(back.pos, m.pos)
+    with pytest.raises(ValueError, match="no position for"):
+        m.get_positions(["Oz"])
+    with pytest.raises(ValueError, match="duplicate"):
+        Montage(("A", "A"), np.zeros((2, 3)))
+
+
+@pytest.mark.parametrize("unit,fac", [("m", 1.0), ("cm", 100.0), ("mm", 1000.0)])
+def test_electrodes_units(tmp_path, unit, fac):
+    p = standard_positions("standard_1020", 0.09)
+    names = ["Fz", "Cz", "Pz", "C3", "C4", "Oz"]
+    lines = (
+        ["name\tx\ty\tz"]
+        + ["\t".join([n] + [repr(float(v) * fac) for v in p[n]]) for n in names]
+        + ["GND\tn/a\tn/a\tn/a"]
+    )
+    (tmp_path / "e.tsv").write_text("\n".join(lines) + "\n")
+    (tmp_path / "c.json").write_text(
+        json.dumps({"EEGCoordinateSystem": "CapTrak", "EEGCoordinateUnits": unit})
+    )
+    m = read_electrodes(tmp_path / "e.tsv", tmp_path / "c.json")
+    np.testing.assert_allclose(m.get_positions(names), [p[n] for n in names], rtol=1e-12)
+    assert m.meta["missing"] == ["GND"] and m.coord_frame == "CapTrak"
+    (tmp_path / "c.json").write_text('{"EEGCoordinateSystem": "CapTrak"}')
+    with pytest.raises(BidsError, match="c.json: required key 'EEGCoordinateUnits' missing"):
+        read_electrodes(tmp_path / "e.tsv", tmp_path / "c.json")
