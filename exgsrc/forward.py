@@ -912,6 +912,8 @@ class Forward:
         if self.orientation not in ("fixed", "free"):
             raise ValueError(f"orientation must be 'fixed' or 'free', got {self.orientation!r}")
         object.__setattr__(self, "ch_names", tuple(self.ch_names))
+        object.__setattr__(self, "gain", np.asarray(self.gain))
+        object.__setattr__(self, "ch_pos", np.asarray(self.ch_pos, float))
         n_cols = self.src.n_sources * (3 if self.orientation == "free" else 1)
         if self.gain.ndim != 2 or self.gain.shape != (len(self.ch_names), n_cols):
             raise ValueError(

@@ -61,6 +61,23 @@ class SourceSpace:
     kind: str = "surface"
     meta: dict = field(default_factory=dict, compare=False)
 
+    def __post_init__(self):
+        pos = np.asarray(self.pos, float)
+        nn = np.asarray(self.nn, float)
+        if pos.ndim != 2 or pos.shape[1] != 3:
+            raise ValueError(f"SourceSpace pos must have shape (n_sources, 3), got {pos.shape}")
+        if nn.shape != pos.shape:
+            raise ValueError(f"SourceSpace nn must have shape {pos.shape}, got {nn.shape}")
+        if self.kind not in _KINDS:
+            raise ValueError(f"SourceSpace kind must be one of {_KINDS}, got {self.kind!r}")
+        object.__setattr__(self, "pos", pos)
+        object.__setattr__(self, "nn", nn)
+        if self.tris is not None:
+            tris = np.asarray(self.tris)
+            if tris.ndim != 2 or tris.shape[1] != 3:
+                raise ValueError(f"SourceSpace tris must have shape (n_tris, 3), got {tris.shape}")
+            object.__setattr__(self, "tris", tris)
+
     @property
     def n_sources(self) -> int:
         """Number of sources."""

@@ -103,3 +103,12 @@ def test_discrete_and_roundtrip():
 def test_bad_input(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_sourcespace_validates():
+    with pytest.raises(ValueError, match="pos"):
+        SourceSpace(np.zeros((3, 2)), np.zeros((3, 2)))
+    with pytest.raises(ValueError, match="nn"):
+        SourceSpace(np.zeros((3, 3)), np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="kind"):
+        SourceSpace(np.zeros((3, 3)), np.zeros((3, 3)), kind="cortex")
