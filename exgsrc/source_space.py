@@ -200,51 +200,39 @@ def ico_n_vertices(grade: int) -> int:
 
 
 def _icosahedron() -> tuple[np.ndarray, np.ndarray]:
-    """Regular icosahedron on the unit sphere: (12, 3) vertices, (20, 3) tris."""
-    phi = (1.0 + np.sqrt(5.0)) / 2.0
-    verts = np.array(
+    """Regular icosahedron on the unit sphere: (12, 3) vertices, (20, 3) tris.
+
+    Oriented with a vertex on +z (the head's vertical axis): the pole, a ring
+    of five at ``z = 1/sqrt(5)`` (azimuths 0, 72, ... deg), a ring of five at
+    ``z = -1/sqrt(5)`` (azimuths -36, 36, ... deg) and the -z pole; the same
+    orientation as the icosahedra of MNE-C/MNE-Python, so subdivided vertex
+    sets coincide.
+    """
+    z = 1.0 / np.sqrt(5.0)
+    rho = 2.0 * z
+    k = np.arange(5)
+    up_az = np.deg2rad(72.0 * k)
+    lo_az = np.deg2rad(72.0 * k - 36.0)
+    verts = np.concatenate(
         [
-            [-1, phi, 0],
-            [1, phi, 0],
-            [-1, -phi, 0],
-            [1, -phi, 0],
-            [0, -1, phi],
-            [0, 1, phi],
-            [0, -1, -phi],
-            [0, 1, -phi],
-            [phi, 0, -1],
-            [phi, 0, 1],
-            [-phi, 0, -1],
-            [-phi, 0, 1],
-        ],
-        float,
+            [[0.0, 0.0, 1.0]],
+            np.stack([rho * np.cos(up_az), rho * np.sin(up_az), np.full(5, z)], axis=1),
+            np.stack([rho * np.cos(lo_az), rho * np.sin(lo_az), np.full(5, -z)], axis=1),
+            [[0.0, 0.0, -1.0]],
+        ]
     )
-    verts /= np.linalg.norm(verts, axis=1, keepdims=True)
-    tris = np.array(
+    u = 1 + k  # upper ring indices
+    u1 = 1 + (k + 1) % 5
+    lo = 6 + k  # lower ring: lo[k] sits between u[k-1] and u[k]
+    lo1 = 6 + (k + 1) % 5
+    tris = np.concatenate(
         [
-            [0, 11, 5],
-            [0, 5, 1],
-            [0, 1, 7],
-            [0, 7, 10],
-            [0, 10, 11],
-            [1, 5, 9],
-            [5, 11, 4],
-            [11, 10, 2],
-            [10, 7, 6],
-            [7, 1, 8],
-            [3, 9, 4],
-            [3, 4, 2],
-            [3, 2, 6],
-            [3, 6, 8],
-            [3, 8, 9],
-            [4, 9, 5],
-            [2, 4, 11],
-            [6, 2, 10],
-            [8, 6, 7],
-            [9, 8, 1],
-        ],
-        np.int64,
-    )
+            np.stack([np.zeros(5, int), u, u1], axis=1),  # top cap
+            np.stack([u, lo1, u1], axis=1),  # band, pointing down
+            np.stack([lo, lo1, u], axis=1),  # band, pointing up
+            np.stack([np.full(5, 11), lo1, lo], axis=1),  # bottom cap
+        ]
+    ).astype(np.int64)
     return verts, tris
 
 

@@ -112,3 +112,20 @@ def test_sourcespace_validates():
         SourceSpace(np.zeros((3, 3)), np.zeros((2, 3)))
     with pytest.raises(ValueError, match="kind"):
         SourceSpace(np.zeros((3, 3)), np.zeros((3, 3)), kind="cortex")
+
+
+@pytest.mark.parity
+@pytest.mark.parametrize("grade", [0, 1, 2, 3])
+def test_ico_matches_mne(grade):
+    """Same vertex set and triangulation as MNE's icosahedra (up to vertex order)."""
+    surface = pytest.importorskip("mne.surface")
+    from scipy.spatial import cKDTree
+
+    ref = surface._get_ico_surface(grade)
+    ours = ico_source_space(grade, 1.0)
+    dist, idx = cKDTree(ours.pos).query(ref["rr"])
+    assert dist.max() < 1e-4  # MNE's stored icosahedra are rounded to ~5 decimals
+    assert np.unique(idx).size == ours.n_sources
+    ref_tris = {tuple(t) for t in np.sort(idx[ref["tris"]], axis=1)}
+    our_tris = {tuple(t) for t in np.sort(ours.tris, axis=1)}
+    assert ref_tris == our_tris
