@@ -370,3 +370,17 @@ def test_single_shell_and_near_centre():
         assert np.abs(gb - ge).max() / np.abs(ge).max() < tol, rq
     with pytest.raises(ValueError, match="electrode 'EEG001' .*farthest source"):
         make_sphere_forward(0.5 * el, ico_source_space(1, 0.05), s1)
+
+
+@pytest.mark.parity
+def test_layer_coefficients_match_mne(mne):
+    from mne.bem import _fwd_eeg_get_multi_sphere_model_coeffs as mne_coeffs
+
+    for rel, sig in (
+        ((0.9, 0.92, 0.97, 1.0), (0.33, 1.0, 0.004, 0.33)),
+        ((0.067 / 0.075, 0.07 / 0.075, 1.0), (0.33, 0.0042, 0.33)),
+        ((0.7, 0.8, 0.85, 0.95, 1.0), (0.3, 1.5, 0.01, 0.2, 0.4)),
+    ):
+        layers = [dict(rel_rad=r, sigma=s) for r, s in zip(rel, sig, strict=True)]
+        ref = mne_coeffs(dict(layers=layers), 201)
+        np.testing.assert_allclose(layer_coefficients(rel, sig, 200), ref, rtol=1e-13)
