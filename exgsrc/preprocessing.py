@@ -398,25 +398,68 @@ def filter_data(
     delay, which reproduces ``mne.filter.filter_data(..., method='fir',
     phase='zero', fir_design='firwin')``.
     """
-    from scipy.signal import oaconvolve
-
     x = np.asarray(data, dtype=np.float64)
     if l_freq is None and h_freq is None:
         return x.copy()
     h = design_fir_filter(
         sfreq, l_freq, h_freq, l_trans_bandwidth, h_trans_bandwidth, filter_length
     )
-    n_h = h.size
     shape = x.shape
     x2 = x.reshape(-1, shape[-1])
     n_x = x2.shape[1]
-    n_pad = max(min(n_h, n_x) - 1, 0)
-    xp = _reflect_limited_pad(x2, n_pad)
-    y = oaconvolve(xp, h[np.newaxis, :], mode="full", axes=-1)
-    delay = (n_h - 1) // 2
-    start = n_pad + delay
-    out = y[:, start : start + n_x]
-    return np.ascontiguousarray(out).reshape(shape)
+    n_pad = max(min(h.size, n_x) - 1, 0)
+    out = np.empty_like(x2)
+    # bound memory: filter a few channels at a time
+    step = max(1, int(2e6 // max(n_x + 2 * n_pad, 1)))
+    for i in range(0, x2.shape[0], step):
+        xp = _reflect_limited_pad(x2[i : i + step], n_pad)
+        y = _overlap_add(xp, h)
+        start = n_pad + (h.size - 1) // 2  # undo padding and the group delay
+        out[i : i + step] = y[:, start : start + n_x]
+    return out.reshape(shape)
+
+
+def _overlap_add(x: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """Full linear convolution of each row of ``x`` with ``h`` by FFT overlap-add.
+
+    Parameters
+    ----------
+    x : ndarray, shape (n_rows, n)
+    h : ndarray, shape (n_h,)
+
+    Returns
+    -------
+    y : ndarray, shape (n_rows, n + n_h - 1)
+    """
+    from scipy import fft
+
+    n_rows, n = x.shape
+    n_h = h.size
+    # block length: the power of two minimising the FFT work per output sample
+    k0 = int(np.ceil(np.log2(2 * n_h - 1)))
+    k1 = max(k0, int(np.ceil(np.log2(n + n_h - 1))))
+    cands = 2 ** np.arange(k0, k1 + 1)
+    cost = np.ceil(n / (cands - n_h + 1)) * cands * (np.log2(cands) + 1)
+    n_fft = int(cands[np.argmin(cost)])
+    seg = n_fft - n_h + 1
+    n_seg = -(-n // seg)
+    H = fft.rfft(h, n_fft)
+    out = np.zeros((n_rows, (n_seg + 1) * seg))
+    tail = n_fft - seg  # = n_h - 1 <= seg because n_fft >= 2 n_h - 1
+    blocks = np.zeros((n_seg, n_fft))
+    full = n // seg
+    for r in range(n_rows):  # one row at a time keeps the FFT work in cache
+        blocks[:full, :seg] = x[r, : full * seg].reshape(full, seg)
+        if full < n_seg:
+            blocks[full, :seg] = 0.0
+            blocks[full, : n - full * seg] = x[r, full * seg :]
+        spec = fft.rfft(blocks, axis=-1)
+        spec *= H
+        y = fft.irfft(spec, n_fft, axis=-1)
+        view = out[r].reshape(n_seg + 1, seg)
+        view[:n_seg] += y[:, :seg]
+        view[1:, :tail] += y[:, seg:]
+    return out[:, : n + n_h - 1]
 
 
 def _reflect_limited_pad(x: np.ndarray, n_pad: int) -> np.ndarray:

@@ -52,7 +52,7 @@ def read_edf(path: str | Path) -> Raw:
     try:
         with _warnings.catch_warnings(record=True) as caught:
             _warnings.simplefilter("always")
-            f = edfio.read_bdf(path) if is_bdf else edfio.read_edf(path, lazy_load_data=False)
+            f = edfio.read_bdf(path) if is_bdf else edfio.read_edf(path)
     except Exception as err:
         raise BidsError(
             f"{path}: cannot read {'BDF' if is_bdf else 'EDF'} file ({type(err).__name__}: {err})"
@@ -84,10 +84,7 @@ def read_edf(path: str | Path) -> Raw:
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
         raise BidsError(f"{path}: duplicate channel names {dup}")
-    n_t = {len(s.data) for s in keep}
-    if len(n_t) != 1:
-        raise BidsError(f"{path}: signals have different lengths {sorted(n_t)}")
-    data = np.empty((len(keep), n_t.pop()))
+    data = None
     units = {}
     for i, s in enumerate(keep):
         u = s.physical_dimension.strip()
@@ -98,9 +95,18 @@ def read_edf(path: str | Path) -> Raw:
                 f"{path}: channel {names[i]} has non-voltage unit {u!r}; values kept as stored"
             )
             scale = 1.0
-        data[i] = s.data
-        if scale != 1.0:
-            data[i] *= scale
+        # physical = (digital - dmin) * (prange / drange) + pmin, then to volts
+        dig = s.digital
+        if data is None:
+            data = np.empty((len(keep), dig.size))
+        elif dig.size != data.shape[1]:
+            raise BidsError(
+                f"{path}: signal {names[i]} has {dig.size} samples, not {data.shape[1]}"
+            )
+        gain = (s.physical_max - s.physical_min) / (s.digital_max - s.digital_min)
+        off = s.physical_max - gain * s.digital_max
+        np.multiply(dig, gain * scale, out=data[i])
+        data[i] += off * scale
     try:
         ann = [(float(a.onset), a.duration, a.text) for a in f.annotations]
     except Exception as err:  # malformed annotation signal
