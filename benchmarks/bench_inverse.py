@@ -1,0 +1,175 @@
+"""Benchmark: exgsrc inverse vs MNE-Python, side by side.
+
+Run: ``.venv/bin/python benchmarks/bench_inverse.py [--grade 3] [--n-times 60000]``
+
+Prints, for a 64-channel sphere model and an ico source space:
+- operator construction (loose 0.2 and fixed),
+- apply on 64 ch x 60 000 samples for dSPM fixed and sLORETA free
+  (ours: prepare once + apply; MNE: ``apply_inverse_raw``),
+- eLORETA on an evoked (loose 0.2),
+and the throughput of our apply relative to one plain ``kernel @ data``
+matrix product of the same shape (the goal is >= 80 %).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+
+
+def _best(fn, repeat):
+    best = np.inf
+    out = None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, out
+
+
+def _best_pair(fa, fb, repeat):
+    """Interleaved timings (a, b, a, b, ...) so machine load hits both alike."""
+    ta = tb = np.inf
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        ra = fa()
+        ta = min(ta, time.perf_counter() - t0)
+        del ra
+        t0 = time.perf_counter()
+        rb = fb()
+        tb = min(tb, time.perf_counter() - t0)
+        del rb
+    return ta, tb
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--grade", type=int, default=3, help="ico grade of the source space")
+    ap.add_argument("--n-times", type=int, default=60_000)
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+
+    import mne
+    from mne.surface import _get_ico_surface
+
+    from exgsrc.forward import Forward
+    from exgsrc.inverse import make_inverse_operator, prepare_inverse
+    from exgsrc.source_space import SourceSpace
+
+    mne.set_log_level("error")
+    unit = _get_ico_surface(args.grade)["rr"]
+    rr = unit * 0.06 + np.array([0.0, 0.0, 0.04])
+    src = mne.setup_volume_source_space(pos=dict(rr=rr, nn=unit), sphere=(0, 0, 0.04, 0.09))
+    pos = mne.channels.make_standard_montage("biosemi64").get_positions()["ch_pos"]
+    names = list(pos)
+    info = mne.create_info(names, 1000.0, "eeg")
+    info.set_montage(mne.channels.make_dig_montage(pos, coord_frame="head"))
+    sphere = mne.make_sphere_model(r0=(0, 0, 0.04), head_radius=0.09, info=info)
+    fwd = mne.convert_forward_solution(
+        mne.make_forward_solution(info, trans=None, src=src, bem=sphere), surf_ori=True
+    )
+    n = len(names)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, n)) @ rng.standard_normal((n, 5000)) * 1e-6
+    cov_data = x @ x.T / x.shape[1]
+    cov = mne.Covariance(cov_data, names, [], [], x.shape[1] - 1)
+    s = src[0]
+    ours_fwd = Forward(
+        np.array(fwd["_orig_sol"]),
+        tuple(names),
+        np.array(list(pos.values())),
+        SourceSpace(s["rr"][s["vertno"]], s["nn"][s["vertno"]], kind="discrete"),
+        "free",
+    )
+    raw_data = rng.standard_normal((n, args.n_times)) * 1e-6
+    raw = mne.io.RawArray(raw_data, info)
+    raw.set_eeg_reference(projection=True)
+    lam = 1.0 / 9.0
+    rows = []
+
+    def row(name, t_ours, t_mne, extra=""):
+        rows.append((name, t_ours, t_mne, extra))
+        print(
+            f"{name:<38s} ours {t_ours * 1e3:9.1f} ms   MNE {t_mne * 1e3:9.1f} ms   "
+            f"MNE/ours {t_mne / t_ours:6.2f}x  {extra}",
+            flush=True,
+        )
+
+    print(f"load average {os.getloadavg()}, {os.cpu_count()} CPUs")
+    print(
+        f"64 ch, {ours_fwd.n_sources} sources (ico {args.grade}), "
+        f"{args.n_times} samples; best of {args.repeat}"
+    )
+    # --- operator construction
+    for loose in (0.2, 0.0):
+        fixed = loose == 0.0
+        t_o, _ = _best(
+            lambda loose=loose, fixed=fixed: make_inverse_operator(
+                ours_fwd, cov_data, loose=loose, depth=0.8, fixed=fixed
+            ),
+            args.repeat,
+        )
+        t_m, _ = _best(
+            lambda loose=loose, fixed=fixed: mne.minimum_norm.make_inverse_operator(
+                raw.info, fwd, cov, loose=loose, depth=0.8, fixed=True if fixed else "auto"
+            ),
+            args.repeat,
+        )
+        row(f"make_inverse_operator loose={loose}", t_o, t_m)
+
+    # --- long data
+    for label, loose, method in (("dSPM fixed", 0.0, "dSPM"), ("sLORETA free", 1.0, "sLORETA")):
+        fixed = loose == 0.0
+        inv = make_inverse_operator(ours_fwd, cov_data, loose=loose, fixed=fixed)
+        minv = mne.minimum_norm.make_inverse_operator(
+            raw.info, fwd, cov, loose=loose, fixed=True if fixed else "auto"
+        )
+        t_prep, prep = _best(
+            lambda inv=inv, method=method: prepare_inverse(inv, 1, lam, method), 1
+        )
+        k = prep.kernel
+        t_apply, t_mm = _best_pair(
+            lambda p=prep: p.apply(raw_data), lambda k=k: k @ raw_data, args.repeat
+        )
+        t_mne, stc = _best(
+            lambda minv=minv, method=method: mne.minimum_norm.apply_inverse_raw(
+                raw, minv, lam, method
+            ),
+            args.repeat,
+        )
+        err = np.max(np.abs(prep.apply(raw_data[:, :2000]) - stc.data[:, :2000])) / np.max(
+            np.abs(stc.data[:, :2000])
+        )
+        del stc
+        thr = t_mm / t_apply
+        row(
+            f"apply {label} (prepare {t_prep * 1e3:.0f} ms)",
+            t_apply + t_prep,
+            t_mne,
+            f"apply-only vs plain matmul {k.shape[0]}x{k.shape[1]} @ data: "
+            f"{t_apply * 1e3:.1f} vs {t_mm * 1e3:.1f} ms -> throughput {100 * thr:.0f}%; "
+            f"rel err {err:.1e}",
+        )
+
+    # --- eLORETA on an evoked
+    ev = mne.EvokedArray(raw_data[:, :300], raw.info, nave=30)
+    inv = make_inverse_operator(ours_fwd, cov_data, loose=0.2)
+    minv = mne.minimum_norm.make_inverse_operator(raw.info, fwd, cov, loose=0.2)
+    t_o, prep = _best(lambda: prepare_inverse(inv, 30, lam, "eLORETA"), 1)
+    t_o2, sol = _best(lambda: prep.apply(ev.data), args.repeat)
+    t_m, stc = _best(lambda: mne.minimum_norm.apply_inverse(ev, minv, lam, "eLORETA"), 1)
+    err = np.max(np.abs(sol - stc.data)) / np.max(np.abs(stc.data))
+    info_ = prep.eloreta_info
+    row(
+        "eLORETA loose=0.2 evoked (64 x 300)",
+        t_o + t_o2,
+        t_m,
+        f"iterations {info_['n_iter']}, final change {info_['delta']:.1e}, rel err {err:.1e}",
+    )
+
+
+if __name__ == "__main__":
+    main()
