@@ -11,7 +11,6 @@ from __future__ import annotations
 import html
 import json
 import re
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -213,7 +212,8 @@ def test_subject_report_has_every_section_and_no_external_resources(synthetic, t
     ]
     assert set(secs.values()) <= {"ok", "warning"}, secs
     # all figures embedded as PNG data URIs; nothing fetched from anywhere
-    assert doc.count('src="data:image/png;base64,') >= 15
+    # head 1, forward 1, covariance 2, evoked 1 per condition, 1 per stc, resolution 2
+    assert doc.count('src="data:image/png;base64,') == 1 + 1 + 2 + 2 + 4 + 2
     assert not re.search(r'(src|href)="(https?:)?//', doc)
     assert "Content-Security-Policy" in doc
     # data section: exclusions with reasons, epochs and their drop reasons
@@ -283,16 +283,25 @@ def test_missing_and_failed_steps_render_as_blocks(synthetic, tmp_path):
 def test_malformed_input_renders_failed_with_reason(synthetic):
     inputs = dict(synthetic)
     inputs["cov"] = xr.Dataset({"cov": (("channel", "channel2"), np.ones((3, 4)))})
-    doc = subject_report("04", **inputs)
-    assert _sections(doc)["cov"] == "failed"
-    assert "covariance must be square" in doc
+    summary = subject_summary("04", **inputs)
+    assert summary["section_status"]["cov"] == "failed"
+    assert summary["status"] == "failed"
+    assert any("covariance must be square" in r for r in summary["status_reasons"])
 
 
-def test_strings_from_inputs_are_escaped(tmp_path):
+@pytest.fixture(scope="module")
+def xss_report(tmp_path_factory):
+    """A report whose channel, condition, subject and task names are HTML/JS."""
     names = [XSS] + [f"E{i:02d}" for i in range(31)]
-    inputs = _synthetic(ch_names=names, conditions=(XSS, 'a"b&c'))
+    inputs = _synthetic(ch_names=names, conditions=(XSS, 'a"b&c'), methods=("sLORETA",))
     inputs["montage"].attrs["excluded_channels"] = json.dumps({XSS + "2": XSS})
-    doc, summary = subject_report(XSS, task="t<i>", return_summary=True, **inputs)
+    out = tmp_path_factory.mktemp("xss") / "sub-x" / "sub-x_task-t_report.html"
+    doc, summary = subject_report(XSS, task="t<i>", out=out, return_summary=True, **inputs)
+    return out, doc, summary, inputs
+
+
+def test_strings_from_inputs_are_escaped(xss_report):
+    _, doc, summary, _ = xss_report
     assert XSS not in doc
     assert "<i>" not in doc
     assert html.escape(XSS) in doc
@@ -327,7 +336,7 @@ def _cohort_summaries(n=6):
                 "epochs": {"faces": 40 + i, "cars": 38 - i},
                 "cov_rank": 29,
                 "white_gfp_baseline": 1.0 + 0.02 * i,
-                "peak_snr": {"faces/dSPM": 4.0 + 0.1 * i},
+                "peak_snr": {"faces": 4.0 + 0.1 * i},
                 "psf_peak_err_median_mm": {"dSPM": 8.0 + 0.3 * i, "sLORETA": 2.0 + 0.1 * i},
                 "loc_error_true_mm": {"faces/sLORETA": 5.0 + 0.5 * i},
                 "warnings": [],
@@ -416,21 +425,19 @@ def test_reports_from_netcdf_files_and_classify_paths(synthetic, tmp_path):
 
 
 @pytest.mark.browser
-def test_reports_in_headless_chromium(synthetic, tmp_path):
-    if shutil.which("chromium") is None and not Path(CHROMIUM).exists():
+def test_reports_in_headless_chromium(xss_report, tmp_path):
+    if not Path(CHROMIUM).exists():
         pytest.skip(f"no browser: {CHROMIUM} is not installed (apt-get install chromium)")
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-    names = [XSS] + [f"E{i:02d}" for i in range(31)]
-    inputs = _synthetic(ch_names=names)
-    sub_html = tmp_path / "sub-01" / "sub-01_task-x_report.html"
-    _, summary = subject_report("01", task="x", out=sub_html, return_summary=True, **inputs)
+    sub_html, _, summary, inputs = xss_report
     sums = _cohort_summaries()
     sums[0] = dict(summary, subject="01")
-    coh_html = tmp_path / "group" / "cohort_report.html"
+    coh_html = sub_html.parent.parent / "group" / "cohort_report.html"
+    ga = next(iter(inputs["stcs"].items()))
     cohort_report(
         sums,
-        grand_averages={("faces", "dSPM"): inputs["stcs"][("faces", "dSPM")]},
-        links={"01": "../sub-01/sub-01_task-x_report.html"},
+        grand_averages={ga[0]: ga[1]},
+        links={"01": "../sub-x/sub-x_task-t_report.html"},
         out=coh_html,
     )
     with sync_api.sync_playwright() as p:

@@ -16,14 +16,14 @@ __all__ = [
     "project_sensors",
     "fig_sensors_sphere",
     "fig_topomaps",
-    "fig_source_maps",
     "fig_forward",
     "fig_covariance",
     "fig_whitened_gfp",
-    "fig_evoked",
-    "fig_source_estimate",
     "fig_distributions",
     "fig_grand_average",
+    "fig_evoked_full",
+    "fig_stc_full",
+    "fig_metric_maps_methods",
 ]
 
 
@@ -110,15 +110,14 @@ def _topo(ax, xy, values, *, cmap="RdBu_r", vlim=None, title=None, names=None):
         vlim = (-m, m) if cmap == "RdBu_r" else (np.nanmin(values), np.nanmax(values))
     if vlim[0] == vlim[1]:
         vlim = (vlim[0] - 1, vlim[1] + 1)
-    im = None
     if len(xy) >= 3:
         try:
             tri = mtri.Triangulation(xy[:, 0], xy[:, 1])
-            im = ax.tricontourf(
+            ax.tricontourf(
                 tri, values, levels=np.linspace(vlim[0], vlim[1], 13), cmap=cmap, extend="both"
             )
         except (ValueError, RuntimeError):  # degenerate layout: dots only
-            im = None
+            pass
     sc = ax.scatter(
         xy[:, 0],
         xy[:, 1],
@@ -138,7 +137,7 @@ def _topo(ax, xy, values, *, cmap="RdBu_r", vlim=None, title=None, names=None):
     ax.set_axis_off()
     if title:
         ax.set_title(title, fontsize=9)
-    return im if im is not None else sc
+    return sc  # a plain mappable: its colorbar gets a few readable ticks
 
 
 def fig_topomaps(pos, center, maps, titles, *, unit="", cmap="RdBu_r", shared=True) -> Figure:
@@ -208,49 +207,6 @@ def fig_sensors_sphere(pos, center, radii, names=None) -> Figure:
         ax.set_title(title, fontsize=10)
     cb = fig.colorbar(sc, ax=list(axes), shrink=0.8)
     cb.set_label("distance from scalp sphere (mm)")
-    return fig
-
-
-def fig_source_maps(
-    src_pos, values, *, title="", unit="", cmap="viridis", mark=None, truth=None, vlim=None
-) -> Figure:
-    """Source space coloured by ``values``, top (x-y) and side (y-z) views.
-
-    Parameters
-    ----------
-    src_pos : ndarray, shape (n_src, 3)
-        Source positions (m).
-    values : ndarray, shape (n_src,)
-    mark : ndarray, shape (3,) | None
-        A position (m) drawn as a star (e.g. the peak).
-    truth : ndarray, shape (n_dip, 3) | None
-        True dipole positions (m), drawn as crosses.
-    """
-    p = np.asarray(src_pos, float) * 1e3
-    v = np.asarray(values, float)
-    order = np.argsort(v)  # strongest drawn last (on top)
-    fig = _fig((8, 3.6))
-    axes = fig.subplots(1, 2)
-    vmin, vmax = (np.nanmin(v), np.nanmax(v)) if vlim is None else vlim
-    sc = None
-    for ax, (i, j), lab in zip(axes, [(0, 1), (1, 2)], ["top (x-y)", "side (y-z)"], strict=True):
-        sc = ax.scatter(
-            p[order, i], p[order, j], c=v[order], cmap=cmap, s=10, vmin=vmin, vmax=vmax
-        )
-        if mark is not None:
-            m = np.asarray(mark) * 1e3
-            ax.plot(m[i], m[j], "*", ms=14, mfc="none", mec="r", mew=1.5, label="peak")
-        if truth is not None and len(truth):
-            tr = np.atleast_2d(truth) * 1e3
-            ax.plot(tr[:, i], tr[:, j], "x", ms=10, color="k", mew=2, label="true dipole")
-        _spatial_axes(ax, i, j)
-        ax.set_title(lab, fontsize=9)
-    if mark is not None or truth is not None:
-        axes[1].legend(fontsize=7, loc="lower right")
-    cb = fig.colorbar(sc, ax=list(axes), shrink=0.8)
-    cb.set_label(unit)
-    if title:
-        fig.suptitle(title, fontsize=10)
     return fig
 
 
@@ -349,60 +305,6 @@ def fig_whitened_gfp(
     return fig
 
 
-def fig_evoked(times, data, gfp, peak_idx, condition="") -> Figure:
-    """Butterfly plot (µV) with GFP and peak times marked.
-
-    Parameters
-    ----------
-    times : ndarray, shape (n_times,)
-        Seconds.
-    data : ndarray, shape (n_ch, n_times)
-        Volts.
-    gfp : ndarray, shape (n_times,)
-        Volts.
-    peak_idx : sequence of int
-    """
-    t = np.asarray(times) * 1e3
-    fig = _fig((8, 4.2))
-    ax0, ax1 = fig.subplots(2, 1, sharex=True, height_ratios=[2, 1])
-    ax0.plot(t, np.asarray(data).T * 1e6, lw=0.5, color="k", alpha=0.5)
-    ax0.set_ylabel("µV")
-    ax0.set_title(f"butterfly: {condition}", fontsize=10)
-    ax1.fill_between(t, 0, np.asarray(gfp) * 1e6, color="0.5")
-    ax1.set_ylabel("GFP (µV)")
-    ax1.set_xlabel("time (ms)")
-    for k in peak_idx:
-        for ax in (ax0, ax1):
-            ax.axvline(t[k], color="r", lw=0.8, ls=":")
-    return fig
-
-
-def fig_source_estimate(times, tc, snr=None, *, title="", unit="") -> Figure:
-    """Time course at the peak source, with estimated SNR on a second panel.
-
-    Parameters
-    ----------
-    times : ndarray, shape (n_times,)
-        Seconds.
-    tc : ndarray, shape (n_times,)
-        Estimate at the peak source (``unit``).
-    snr : ndarray, shape (n_times,) | None
-        Estimated SNR (dimensionless).
-    """
-    t = np.asarray(times) * 1e3
-    n = 2 if snr is not None else 1
-    fig = _fig((7, 1.9 * n + 0.6))
-    axes = fig.subplots(n, 1, sharex=True, squeeze=False)[:, 0]
-    axes[0].plot(t, tc, color="C0")
-    axes[0].set_ylabel(unit or "estimate")
-    axes[0].set_title(title, fontsize=10)
-    if snr is not None:
-        axes[1].plot(t, snr, color="C3")
-        axes[1].set_ylabel("estimated SNR")
-    axes[-1].set_xlabel("time (ms)")
-    return fig
-
-
 def fig_distributions(data: dict, metric_titles: dict, units: dict) -> Figure:
     """Box plots of resolution metrics per method.
 
@@ -431,35 +333,6 @@ def fig_distributions(data: dict, metric_titles: dict, units: dict) -> Figure:
     return fig
 
 
-def fig_metric_maps(src_pos, maps: dict, units: dict, title="") -> Figure:
-    """Top views of the source space coloured by several metrics.
-
-    Parameters
-    ----------
-    src_pos : ndarray, shape (n_src, 3)
-        Source positions (m).
-    maps : dict of str -> ndarray (n_src,)
-    """
-    p = np.asarray(src_pos) * 1e3
-    n = len(maps)
-    ncol = min(n, 3)
-    nrow = int(np.ceil(n / ncol))
-    fig = _fig((3.6 * ncol, 3.0 * nrow))
-    axes = fig.subplots(nrow, ncol, squeeze=False).ravel()
-    for ax, (name, v) in zip(axes, maps.items(), strict=False):
-        v = np.asarray(v, float)
-        order = np.argsort(v)
-        sc = ax.scatter(p[order, 0], p[order, 1], c=v[order], s=7, cmap="viridis")
-        _spatial_axes(ax, 0, 1)
-        ax.set_title(name, fontsize=9)
-        fig.colorbar(sc, ax=ax, shrink=0.8).set_label(units.get(name, ""), fontsize=8)
-    for ax in axes[n:]:
-        ax.set_axis_off()
-    if title:
-        fig.suptitle(title, fontsize=10)
-    return fig
-
-
 def fig_grand_average(times, tc, src_pos, values, *, title="", unit="", mark=None) -> Figure:
     """Grand average: time course at the peak source and top view at peak time."""
     t = np.asarray(times) * 1e3
@@ -477,4 +350,167 @@ def fig_grand_average(times, tc, src_pos, values, *, title="", unit="", mark=Non
     _spatial_axes(ax1, 0, 1)
     fig.colorbar(sc, ax=ax1, shrink=0.8).set_label(unit)
     fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def fig_evoked_full(times, data, gfp, peak_idx, pos, center, condition="") -> Figure:
+    """Butterfly (µV), GFP and topographies at the GFP peaks in one figure.
+
+    Parameters
+    ----------
+    times : ndarray, shape (n_times,)
+        Seconds.
+    data : ndarray, shape (n_ch, n_times)
+        Volts.
+    gfp : ndarray, shape (n_times,)
+        Volts.
+    peak_idx : sequence of int
+        Time indices of the topographies.
+    pos : ndarray, shape (n_ch, 3)
+        Electrode positions (m), same order as ``data``.
+    center : ndarray, shape (3,)
+        Head centre (m).
+    """
+    t = np.asarray(times) * 1e3
+    x = np.asarray(data) * 1e6
+    n_pk = max(len(peak_idx), 1)
+    fig = _fig((10, 4.2))
+    gs = fig.add_gridspec(2, 1 + n_pk, width_ratios=[3.2] + [1] * n_pk, height_ratios=[2, 1])
+    ax0 = fig.add_subplot(gs[0, 0])
+    ax1 = fig.add_subplot(gs[1, 0], sharex=ax0)
+    ax0.plot(t, x.T, lw=0.5, color="k", alpha=0.5)
+    ax0.set_ylabel("µV")
+    ax0.set_title(f"butterfly: {condition}", fontsize=10)
+    ax0.tick_params(labelbottom=False)
+    ax1.fill_between(t, 0, np.asarray(gfp) * 1e6, color="0.5")
+    ax1.set_ylabel("GFP (µV)")
+    ax1.set_xlabel("time (ms)")
+    for k in peak_idx:
+        for ax in (ax0, ax1):
+            ax.axvline(t[k], color="r", lw=0.8, ls=":")
+    xy = project_sensors(pos, center)
+    m = float(np.max(np.abs(x[:, list(peak_idx)]))) if len(peak_idx) else 1.0
+    im = None
+    for j, k in enumerate(peak_idx):
+        ax = fig.add_subplot(gs[:, 1 + j])
+        im = _topo(ax, xy, x[:, k], vlim=(-m, m), title=f"{t[k]:.0f} ms")
+    if im is not None:
+        cb = fig.colorbar(im, ax=fig.axes[2:], shrink=0.5, location="bottom")
+        cb.set_label("µV", fontsize=8)
+    return fig
+
+
+def fig_stc_full(
+    times, tc, snr, src_pos, values, *, title="", unit="", mark=None, truth=None, peak_time=None
+) -> Figure:
+    """Peak-source time course, estimated SNR and the map at the peak time in one figure.
+
+    Parameters
+    ----------
+    times : ndarray, shape (n_times,)
+        Seconds.
+    tc : ndarray, shape (n_times,)
+        Estimate at the peak source (``unit``).
+    snr : dict of str -> ndarray (n_times,) | None
+        SNR curves to plot (dimensionless), e.g. whitened-data and estimated SNR.
+    src_pos : ndarray, shape (n_src, 3)
+        Source positions (m).
+    values : ndarray, shape (n_src,)
+        |estimate| at the peak time.
+    mark : ndarray, shape (3,) | None
+        Peak position (m), drawn as a star.
+    truth : ndarray, shape (n_dip, 3) | None
+        True dipole positions (m), drawn as crosses.
+    """
+    t = np.asarray(times) * 1e3
+    p = np.asarray(src_pos) * 1e3
+    v = np.asarray(values, float)
+    order = np.argsort(v)
+    fig = _fig((11, 3.4))
+    gs = fig.add_gridspec(2, 3, width_ratios=[1.6, 1, 1])
+    ax0 = fig.add_subplot(gs[0, 0])
+    ax0.plot(t, tc, color="C0")
+    ax0.set_ylabel(unit or "estimate", fontsize=8)
+    ax0.set_title("peak source", fontsize=9)
+    if peak_time is not None:
+        ax0.axvline(peak_time * 1e3, color="r", ls=":", lw=0.8)
+    ax1 = fig.add_subplot(gs[1, 0], sharex=ax0)
+    if snr:
+        for k, (name, curve) in enumerate(snr.items()):
+            ax1.plot(t, curve, color=f"C{3 + k}", label=name, lw=1)
+        ax1.set_ylabel("SNR", fontsize=8)
+        ax1.legend(fontsize=6, loc="upper right", frameon=False)
+    else:
+        ax1.text(
+            0.5,
+            0.5,
+            "estimated SNR not available",
+            ha="center",
+            va="center",
+            transform=ax1.transAxes,
+            fontsize=8,
+        )
+        ax1.set_yticks([])
+    ax1.set_xlabel("time (ms)")
+    ax0.tick_params(labelbottom=False)
+    sc = None
+    for k, (i, j, lab) in enumerate([(0, 1, "top (x-y)"), (1, 2, "side (y-z)")]):
+        ax = fig.add_subplot(gs[:, 1 + k])
+        sc = ax.scatter(p[order, i], p[order, j], c=v[order], cmap="viridis", s=9)
+        if mark is not None:
+            mk = np.asarray(mark) * 1e3
+            ax.plot(mk[i], mk[j], "*", ms=14, mfc="none", mec="r", mew=1.5, label="peak")
+        if truth is not None and len(truth):
+            tr = np.atleast_2d(truth) * 1e3
+            ax.plot(tr[:, i], tr[:, j], "x", ms=10, color="k", mew=2, label="true dipole")
+        _spatial_axes(ax, i, j)
+        ax.set_title(lab, fontsize=9)
+    if mark is not None or truth is not None:
+        handles, labels = fig.axes[-1].get_legend_handles_labels()
+        fig.legend(handles, labels, fontsize=7, loc="lower right", ncol=2, frameon=False)
+    cb = fig.colorbar(sc, ax=fig.axes[2:], shrink=0.8)
+    cb.set_label(f"|estimate| ({unit})" if unit else "|estimate|", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def fig_metric_maps_methods(src_pos, maps: dict, names: dict, units: dict) -> Figure:
+    """Top views of metrics (columns) for every method (rows), one colour scale per metric.
+
+    Parameters
+    ----------
+    src_pos : ndarray, shape (n_src, 3)
+        Source positions (m).
+    maps : dict of method -> dict of metric -> ndarray (n_src,)
+    names, units : dict of metric -> str
+    """
+    p = np.asarray(src_pos) * 1e3
+    methods = list(maps)
+    metrics = list(next(iter(maps.values())))
+    nr, nc = len(methods), len(metrics)
+    fig = _fig((1.9 * nc + 0.8, 1.9 * nr + 1.0))
+    axes = fig.subplots(nr, nc, squeeze=False)
+    for j, m in enumerate(metrics):
+        allv = np.concatenate([np.asarray(maps[k][m], float) for k in methods])
+        allv = allv[np.isfinite(allv)]
+        vmin, vmax = (float(allv.min()), float(allv.max())) if allv.size else (0.0, 1.0)
+        sc = None
+        for i, k in enumerate(methods):
+            ax = axes[i, j]
+            v = np.asarray(maps[k][m], float)
+            order = np.argsort(v)
+            sc = ax.scatter(
+                p[order, 0], p[order, 1], c=v[order], s=5, cmap="viridis", vmin=vmin, vmax=vmax
+            )
+            ax.set_aspect("equal")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(names.get(m, m), fontsize=8)
+            if j == 0:
+                ax.set_ylabel(str(k), fontsize=9)
+        cb = fig.colorbar(sc, ax=axes[:, j], location="bottom", shrink=0.9)
+        cb.set_label(units.get(m, ""), fontsize=7)
+        cb.ax.tick_params(labelsize=6)
     return fig

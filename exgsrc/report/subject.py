@@ -580,7 +580,9 @@ def _sec_cov(ctx: _Ctx) -> _Result:
     if curves:
         parts.append(
             "<h3>Whitened baseline check</h3><p>Whitened GFP should stay near 1 in "
-            "the baseline if the noise covariance describes the baseline noise.</p>"
+            "the baseline if the noise covariance describes the baseline noise; below 1 the "
+            "covariance overestimates it (as regularisation does), above 1 it underestimates "
+            "it (too few samples, non-stationary noise). Flagged outside 0.25&ndash;4.</p>"
         )
         parts.append(
             table(
@@ -588,7 +590,9 @@ def _sec_cov(ctx: _Ctx) -> _Result:
                 [[k, round(v, 3)] for k, v in base_means.items()],
             )
         )
-        bad = {k: v for k, v in base_means.items() if not 0.5 <= v <= 2.0}
+        # < 1: the covariance overestimates the baseline noise (e.g. regularisation);
+        # > 1: it underestimates it. Flag only large deviations.
+        bad = {k: v for k, v in base_means.items() if not 0.25 <= v <= 4.0}
         for k, v in bad.items():
             res.warnings.append(f"whitened baseline GFP for {k} is {v:.2f} (expected ~1)")
         ctx.summary["white_gfp_baseline"] = (
@@ -648,22 +652,10 @@ def _sec_evokeds(ctx: _Ctx) -> _Result:
             )
             parts.append(
                 ctx.img(
-                    lambda x=x, t=t, gfp=gfp, pk=pk, label=label: F.fig_evoked(
-                        t, x, gfp, pk, label
+                    lambda x=x, t=t, gfp=gfp, pk=pk, label=label, pos=pos, center=center: (
+                        F.fig_evoked_full(t, x, gfp, pk, pos, center, label)
                     ),
                     f"evoked {label}",
-                )
-            )
-            parts.append(
-                ctx.img(
-                    lambda x=x, t=t, pk=pk, pos=pos, center=center: F.fig_topomaps(
-                        pos,
-                        center,
-                        x[:, pk].T * 1e6,
-                        [f"{t[i] * 1e3:.0f} ms" for i in pk],
-                        unit="µV",
-                    ),
-                    f"topographies {label}",
                 )
             )
         except MissingInput as err:
@@ -700,25 +692,38 @@ def _truth_for(ctx: _Ctx, cond_key, label, ds):
     return arr, (None if lat is None else float(lat))
 
 
-def _snr_for(ctx: _Ctx, stc_ds, cond_key, label):
-    """Estimated SNR over time (n_times,) for a condition: from the stc file or ``snr.nc``."""
-    for v in ("snr_est", "snr"):
+_SNR_NAMES = {"snr": "whitened-data SNR", "snr_est": "estimated SNR"}
+
+
+def _snr_for(ctx: _Ctx, stc_ds, cond_key, label) -> dict:
+    """SNR curves over time for a condition, from the stc file or the subject's ``snr.nc``.
+
+    Returns
+    -------
+    dict of str -> ndarray (n_times,)
+        Keys ``"snr"`` (whitened data) and/or ``"snr_est"`` (as MNE's
+        ``estimate_snr``); empty if neither is available.
+    """
+    out = {}
+    for v in _SNR_NAMES:
         if v in stc_ds.data_vars and stc_ds[v].dims == ("time",):
-            return np.asarray(stc_ds[v].values, float)
+            out[v] = np.asarray(stc_ds[v].values, float)
+    if out:
+        return out
     snr = ctx.opt("snr")
     if snr is None or "condition" not in snr.dims:
-        return None
-    var = "snr_est" if "snr_est" in snr.data_vars else ("snr" if "snr" in snr.data_vars else None)
-    if var is None:
-        return None
+        return out
     keys = [str(c) for c in snr["condition"].values]
     names = (
         [str(c) for c in snr["condition_name"].values] if "condition_name" in snr.coords else keys
     )
     for i, (k, n) in enumerate(zip(keys, names, strict=True)):
         if k == str(cond_key) or n == str(label):
-            return np.asarray(snr[var].isel(condition=i).values, float)
-    return None
+            for v in _SNR_NAMES:
+                if v in snr.data_vars and "time" in snr[v].dims:
+                    out[v] = np.asarray(snr[v].isel(condition=i).values, float)
+            break
+    return out
 
 
 def _sec_stcs(ctx: _Ctx) -> _Result:
@@ -756,9 +761,10 @@ def _sec_stcs(ctx: _Ctx) -> _Result:
                         k = np.unravel_index(int(np.argmax(sub_w)), sub_w.shape)[0]
                 err_mm = float(np.min(np.linalg.norm(truth - src_pos[k], axis=1)) * 1e3)
                 ctx.summary["loc_error_true_mm"][f"{label}/{meth}"] = err_mm
-            snr = _snr_for(ctx, ds, cond, label)
+            snrs = _snr_for(ctx, ds, cond, label)
+            snr = snrs.get("snr", snrs.get("snr_est"))
             if snr is not None:
-                ctx.summary["peak_snr"][f"{label}/{meth}"] = float(np.nanmax(snr))
+                ctx.summary["peak_snr"][label] = float(np.nanmax(snr))
             rows.append(
                 [
                     label,
@@ -774,16 +780,21 @@ def _sec_stcs(ctx: _Ctx) -> _Result:
             parts.append(f"<h3>{esc(label)} &mdash; {esc(meth)}</h3>")
             parts.append(
                 ctx.img(
-                    lambda amp=amp, i_src=i_src, t=t, snr=snr, label=label, meth=meth, unit=unit: (
-                        F.fig_source_estimate(
+                    lambda amp=amp, i_src=i_src, i_t=i_t, t=t, snrs=snrs, mag=mag, peak=peak, truth=truth, unit=unit, src_pos=src_pos, label=label, meth=meth: (
+                        F.fig_stc_full(
                             t,
                             amp[i_src],
-                            snr,
-                            title=f"{label} / {meth}: peak source time course",
+                            {_SNR_NAMES[k]: v for k, v in snrs.items()},
+                            src_pos,
+                            mag[:, i_t],
+                            title=f"{label} / {meth}: peak at {t[i_t] * 1e3:.0f} ms",
                             unit=unit,
+                            mark=peak,
+                            truth=truth,
+                            peak_time=t[i_t],
                         )
                     ),
-                    f"time course {label} {meth}",
+                    f"source estimate {label} {meth}",
                 )
             )
             if snr is None:
@@ -791,24 +802,9 @@ def _sec_stcs(ctx: _Ctx) -> _Result:
                     notice(
                         "missing",
                         "estimated SNR",
-                        "no 'snr_est' for this condition in the SNR or source-estimate files",
+                        "no 'snr'/'snr_est' for this condition in the SNR or source-estimate files",
                     )
                 )
-            parts.append(
-                ctx.img(
-                    lambda mag=mag, i_t=i_t, peak=peak, truth=truth, t=t, unit=unit, src_pos=src_pos: (
-                        F.fig_source_maps(
-                            src_pos,
-                            mag[:, i_t],
-                            mark=peak,
-                            truth=truth,
-                            title=f"|estimate| at {t[i_t] * 1e3:.0f} ms",
-                            unit=unit,
-                        )
-                    ),
-                    f"source map {label} {meth}",
-                )
-            )
         except MissingInput as err:
             statuses.append("missing")
             parts.append(notice("missing", f"source estimate {cond}/{method}", str(err)))
@@ -831,7 +827,7 @@ def _sec_stcs(ctx: _Ctx) -> _Result:
             "peak value",
             "unit",
             "error to true dipole (mm)",
-            "max estimated SNR",
+            "max SNR (whitened data)",
         ],
         rows,
     )
@@ -907,18 +903,18 @@ def _sec_resolution(ctx: _Ctx) -> _Result:
             "resolution distributions",
         )
     )
-    for meth, d in by.items():
-        parts.append(f"<h3>{esc(meth)}: maps (top view)</h3>")
-        parts.append(
-            ctx.img(
-                lambda d=d, meth=meth: F.fig_metric_maps(
-                    src_pos,
-                    {_RES_METRICS[m][0]: d[m] for m in metrics},
-                    {_RES_METRICS[m][0]: _RES_METRICS[m][1] for m in metrics},
-                ),
-                f"resolution maps {meth}",
-            )
+    parts.append("<h3>Maps over the source space (top view; rows: methods)</h3>")
+    parts.append(
+        ctx.img(
+            lambda: F.fig_metric_maps_methods(
+                src_pos,
+                by,
+                {m: _RES_METRICS[m][0] for m in metrics},
+                {m: _RES_METRICS[m][1] for m in metrics},
+            ),
+            "resolution maps",
         )
+    )
     res.body = "\n".join(parts)
     return res
 
@@ -1108,7 +1104,7 @@ def subject_summary(
         ``subject``, ``status`` (ok/warning/missing/failed), ``status_reasons``,
         ``section_status``, ``n_channels``, ``n_excluded``, ``epochs``
         (condition -> kept), ``cov_rank``, ``white_gfp_baseline``, ``peak_snr``
-        ("cond/method" -> max estimated SNR), ``psf_peak_err_median_mm``
+        (condition -> max whitened-data SNR, else max estimated SNR), ``psf_peak_err_median_mm``
         (method -> mm), ``loc_error_true_mm`` ("cond/method" -> mm),
         ``warnings`` (list of str).
     """
