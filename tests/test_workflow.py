@@ -1,0 +1,338 @@
+"""End-to-end tests of the Snakemake workflow (run through Snakemake's CLI).
+
+The tiny demo config (config/test_tiny.yaml: 2 subjects x 2 conditions, ico
+grade 2, sLORETA + eLORETA) runs once per module in a temporary directory;
+the tests then inspect its outputs, rerun, interrupt and resume it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import xarray as xr
+
+pytestmark = pytest.mark.workflow
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEFILE = ROOT / "Snakefile"
+TINY = ROOT / "config" / "test_tiny.yaml"
+
+
+def snakemake(workdir, *args, configfile=TINY, check=True, timeout=300):
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(SNAKEFILE),
+        "--directory",
+        str(workdir),
+        "--cores",
+        "2",
+        "--configfile",
+        str(configfile),
+        *args,
+    ]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=workdir)
+    if check and res.returncode != 0:
+        raise AssertionError(
+            f"snakemake failed ({res.returncode}):\n{res.stdout[-4000:]}\n{res.stderr[-6000:]}"
+        )
+    return res
+
+
+def _tsv(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh, delimiter="\t"))
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    wd = tmp_path_factory.mktemp("wf")
+    snakemake(wd, "--config", "on_error=raise")
+    return wd
+
+
+def _sub(wd, sub, suffix):
+    return wd / "results" / f"sub-{sub}" / "eeg" / f"sub-{sub}_task-demo_{suffix}"
+
+
+def test_dry_run_dag(tmp_path):
+    res = snakemake(tmp_path, "-n", "--quiet", "rules")
+    counts = {}
+    for line in res.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            counts[parts[0]] = int(parts[1])
+    assert counts["demo_bids"] == 1
+    for rule in ("montage", "head_model", "source_space", "forward", "epochs", "noise_cov"):
+        assert counts[rule] == 2, rule  # once per subject, shared by conditions
+    assert counts["inverse_operator"] == 2
+    assert counts["evoked"] == 4  # 2 subjects x 2 conditions
+    assert counts["source_estimate"] == 8  # x 2 methods
+    assert counts["grand_average"] == 4
+    assert counts["qc_table"] == 1
+    assert counts["total"] == sum(v for k, v in counts.items() if k != "total")
+
+
+def test_config_rejects_unknown_and_wrong_type(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(TINY.read_text() + "\ninvrse:\n  snr: 3\n")
+    res = snakemake(tmp_path, "-n", configfile=bad, check=False)
+    assert res.returncode != 0
+    assert "invrse" in res.stdout + res.stderr
+    bad.write_text(TINY.read_text() + "\nprecision: 64\n")
+    res = snakemake(tmp_path, "-n", configfile=bad, check=False)
+    assert res.returncode != 0 and "precision" in res.stdout + res.stderr
+
+
+def test_outputs_dims_coords_attrs(run):
+    desc = json.loads((run / "results" / "dataset_description.json").read_text())
+    assert desc["DatasetType"] == "derivative" and desc["GeneratedBy"][0]["Name"] == "exgsrc"
+    stc = xr.open_dataset(_sub(run, "01", "cond-auditory_desc-sLORETA_stc.nc"))
+    assert stc["stc"].dims == ("source", "time")
+    assert stc.sizes["source"] == 162  # ico grade 2
+    for c in ("x", "y", "z"):
+        assert stc[c].dims == ("source",) and stc[c].attrs["units"] == "m"
+    assert stc["time"].attrs["units"] == "s"
+    assert stc["time"].values[0] == pytest.approx(-0.2) and stc["time"].values[
+        -1
+    ] == pytest.approx(0.5)
+    assert stc["stc"].attrs["units"] == "dimensionless" and stc["stc"].attrs["long_name"]
+    assert stc.attrs["method"] == "sLORETA" and stc.attrs["condition"] == "auditory"
+    for key in ("exgsrc_version", "config_sha256", "inputs", "created"):
+        assert key in stc.attrs
+    inputs = json.loads(stc.attrs["inputs"].removeprefix("json:"))
+    assert {Path(i["path"]).name for i in inputs} == {
+        "sub-01_task-demo_inv.nc",
+        "sub-01_task-demo_cond-auditory_ave.nc",
+    }
+    assert all(len(i["sha256"]) == 64 for i in inputs)
+    assert stc["stc"].encoding["zlib"] and stc["stc"].encoding["complevel"] == 4
+    el = xr.open_dataset(_sub(run, "01", "cond-auditory_desc-eLORETA_stc.nc"))
+    assert el["stc"].attrs["units"] == "A·m"
+    fwd = xr.open_dataset(_sub(run, "02", "fwd.nc"))
+    assert fwd["gain"].dims == ("channel", "source", "orientation")
+    assert list(fwd["orientation"].values) == ["x", "y", "z"]
+    mont = xr.open_dataset(_sub(run, "02", "montage.nc"))
+    bad = [
+        str(c)
+        for c, s in zip(mont["channel"].values, mont["status"].values, strict=True)
+        if s == "bad"
+    ]
+    assert bad and not set(bad) & {str(c) for c in fwd["channel"].values}  # bads excluded
+    assert "VEOG" not in fwd["channel"].values  # non-EEG excluded
+    cov = xr.open_dataset(_sub(run, "02", "cov.nc"))
+    assert cov["cov"].dims == ("channel", "channel2")
+    assert list(cov["channel"].values) == list(fwd["channel"].values)
+    epo = xr.open_dataset(_sub(run, "01", "epo.nc"))
+    assert epo["epochs"].dims == ("epoch", "channel", "time")
+    assert set(epo["condition"].values) == {"auditory", "visual"}
+    assert epo.sizes["epoch"] < 60  # the simulated blink epochs were rejected
+    res = xr.open_dataset(_sub(run, "01", "resolution.nc"))
+    assert list(res["method"].values) == ["sLORETA", "eLORETA"]
+    assert res["psf_peak_err"].dims == ("method", "source")
+    snr = xr.open_dataset(_sub(run, "01", "snr.nc"))
+    assert snr["snr"].dims == ("condition", "time")
+    ga = xr.open_dataset(
+        run / "results" / "group" / "task-demo_cond-visual_desc-sLORETA_grandavg.nc"
+    )
+    a = xr.open_dataset(_sub(run, "01", "cond-visual_desc-sLORETA_stc.nc"))["stc"].values
+    b = xr.open_dataset(_sub(run, "02", "cond-visual_desc-sLORETA_stc.nc"))["stc"].values
+    np.testing.assert_allclose(ga["stc"].values, (a + b) / 2, rtol=1e-12)
+    qc = _tsv(run / "results" / "group" / "qc.tsv")
+    assert [r["subject"] for r in qc] == ["01", "02"] and {r["status"] for r in qc} == {"ok"}
+    assert (run / "results" / "logs" / "forward" / "sub-01.log").is_file()
+    assert (run / "results" / "benchmarks" / "forward" / "sub-01.tsv").is_file()
+
+
+def test_demo_localisation_error_within_15mm(run):
+    """Peak of each sLORETA/eLORETA estimate within 15 mm of the simulated dipole."""
+    truth = json.loads((run / "resources" / "demo_bids" / "code" / "demo_truth.json").read_text())
+    errors = []
+    for sub in ("01", "02"):
+        for cond in ("auditory", "visual"):
+            dip = truth["subjects"][sub]["dipoles"][cond]
+            for method in ("sLORETA", "eLORETA"):
+                ds = xr.open_dataset(_sub(run, sub, f"cond-{cond}_desc-{method}_stc.nc"))
+                win = np.abs(ds["time"].values - dip["latency"]) <= 0.05
+                amp = np.abs(ds["stc"].values[:, win])
+                s = np.unravel_index(np.argmax(amp), amp.shape)[0]
+                pos = np.array([ds["x"].values[s], ds["y"].values[s], ds["z"].values[s]])
+                errors.append(np.linalg.norm(pos - dip["pos"]))
+    assert max(errors) <= 0.015, np.round(np.array(errors) * 1000, 1)
+    tsv = _tsv(run / "results" / "group" / "task-demo_localisation.tsv")
+    assert len(tsv) == 8 and all(float(r["error_mm"]) <= 15 for r in tsv)
+
+
+def _data_fingerprint(wd):
+    out = {}
+    for p in sorted((wd / "results").rglob("*.nc")):
+        with xr.open_dataset(p) as ds:
+            out[str(p.relative_to(wd))] = {
+                k: np.asarray(v.values).copy() for k, v in ds.data_vars.items()
+            }
+    return out
+
+
+def _mtimes(wd):
+    return {p: p.stat().st_mtime_ns for p in (wd / "results").rglob("*.nc")}
+
+
+def test_second_run_does_nothing(run):
+    before = _mtimes(run)
+    res = snakemake(run, "-n")
+    assert "Nothing to be done" in res.stdout + res.stderr
+    snakemake(run)
+    assert _mtimes(run) == before
+
+
+def test_killed_run_resumes_to_same_files(run):
+    before = _data_fingerprint(run)
+    # remove sub-02's source estimates and the cohort outputs, then interrupt a rerun
+    for p in (run / "results" / "sub-02").rglob("*_stc.nc"):
+        p.unlink()
+    shutil.rmtree(run / "results" / "group")
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(SNAKEFILE),
+        "--directory",
+        str(run),
+        "--cores",
+        "1",
+        "--configfile",
+        str(TINY),
+    ]
+    proc = subprocess.Popen(cmd, cwd=run, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list((run / "results" / "sub-02").rglob("*_stc.nc")):
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)  # like `kill`
+    proc.wait(timeout=60)
+    n_done = len(list((run / "results" / "sub-02").rglob("*_stc.nc")))
+    assert n_done < 4, "the run was not interrupted"
+    assert not list((run / "results").rglob(".*.tmp")), "partial files left behind"
+    snakemake(run, "--rerun-incomplete")
+    after = _data_fingerprint(run)
+    assert after.keys() == before.keys()
+    for name, vars_ in before.items():
+        for var, val in vars_.items():
+            np.testing.assert_array_equal(after[name][var], val, err_msg=f"{name}:{var}")
+
+
+def test_failing_subject_is_recorded_and_cohort_proceeds(run):
+    """Break sub-02's electrode file: its steps record failure; cohort outputs still come."""
+    elec = (
+        run / "resources" / "demo_bids" / "sub-02" / "eeg" / "sub-02_space-CapTrak_electrodes.tsv"
+    )
+    lines = elec.read_text().splitlines()
+    elec.write_text(
+        "\n".join([lines[0]] + [ln.split("\t")[0] + "\tn/a\tn/a\tn/a" for ln in lines[1:]]) + "\n"
+    )
+    res = snakemake(run)  # on_error: record (default) -> the run succeeds
+    assert res.returncode == 0
+    qc = {r["subject"]: r for r in _tsv(run / "results" / "group" / "qc.tsv")}
+    assert qc["01"]["status"] == "ok"
+    assert qc["02"]["status"] == "failed" and qc["02"]["failed_step"] == "montage"
+    assert "electrodes" in qc["02"]["reason"] or "position" in qc["02"]["reason"]
+    from exgsrc.store import open_dataset
+
+    ga = open_dataset(
+        run / "results" / "group" / "task-demo_cond-auditory_desc-sLORETA_grandavg.nc"
+    )
+    assert list(ga.attrs["subjects"]) == ["01"]
+    assert "02" in ga.attrs["failed_subjects"]
+    s1 = xr.open_dataset(_sub(run, "01", "cond-auditory_desc-sLORETA_stc.nc"))
+    np.testing.assert_allclose(ga["stc"].values, s1["stc"].values)
+    fwd2 = xr.open_dataset(_sub(run, "02", "fwd.nc"))
+    assert fwd2.attrs["exgsrc_status"] == "failed"
+
+
+@pytest.mark.slow
+def test_real_dataset_end_to_end(tmp_path, shared_bids_root):
+    cfg = tmp_path / "real.yaml"
+    cfg.write_text(
+        "\n".join(
+            [
+                f"bids_root: {shared_bids_root}",
+                "output: results",
+                "task: squares",
+                "conditions: [square]",
+                "source_space: {kind: ico, grade: 2}",
+                "inverse: {methods: [sLORETA]}",
+                "resolution: {enabled: false}",
+                "on_error: raise",
+            ]
+        )
+        + "\n"
+    )
+    snakemake(tmp_path, configfile=cfg)
+    stc = xr.open_dataset(
+        tmp_path / "results/sub-01/eeg/sub-01_task-squares_cond-square_desc-sLORETA_stc.nc"
+    )
+    assert stc.sizes["source"] == 162 and stc.attrs["condition"] == "square"
+    assert stc["time"].values[1] - stc["time"].values[0] == pytest.approx(1 / 128)
+    fwd = xr.open_dataset(tmp_path / "results/sub-01/eeg/sub-01_task-squares_fwd.nc")
+    assert fwd.sizes["channel"] == 30 and "EOG1" not in fwd["channel"].values
+    qc = _tsv(tmp_path / "results/group/qc.tsv")
+    assert qc[0]["status"] == "ok" and qc[0]["n_eeg_used"] == "30"
+
+
+# ---------------------------------------------------------------------------
+# the failure policy without Snakemake (fast)
+
+
+def _fake_snakemake(tmp_path, outputs, config=None):
+    return SimpleNamespace(
+        input=[],
+        output=[str(tmp_path / o) for o in outputs],
+        params=SimpleNamespace(),
+        wildcards={"subject": "01"},
+        config=config or {"on_error": "record"},
+        rule="demo",
+        log=[str(tmp_path / "x.log")],
+    )
+
+
+def test_run_step_records_failure(tmp_path):
+    from exgsrc import store
+    from exgsrc.pipeline import run_step
+
+    sm = _fake_snakemake(tmp_path, ["a.nc", "b.tsv"])
+
+    def boom(ctx):
+        raise ValueError("channel 'Cz' has no position")
+
+    run_step(sm, boom)
+    assert store.is_failed(tmp_path / "a.nc")
+    assert "Cz" in store.open_dataset(tmp_path / "a.nc").attrs["exgsrc_error"]
+    assert (tmp_path / "b.tsv").read_text().startswith("# FAILED")
+    assert "Traceback" in (tmp_path / "x.log").read_text()
+    sm.config = {"on_error": "raise"}
+    with pytest.raises(ValueError, match="Cz"):
+        run_step(sm, boom)
+
+
+def test_condition_label_roundtrip():
+    from exgsrc.pipeline import condition_from_label, condition_label
+
+    for text in ("auditory", "auditory/left", "Xylophone", "ça va", "<script>", "a b_c-1"):
+        lab = condition_label(text)
+        assert lab.isascii() and lab.isalnum()
+        assert condition_from_label(lab) == text
+    assert condition_label("auditory/left") == "auditoryX2Fleft"
+    with pytest.raises(ValueError):
+        condition_label("")
