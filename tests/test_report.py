@@ -371,6 +371,7 @@ def test_cohort_report_table_outliers_and_grand_averages(synthetic, tmp_path):
     assert doc.count('class="outlier"') == 1
     assert 'src="data:image/png;base64,' in doc
     assert "missing: grand average cars/dSPM" in doc
+    assert "mean error to true dipoles sLORETA (mm)" in doc
     assert not re.search(r'(src|href)="(https?:)?//', doc)
 
 
@@ -485,3 +486,23 @@ def test_reports_in_headless_chromium(xss_report, tmp_path):
                 page.close()
         finally:
             browser.close()
+
+
+def test_build_cohort_from_summary_files(tmp_path):
+    from exgsrc.report.workflow import build_cohort
+
+    files = []
+    for s in _cohort_summaries(4):
+        sub = s["subject"]
+        s["report"] = str(tmp_path / f"sub-{sub}" / f"sub-{sub}_task-x_report.html")
+        f = tmp_path / f"sub-{sub}" / f"sub-{sub}_task-x_report.json"
+        f.parent.mkdir()
+        f.write_text(json.dumps(s))
+        files.append(f)
+    files.append(tmp_path / "sub-09" / "sub-09_task-x_report.json")  # never written
+    out = tmp_path / "group" / "cohort_report.html"
+    doc = build_cohort(files, out, task="x")
+    assert out.is_file()
+    assert 'href="../sub-02/sub-02_task-x_report.html"' in doc
+    row = re.search(r'<tr class="st-row-failed">.*?</tr>', doc, re.S).group(0)
+    assert ">09<" in row and "unreadable" in row

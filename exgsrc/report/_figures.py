@@ -78,18 +78,17 @@ def project_sensors(pos: np.ndarray, center: np.ndarray) -> np.ndarray:
 
 def _fig(size) -> Figure:
     """A Figure with fixed margins in inches (cheaper than a tight bounding box)."""
-    from matplotlib.figure import SubplotParams
-
     w, h = size
-    pars = SubplotParams(
+    fig = Figure(figsize=size)
+    fig.subplots_adjust(
         left=min(0.8 / w, 0.3),
         right=1 - 0.2 / w,
-        bottom=min(0.6 / h, 0.3),
-        top=1 - min(0.4 / h, 0.2),
+        bottom=min(0.75 / h, 0.3),
+        top=1 - min(0.45 / h, 0.2),
         wspace=0.3,
         hspace=0.35,
     )
-    return Figure(figsize=size, subplotpars=pars)
+    return fig
 
 
 def _spatial_axes(ax, i, j):

@@ -174,6 +174,7 @@ img.fig{max-width:100%;height:auto;display:block;margin:.4em 0}
 .figrow{display:flex;flex-wrap:wrap;gap:1em;align-items:flex-start}
 dl{display:grid;grid-template-columns:max-content auto;gap:.1em 1em}dt{font-weight:bold}dd{margin:0}
 pre{background:#f6f6f6;padding:.6em;overflow-x:auto;font-size:.85em;max-height:30em}
+.scroll{overflow-x:auto;max-width:100%}
 input.filter{padding:.3em;width:20em;margin:.3em 0}
 footer{margin-top:3em;color:#777;font-size:.8em}
 """

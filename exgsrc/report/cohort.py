@@ -64,7 +64,8 @@ def _columns(summaries: Sequence[Mapping]) -> list[tuple[str, str, callable]]:
         for k in s.get("psf_peak_err_median_mm") or {}:
             meths.append(k) if k not in meths else None
         for k in s.get("loc_error_true_mm") or {}:
-            truths.append(k) if k not in truths else None
+            m = k.rsplit("/", 1)[-1]
+            truths.append(m) if m not in truths else None
     for c in conds:
         cols.append((f"epochs {c}", "num", lambda s, c=c: (s.get("epochs") or {}).get(c)))
     cols.append(("cov rank", "num", lambda s: s.get("cov_rank")))
@@ -79,15 +80,21 @@ def _columns(summaries: Sequence[Mapping]) -> list[tuple[str, str, callable]]:
                 lambda s, m=m: (s.get("psf_peak_err_median_mm") or {}).get(m),
             )
         )
-    for k in truths:
+    for m in truths:
         cols.append(
-            (
-                f"error to true dipole {k} (mm)",
-                "num",
-                lambda s, k=k: (s.get("loc_error_true_mm") or {}).get(k),
-            )
+            (f"mean error to true dipoles {m} (mm)", "num", lambda s, m=m: _mean_err(s, m))
         )
     return cols
+
+
+def _mean_err(summary, method):
+    """Mean over conditions of the peak-to-true-dipole distance (mm) for one method."""
+    errs = [
+        float(v)
+        for k, v in (summary.get("loc_error_true_mm") or {}).items()
+        if k.rsplit("/", 1)[-1] == method and v is not None
+    ]
+    return float(np.mean(errs)) if errs else None
 
 
 def _num(v):
