@@ -446,19 +446,26 @@ def _overlap_add(x: np.ndarray, h: np.ndarray) -> np.ndarray:
     H = fft.rfft(h, n_fft)
     out = np.zeros((n_rows, (n_seg + 1) * seg))
     tail = n_fft - seg  # = n_h - 1 <= seg because n_fft >= 2 n_h - 1
-    blocks = np.zeros((n_seg, n_fft))
-    full = n // seg
-    for r in range(n_rows):  # one row at a time keeps the FFT work in cache
-        blocks[:full, :seg] = x[r, : full * seg].reshape(full, seg)
-        if full < n_seg:
-            blocks[full, :seg] = 0.0
-            blocks[full, : n - full * seg] = x[r, full * seg :]
-        spec = fft.rfft(blocks, axis=-1)
-        spec *= H
-        y = fft.irfft(spec, n_fft, axis=-1)
+    batch = max(1, min(n_seg, int(2**20 // n_fft)))  # ~8 MB of blocks: stays in cache
+    blocks = np.zeros((batch, n_fft))
+    for r in range(n_rows):
         view = out[r].reshape(n_seg + 1, seg)
-        view[:n_seg] += y[:, :seg]
-        view[1:, :tail] += y[:, seg:]
+        for b0 in range(0, n_seg, batch):
+            nb = min(batch, n_seg - b0)
+            lo, hi = b0 * seg, min((b0 + nb) * seg, n)
+            blk = blocks[:nb]
+            blk[:, seg:] = 0.0
+            flat = blk[:, :seg]
+            n_full = (hi - lo) // seg
+            flat[:n_full] = x[r, lo : lo + n_full * seg].reshape(n_full, seg)
+            if n_full < nb:
+                flat[n_full] = 0.0
+                flat[n_full, : hi - lo - n_full * seg] = x[r, lo + n_full * seg : hi]
+            spec = fft.rfft(blk, axis=-1)
+            spec *= H
+            y = fft.irfft(spec, n_fft, axis=-1)
+            view[b0 : b0 + nb] += y[:, :seg]
+            view[b0 + 1 : b0 + nb + 1, :tail] += y[:, seg:]
     return out[:, : n + n_h - 1]
 
 

@@ -255,3 +255,32 @@ def test_events_missing_trial_type(bids_copy):
     p.write_text("\n".join(ln.split("\t")[0] + "\t" + ln.split("\t")[1] for ln in txt) + "\n")
     with pytest.raises(BidsError, match="events.tsv: neither 'trial_type' nor 'value'"):
         read_events(discover(bids_copy)[0])
+
+
+def test_duplicate_names_in_channels_tsv(bids_copy):
+    p = _eeg(bids_copy) / "sub-01_task-squares_channels.tsv"
+    p.write_text(p.read_text().replace("O2\t", "O1\t"))
+    with pytest.raises(BidsError, match=r"channels.tsv: duplicate channel names \['O1'\]"):
+        read_recording(discover(bids_copy)[0])
+
+
+def test_bad_subject_does_not_block_others(bids_copy):
+    """A second subject whose data file is truncated garbage fails alone, by name."""
+    src = _eeg(bids_copy)
+    dst = bids_copy / "sub-02" / "eeg"
+    dst.mkdir(parents=True)
+    for f in src.iterdir():
+        (dst / f.name.replace("sub-01", "sub-02")).write_bytes(f.read_bytes())
+    bad = dst / "sub-02_task-squares_eeg.set"
+    bad.write_bytes(bad.read_bytes()[:5000])
+    (bids_copy / "participants.tsv").write_text("participant_id\nsub-01\nsub-02\n")
+    recs = discover(bids_copy)
+    assert [r.subject for r in recs] == ["01", "02"]
+    results = {}
+    for r in recs:
+        try:
+            results[r.subject] = read_recording(r).n_times
+        except BidsError as err:
+            results[r.subject] = str(err)
+    assert results["01"] == 30503
+    assert "sub-02_task-squares_eeg.set" in results["02"]
