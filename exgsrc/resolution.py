@@ -57,6 +57,7 @@ __all__ = [
     "resolution_metrics_from_kernel",
     "get_point_spread",
     "get_cross_talk",
+    "get_functions_from_kernel",
     "make_resolution_matrix",
     "resolution_metrics",
 ]
@@ -405,14 +406,8 @@ def _idx_groups(idx, n_src: int) -> tuple[list[np.ndarray], bool]:
     return out, single
 
 
-def _get_funcs(R, idx, func, mode, n_comp, norm, n_sources, return_pca_vars):
-    R = np.asarray(R, dtype=float)
-    if R.ndim != 2:
-        raise ValueError(f"R must be a 2-D resolution matrix, got shape {R.shape}")
-    if mode in ("pca",):
-        mode = "svd"
-    if mode == "maxnorm":
-        mode = "max"
+def _check_func_options(mode, n_comp, norm, return_pca_vars):
+    mode = {"pca": "svd", "maxnorm": "max"}.get(mode, mode) if isinstance(mode, str) else mode
     if mode not in _MODES:
         raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
     if not isinstance(n_comp, numbers.Integral) or n_comp < 1:
@@ -427,16 +422,18 @@ def _get_funcs(R, idx, func, mode, n_comp, norm, n_sources, return_pca_vars):
         norm = None
     if norm not in (None, "max", "norm"):
         raise ValueError(f"norm must be None, 'max' or 'norm', got {norm!r}")
-    n_src = int(min(R.shape)) if n_sources is None else int(n_sources)
-    n_row = _n_per_source(R.shape[0], n_src, "resolution matrix rows")
-    n_col = _n_per_source(R.shape[1], n_src, "resolution matrix columns")
-    M, n_out, n_in = (R, n_row, n_col) if func == "psf" else (R.T, n_col, n_row)
-    groups, single = _idx_groups(idx, n_src)
+    return mode, norm
 
+
+def _summarise(getter, groups, single, n_src, n_out, mode, n_comp, norm, return_pca_vars):
+    """Normalise, summarise and orientation-combine the functions of each index group.
+
+    ``getter(sources)`` returns the functions of those sources as columns,
+    shape (n_src * n_out, n_sources_in_group * n_in).
+    """
     results, variances = [], []
     for g in groups:
-        cols = (g[:, None] * n_in + np.arange(n_in)[None, :]).ravel()
-        funcs = M[:, cols]
+        funcs = getter(g)
         if norm == "max":
             funcs = funcs / np.abs(funcs).max()
         elif norm == "norm":
@@ -462,6 +459,99 @@ def _get_funcs(R, idx, func, mode, n_comp, norm, n_sources, return_pca_vars):
     if single:
         results, variances = results[0], variances[0]
     return (results, variances) if return_pca_vars else results
+
+
+def _expand(g, n_in):
+    return (g[:, None] * n_in + np.arange(n_in)[None, :]).ravel()
+
+
+def _get_funcs(R, idx, func, mode, n_comp, norm, n_sources, return_pca_vars):
+    R = np.asarray(R, dtype=float)
+    if R.ndim != 2:
+        raise ValueError(f"R must be a 2-D resolution matrix, got shape {R.shape}")
+    mode, norm = _check_func_options(mode, n_comp, norm, return_pca_vars)
+    n_src = int(min(R.shape)) if n_sources is None else int(n_sources)
+    n_row = _n_per_source(R.shape[0], n_src, "resolution matrix rows")
+    n_col = _n_per_source(R.shape[1], n_src, "resolution matrix columns")
+    M, n_out, n_in = (R, n_row, n_col) if func == "psf" else (R.T, n_col, n_row)
+    groups, single = _idx_groups(idx, n_src)
+    return _summarise(
+        lambda g: M[:, _expand(g, n_in)],
+        groups,
+        single,
+        n_src,
+        n_out,
+        mode,
+        n_comp,
+        norm,
+        return_pca_vars,
+    )
+
+
+def get_functions_from_kernel(
+    gain,
+    kernel,
+    idx,
+    function="psf",
+    mode=None,
+    n_comp=1,
+    norm=None,
+    return_pca_vars=False,
+):
+    """PSFs or CTFs of chosen sources from ``K`` and ``G``, without forming ``R``.
+
+    Same results as :func:`get_point_spread` / :func:`get_cross_talk` on
+    ``R = kernel @ gain``, but only the needed columns (``kernel @
+    gain[:, cols]``) or rows (``kernel[rows] @ gain``) are computed, so it
+    works for source spaces whose ``R`` does not fit in memory.
+
+    Parameters
+    ----------
+    gain : ndarray, shape (n_channels, n_sources * n_orient_fwd)
+        Forward operator; ``n_orient_fwd`` (1 or 3) inferred from ``kernel``.
+    kernel : ndarray, shape (n_sources * n_orient_inv, n_channels)
+        Inverse operator, same channel order. The number of sources is
+        ``min(kernel.shape[0], gain.shape[1])``.
+    idx, mode, n_comp, norm, return_pca_vars
+        As in :func:`get_point_spread`.
+    function : {'psf', 'ctf'}
+        Point-spread (columns) or cross-talk (rows) functions.
+
+    Returns
+    -------
+    funcs : ndarray, shape (n_sources, n_funcs) | list of ndarray
+    pca_vars : ndarray | list | None
+        Only if ``return_pca_vars``.
+    """
+    gain = np.asarray(gain, dtype=float)
+    kernel = np.asarray(kernel, dtype=float)
+    if gain.ndim != 2 or kernel.ndim != 2:
+        raise ValueError("gain and kernel must be 2-D arrays")
+    if kernel.shape[1] != gain.shape[0]:
+        raise ValueError(
+            f"kernel has {kernel.shape[1]} channels but gain has {gain.shape[0]}: "
+            "forward and inverse do not match"
+        )
+    if function not in FUNCTIONS:
+        raise ValueError(f"function must be one of {FUNCTIONS}, got {function!r}")
+    mode, norm = _check_func_options(mode, n_comp, norm, return_pca_vars)
+    n_src = int(min(kernel.shape[0], gain.shape[1]))
+    n_row = _n_per_source(kernel.shape[0], n_src, "kernel rows")
+    n_col = _n_per_source(gain.shape[1], n_src, "gain columns")
+    groups, single = _idx_groups(idx, n_src)
+    if function == "psf":
+        n_out = n_row
+
+        def getter(g):
+            return kernel @ gain[:, _expand(g, n_col)]
+
+    else:
+        n_out = n_col
+
+        def getter(g):
+            return (kernel[_expand(g, n_row)] @ gain).T
+
+    return _summarise(getter, groups, single, n_src, n_out, mode, n_comp, norm, return_pca_vars)
 
 
 def get_point_spread(

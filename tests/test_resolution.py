@@ -16,6 +16,7 @@ import pytest
 from exgsrc.resolution import (
     ALL_METRICS,
     get_cross_talk,
+    get_functions_from_kernel,
     get_point_spread,
     resolution_metrics_from_kernel,
 )
@@ -278,6 +279,29 @@ def test_psf_ctf_parity_free_forward_free_inverse(mne_model, func):
         got = ours(R, [10, 300], mode=mode, n_comp=n_comp, n_sources=n)
         exp = theirs(R, m["fwd"]["src"], [10, 300], mode=mode, n_comp=n_comp).data
         np.testing.assert_allclose(got, exp, rtol=RTOL, atol=1e-12 * np.abs(exp).max())
+
+
+@pytest.mark.parity
+@pytest.mark.parametrize("func", ["psf", "ctf"])
+def test_functions_from_kernel_match_mne(mne_model, slor_fixed, dspm_free, func):
+    """PSFs/CTFs from K and G (R never formed) equal MNE's on the full R."""
+    from mne.minimum_norm import get_cross_talk as mne_ctf
+    from mne.minimum_norm import get_point_spread as mne_psf
+
+    theirs = mne_psf if func == "psf" else mne_ctf
+    src = mne_model["fwd"]["src"]
+    for R, K, G in (slor_fixed, dspm_free):
+        for mode, n_comp, norm in ((None, 1, None), ("svd", 2, "max"), ("mean", 1, "norm")):
+            got = get_functions_from_kernel(
+                G, K, [[5, 6], [480]], function=func, mode=mode, n_comp=n_comp, norm=norm
+            )
+            exp = theirs(R, src, [[5, 6], [480]], mode=mode, n_comp=n_comp, norm=norm)
+            for g, e in zip(got, exp, strict=True):
+                np.testing.assert_allclose(g, e.data, rtol=RTOL, atol=1e-12 * np.abs(e.data).max())
+    with pytest.raises(ValueError, match="function"):
+        get_functions_from_kernel(G, K, 1, function="rtf")
+    with pytest.raises(ValueError, match="486"):
+        get_functions_from_kernel(G, K, 486)
 
 
 # --------------------------------------------------------------------------- blocks / memory
