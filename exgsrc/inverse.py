@@ -242,9 +242,10 @@ class PreparedInverse:
         n_src = self.n_sources
         if out is None:
             out = np.empty((n_src, n_t), dtype=np.result_type(self.kernel, data))
-        # time blocks so that the (3 n_src, block) intermediate stays cache-sized
-        # (~4 MB); at least 256 samples to keep each BLAS call efficient
-        block = int(min(n_t, max(256, (4 << 20) // (8 * 3 * max(n_src, 1)))))
+        # time blocks so that the (3 n_src, block) intermediate stays L3-sized
+        # (~16 MB); at least 1024 samples so that per-call BLAS threading
+        # overhead stays negligible on busy machines
+        block = int(min(n_t, max(1024, (16 << 20) // (8 * 3 * max(n_src, 1)))))
         buf = np.empty((3 * n_src, block), dtype=out.dtype)
         kcm = self._kernel_cm
         for start in range(0, n_t, block):

@@ -190,18 +190,21 @@ def test_iter_apply_matches_mne_raw(cases):
     case = cases["biosemi32-ico2"]
     minv, inv = _operators(case, 1.0, 0.8)
     rng = np.random.default_rng(6)
-    raw_data = rng.standard_normal((len(case["names"]), 1003)) * 1e-6
+    raw_data = rng.standard_normal((len(case["names"]), 9003)) * 1e-6
     raw = mne.io.RawArray(raw_data, case["info"])
-    ref = mne.minimum_norm.apply_inverse_raw(raw, minv, LAMBDA2, "dSPM").data
-    prep = prepare_inverse(inv, 1, LAMBDA2, "dSPM")
-    out = np.empty_like(ref)
-    seen = []
-    for sl, block in iter_apply_inverse(raw_data, prep, block_size=250):
-        assert block.shape[-1] <= 250
-        out[:, sl] = block
-        seen.append((sl.start, sl.stop))
-    assert seen[0] == (0, 250) and seen[-1] == (1000, 1003)
-    assert _rel_err(out, ref) <= 1e-6
+    for method in ("dSPM", "sLORETA"):
+        ref = mne.minimum_norm.apply_inverse_raw(raw, minv, LAMBDA2, method).data
+        prep = prepare_inverse(inv, 1, LAMBDA2, method)
+        # one call: several internal cache blocks (pick_ori=None on a free operator)
+        assert _rel_err(prep.apply(raw_data), ref) <= 1e-6
+        out = np.empty_like(ref)
+        seen = []
+        for sl, block in iter_apply_inverse(raw_data, prep, block_size=2500):
+            assert block.shape[-1] <= 2500
+            out[:, sl] = block
+            seen.append((sl.start, sl.stop))
+        assert seen[0] == (0, 2500) and seen[-1] == (7500, 9003)
+        assert _rel_err(out, ref) <= 1e-6
 
 
 def test_prepared_kernel_layout(cases):
