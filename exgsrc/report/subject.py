@@ -59,6 +59,7 @@ class _Result:
     status: str = "ok"
     body: str = ""
     warnings: list = field(default_factory=list)
+    notes: list = field(default_factory=list)  # shown and listed, but do not change status
 
 
 @dataclass
@@ -387,7 +388,7 @@ def _sec_data(ctx: _Ctx) -> _Result:
             )
         if kept is not None and int(kept) == 0:
             res.status = "failed"
-    res.warnings += [f"input: {w}" for w in warns]
+    res.notes += [f"reader: {w}" for w in warns]
     if rows:
         parts.append("<h3>Epochs per condition</h3>")
         parts.append(table(["condition", "kept", "total", "dropped", "drop reasons"], rows))
@@ -1005,13 +1006,19 @@ def _run(ctx: _Ctx, failures: dict) -> tuple[list, str, list]:
         status = r.status
         if status == "ok" and r.warnings:
             status = "warning"
-        body = "".join(notice("warning", title, w) for w in r.warnings) + r.body
+        body = "".join(notice("warning", title, w) for w in r.warnings)
+        body += "".join(
+            f'<div class="notice"><strong>note</strong> &mdash; {esc(w)}</div>' for w in r.notes
+        )
+        body += r.body
         sections.append((anchor, title, status, body))
         statuses.append(status)
         if status != "ok":
             why = r.warnings[0] if status == "warning" and r.warnings else _first_reason(r.body)
             reasons.append(f"{title}: {status}" + (f" ({why})" if why else ""))
-        ctx.summary.setdefault("warnings", []).extend(f"{title}: {w}" for w in r.warnings)
+        ctx.summary.setdefault("warnings", []).extend(
+            f"{title}: {w}" for w in r.warnings + r.notes
+        )
     for step, why in failures.items():
         if step not in {a for a, _, _ in _SECTIONS}:
             statuses.append("failed")
