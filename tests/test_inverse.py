@@ -306,3 +306,62 @@ def test_bad_inputs(cases):
         prepare_inverse(fixed_inv, 1, LAMBDA2, "dSPM", pick_ori="vector")
     with pytest.raises(ValueError, match="nave"):
         prepare_inverse(inv, 0, LAMBDA2, "dSPM")
+
+
+# ---------------------------------------------------------------------------
+# fixed-orientation forward input
+
+
+@pytest.mark.parity
+@pytest.mark.parametrize("depth", [None, 0.8])
+@pytest.mark.parametrize("method", ["MNE", "dSPM", "sLORETA", "eLORETA"])
+def test_fixed_forward_parity(cases, depth, method):
+    case = cases["biosemi32-ico2"]
+    key = ("fixed-fwd", depth)
+    if key not in case["cache"]:
+        fwd_fixed = mne.convert_forward_solution(case["fwd_surf"], force_fixed=True)
+        # MNE needs allow_fixed_depth for depth weighting of a fixed forward
+        mdepth = None if depth is None else dict(exp=depth, allow_fixed_depth=True)
+        minv = mne.minimum_norm.make_inverse_operator(
+            case["info"], fwd_fixed, case["cov_mne"], loose=0.0, depth=mdepth, fixed=True
+        )
+        ofwd = case["ours_fwd"]
+        ours = Forward(
+            np.array(fwd_fixed["sol"]["data"], dtype=np.float64),
+            ofwd.ch_names,
+            ofwd.ch_pos,
+            ofwd.src,
+            "fixed",
+        )
+        inv = make_inverse_operator(ours, case["ours_cov"], loose=0.0, depth=depth)
+        case["cache"][key] = (minv, inv)
+    minv, inv = case["cache"][key]
+    # MNE keeps a converted fixed gain in float32 and forms its column norms in
+    # float32: the depth prior agrees to ~1e-7 only
+    if depth is not None:
+        np.testing.assert_allclose(inv.depth_prior, minv["depth_prior"]["data"], rtol=1e-6)
+    stc = mne.minimum_norm.apply_inverse(case["evoked"], minv, LAMBDA2, method)
+    ours = apply_inverse(case["data"], inv, LAMBDA2, method, nave=NAVE)
+    tol = 1e-4 if method == "eLORETA" else (1e-8 if depth is None else 1e-6)
+    assert _rel_err(ours.data, stc.data) <= tol
+
+
+def test_sloreta_zero_localisation_error_with_exgsrc_forward():
+    """Noise-free single dipoles: sLORETA peaks at the true source (exact property)."""
+    from exgsrc.forward import SphereModel, make_sphere_forward
+    from exgsrc.source_space import ico_source_space
+
+    pos = mne.channels.make_standard_montage("biosemi64").get_positions()["ch_pos"]
+    names = tuple(pos)
+    el = np.array(list(pos.values()))
+    el = 0.09 * el / np.linalg.norm(el, axis=1)[:, None]  # on the scalp sphere
+    src = ico_source_space(2, 0.06)
+    fwd = make_sphere_forward(el, src, SphereModel.mne_default(center=(0.0, 0.0, 0.0)), names)
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((len(names), 4000))
+    cov = x @ x.T / 4000 * 1e-12
+    inv = make_inverse_operator(fwd, cov, loose=0.0, depth=None)
+    prep = prepare_inverse(inv, 1, 1e-6, "sLORETA")
+    idx = rng.choice(src.n_sources, 20, replace=False)
+    est = np.abs(prep.apply(fwd.gain[:, idx] * 1e-8))
+    np.testing.assert_array_equal(np.argmax(est, axis=0), idx)
