@@ -506,3 +506,32 @@ def test_build_cohort_from_summary_files(tmp_path):
     assert 'href="../sub-02/sub-02_task-x_report.html"' in doc
     row = re.search(r'<tr class="st-row-failed">.*?</tr>', doc, re.S).group(0)
     assert ">09<" in row and "unreadable" in row
+
+
+@pytest.mark.workflow
+def test_report_rules_in_workflow_dag(tmp_path):
+    """report.smk plugs into the Snakefile: both rules, their outputs, and the report flag."""
+    import shutil
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    shutil.copytree(root / "config", tmp_path / "config")
+    cmd = [
+        str(Path(sys.executable).with_name("snakemake")),
+        "-s",
+        str(root / "Snakefile"),
+        "-d",
+        str(tmp_path),
+        "-n",
+        "--configfile",
+        "config/test_tiny.yaml",
+    ]
+    res = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out[-3000:]
+    for sub in ("01", "02"):
+        assert f"results/sub-{sub}/sub-{sub}_task-demo_report.html" in out
+        assert f"results/sub-{sub}/sub-{sub}_task-demo_report.json" in out
+    assert "results/group/cohort_report.html" in out
+    assert re.search(r"report_subject\s+2\b", out) and re.search(r"report_cohort\s+1\b", out)
