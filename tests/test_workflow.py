@@ -343,6 +343,7 @@ def test_cli(tmp_path, capsys):
 
     assert main(["demo-bids", str(tmp_path / "bids"), "--subjects", "1", "--trials", "2"]) == 0
     assert (tmp_path / "bids" / "sub-01" / "eeg" / "sub-01_task-demo_eeg.edf").is_file()
+    capsys.readouterr()
     assert main(["label", "a/b"]) == 0 and capsys.readouterr().out.strip() == "aX2Fb"
     assert main(["failed", str(tmp_path / "missing")]) == 2
     assert "missing" in capsys.readouterr().err
