@@ -179,12 +179,14 @@ def _amplitude(prod: np.ndarray, n_b: int, n_t: int) -> np.ndarray:
     return np.sqrt(amp, out=amp)
 
 
-def _block_metrics(amp, js, pos_c, sqn, wanted, threshold, out):
+def _block_metrics(amp, js, aux, wanted, threshold, out):
     """Metrics of the functions in the rows of ``amp`` (n_block, n_src).
 
-    Row ``k`` is the PSF/CTF of source ``js[k]`` over all sources. ``amp`` is
-    destroyed (squared in place for ``sd_ext``).
+    Row ``k`` is the PSF/CTF of source ``js[k]`` over all sources. ``aux``
+    holds the centred positions ``p`` (n_src, 3) and helper columns, see
+    :func:`_aux_arrays`. ``amp`` is destroyed (squared in place for ``sd_ext``).
     """
+    pos_c, sqn, ext_t, ext_s = aux
     rows = np.arange(amp.shape[0])
     with np.errstate(invalid="ignore", divide="ignore"):
         if wanted & {"peak_err", "maxrad_ext", "peak_amp"}:
@@ -195,33 +197,45 @@ def _block_metrics(amp, js, pos_c, sqn, wanted, threshold, out):
             if "peak_amp" in wanted:
                 out["peak_amp"][js] = peak
         if wanted & {"cog_err", "sum_amp"}:
-            total = amp.sum(axis=1)
+            mom = amp @ ext_t[:, :4]  # (n_block, 4): sum a p, sum a
+            total = mom[:, 3]
             if "sum_amp" in wanted:
                 out["sum_amp"][js] = total
             if "cog_err" in wanted:
-                cog = (amp @ pos_c) / total[:, None]  # (n_block, 3)
+                cog = mom[:, :3] / total[:, None]
                 out["cog_err"][js] = np.linalg.norm(cog - pos_c[js], axis=1)
         if "maxrad_ext" in wanted:
-            # squared distances from each block source to every source
-            d2 = pos_c[js] @ pos_c.T
-            d2 *= -2.0
-            d2 += sqn[js][:, None]
-            d2 += sqn[None, :]
+            # squared distances |p_j|^2 + |p_i|^2 - 2 p_j.p_i in one product
+            d2 = ext_s[js] @ ext_t.T
             d2[rows, js] = 0.0  # exact zero at the source itself
-            below = amp <= (threshold * peak)[:, None]
-            np.copyto(d2, 0.0, where=below)
+            np.copyto(d2, 0.0, where=amp <= (threshold * peak)[:, None])
             rad = np.sqrt(np.maximum(d2.max(axis=1), 0.0))
             rad[~(peak > 0)] = np.nan
             out["maxrad_ext"][js] = rad
-            del d2, below
+            del d2
         if "sd_ext" in wanted:
             w = np.multiply(amp, amp, out=amp)
-            wsum = w.sum(axis=1)
-            first = w @ pos_c  # (n_block, 3)
-            second = w @ sqn  # (n_block,)
-            var = second - 2.0 * np.einsum("ij,ij->i", pos_c[js], first) + sqn[js] * wsum
+            mom = w @ ext_t  # (n_block, 5): sum w p, sum w, sum w |p|^2
+            wsum = mom[:, 3]
+            var = mom[:, 4] - 2.0 * np.einsum("ij,ij->i", pos_c[js], mom[:, :3])
+            var += sqn[js] * wsum
             var /= wsum
             out["sd_ext"][js] = np.sqrt(np.maximum(var, 0.0))
+
+
+def _aux_arrays(src_pos):
+    """Centred positions and the augmented columns used by :func:`_block_metrics`.
+
+    ``ext_t`` (n, 5) = [p, 1, |p|^2] and ``ext_s`` (n, 5) = [-2 p, |p|^2, 1], so
+    that ``ext_s[j] . ext_t[i] = |p_i - p_j|^2``. Centring on the mean
+    position reduces cancellation in that expansion.
+    """
+    pos_c = src_pos - src_pos.mean(axis=0)
+    sqn = np.einsum("ij,ij->i", pos_c, pos_c)
+    ones = np.ones((len(pos_c), 1))
+    ext_t = np.ascontiguousarray(np.hstack([pos_c, ones, sqn[:, None]]))
+    ext_s = np.ascontiguousarray(np.hstack([-2.0 * pos_c, sqn[:, None], ones]))
+    return pos_c, sqn, ext_t, ext_s
 
 
 def _auto_block(n_src: int, n_ori_prod: int, block_size, max_block_bytes) -> int:
@@ -328,8 +342,7 @@ def resolution_metrics_from_kernel(
     if max_block_bytes <= 0:
         raise ValueError(f"max_block_bytes must be positive, got {max_block_bytes!r}")
 
-    pos_c = src_pos - src_pos.mean(axis=0)  # centring reduces cancellation in distances
-    sqn = np.einsum("ij,ij->i", pos_c, pos_c)
+    aux = _aux_arrays(src_pos)
     values: dict[str, np.ndarray] = {}
     used_block = {}
     for func in FUNCTIONS:
@@ -353,7 +366,7 @@ def resolution_metrics_from_kernel(
             else:
                 left = kernel[start * n_b : stop * n_b]
             amp = _amplitude(left @ right, n_b, n_t)
-            _block_metrics(amp, js, pos_c, sqn, wanted, threshold, out)
+            _block_metrics(amp, js, aux, wanted, threshold, out)
             del amp
         for metric in ("peak_amp", "sum_amp"):
             if metric in out:
