@@ -405,18 +405,20 @@ def filter_data(
         sfreq, l_freq, h_freq, l_trans_bandwidth, h_trans_bandwidth, filter_length
     )
     shape = x.shape
-    x2 = x.reshape(-1, shape[-1])
-    n_x = x2.shape[1]
-    n_pad = max(min(h.size, n_x) - 1, 0)
-    out = np.empty_like(x2)
-    # bound memory: filter a few channels at a time
-    step = max(1, int(2e6 // max(n_x + 2 * n_pad, 1)))
-    for i in range(0, x2.shape[0], step):
-        xp = _reflect_limited_pad(x2[i : i + step], n_pad)
-        y = _overlap_add(xp, h)
-        start = n_pad + (h.size - 1) // 2  # undo padding and the group delay
-        out[i : i + step] = y[:, start : start + n_x]
+    out = np.array(x.reshape(-1, shape[-1]), dtype=np.float64, copy=True)
+    _filter_rows_inplace(out, np.arange(out.shape[0]), h)
     return out.reshape(shape)
+
+
+def _filter_rows_inplace(x: np.ndarray, rows: np.ndarray, h: np.ndarray) -> None:
+    """Zero-phase filter ``x[rows]`` in place (one row at a time: bounded memory)."""
+    n_x = x.shape[1]
+    n_pad = max(min(h.size, n_x) - 1, 0)
+    start = n_pad + (h.size - 1) // 2  # undo padding and the group delay
+    for r in rows:
+        xp = _reflect_limited_pad(x[r : r + 1], n_pad)
+        y = _overlap_add(xp, h)
+        x[r] = y[0, start : start + n_x]
 
 
 def _overlap_add(x: np.ndarray, h: np.ndarray) -> np.ndarray:
@@ -508,8 +510,9 @@ def filter_raw(
     """
     idx = np.asarray([i for i, t in enumerate(raw.ch_types) if t in ch_types], dtype=int)
     out = np.array(raw.data, dtype=np.float64, copy=True)
-    if idx.size:
-        out[idx] = filter_data(raw.data[idx], raw.sfreq, l_freq, h_freq, **kwargs)
+    if idx.size and (l_freq is not None or h_freq is not None):
+        h = design_fir_filter(raw.sfreq, l_freq, h_freq, **kwargs)
+        _filter_rows_inplace(out, idx, h)
     meta = dict(raw.meta)
     meta["filter"] = {
         "l_freq": l_freq,
