@@ -284,3 +284,13 @@ def test_bad_subject_does_not_block_others(bids_copy):
             results[r.subject] = str(err)
     assert results["01"] == 30503
     assert "sub-02_task-squares_eeg.set" in results["02"]
+
+
+def test_events_fallback_to_data_file(bids_copy, shared_rec):
+    (_eeg(bids_copy) / "sub-01_task-squares_events.tsv").unlink()
+    rec = discover(bids_copy)[0]
+    ev = read_events(rec)
+    ref = read_events(shared_rec)
+    assert ev.trial_type == ref.trial_type
+    np.testing.assert_array_equal(ev.sample, ref.sample)
+    assert "no events.tsv" in ev.meta["warnings"][0]

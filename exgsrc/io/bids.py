@@ -550,7 +550,9 @@ def read_events(rec: BidsRecording | str | Path, sfreq: float | None = None) -> 
     -------
     Events
         Rows with ``trial_type == n/a`` are dropped with a recorded warning; if the
-        file has no ``trial_type`` column, ``value`` is used (warning).
+        file has no ``trial_type`` column, ``value`` is used (warning). Without an
+        ``events.tsv``, the data file's own events (EEGLAB events, BrainVision
+        markers, EDF+ annotations) are used, with a recorded warning.
 
     Raises
     ------
@@ -561,7 +563,7 @@ def read_events(rec: BidsRecording | str | Path, sfreq: float | None = None) -> 
     if isinstance(rec, BidsRecording):
         path = rec.events_path
         if path is None:
-            raise BidsError(f"{rec.data_path}: no events.tsv found for {rec.basename}")
+            return _events_from_data_file(rec)
         if sfreq is None:
             sfreq = _recording_sfreq(rec)
     else:
@@ -598,6 +600,35 @@ def read_events(rec: BidsRecording | str | Path, sfreq: float | None = None) -> 
     sample = np.round(onset * float(sfreq)).astype(np.int64)
     return Events(
         onset, dur, tt, sample, float(sfreq), {"source": str(path), "warnings": warnings}
+    )
+
+
+def _events_from_data_file(rec: BidsRecording) -> Events:
+    """Fallback when ``events.tsv`` is missing: the data file's own events/markers."""
+    raw = _read_data_file(rec, None)
+    meta = raw.meta
+    items: list[tuple[float, float, str]] = []
+    if meta.get("events"):  # EEGLAB: (type, sample)
+        items = [(s / raw.sfreq, 0.0, str(t)) for t, s in meta["events"]]
+    elif meta.get("markers"):  # BrainVision: (type, description, sample, duration)
+        items = [
+            (s / raw.sfreq, d / raw.sfreq, desc or typ)
+            for typ, desc, s, d in meta["markers"]
+            if typ.lower() != "new segment"
+        ]
+    elif meta.get("annotations"):  # EDF+: (onset, duration, text)
+        items = [(o, d if d is not None else 0.0, t) for o, d, t in meta["annotations"] if t]
+    if not items:
+        raise BidsError(
+            f"{rec.data_path}: no events.tsv found for {rec.basename} and no events in the data file"
+        )
+    onset = np.array([i[0] for i in items], dtype=float)
+    dur = np.array([i[1] for i in items], dtype=float)
+    tt = tuple(i[2] for i in items)
+    sample = np.round(onset * raw.sfreq).astype(np.int64)
+    msg = f"{rec.data_path}: no events.tsv; {len(tt)} events taken from the data file"
+    return Events(
+        onset, dur, tt, sample, raw.sfreq, {"source": str(rec.data_path), "warnings": [msg]}
     )
 
 
