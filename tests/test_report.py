@@ -272,6 +272,7 @@ def test_missing_and_failed_steps_render_as_blocks(synthetic, tmp_path):
     assert "singular matrix" in doc
     assert "absent_stc.nc does not exist" in doc
     assert summary["status"] == "failed"
+    assert summary["section_status"]["resolution"] == "failed"
     status_line = re.search(r'<div class="statusline.*?</div>', doc, re.S).group(0)
     assert "st-failed" in status_line and "did not converge" in status_line
     # a report with nothing at all still renders, with every section missing
@@ -313,6 +314,9 @@ def test_strings_from_inputs_are_escaped(xss_report):
     assert XSS not in cdoc and "<b>" not in cdoc
     assert cdoc.count("<script>") == 1
     assert html.escape(f"../sub-{XSS}/r.html") in cdoc
+    # links with a URL scheme are not rendered as links
+    jdoc = cohort_report([dict(summary, subject="j")], links={"j": "javascript:alert(1)"})
+    assert "javascript:" not in jdoc
 
 
 def test_robust_z_known_values():
@@ -535,3 +539,12 @@ def test_report_rules_in_workflow_dag(tmp_path):
         assert f"results/sub-{sub}/sub-{sub}_task-demo_report.json" in out
     assert "results/group/cohort_report.html" in out
     assert re.search(r"report_subject\s+2\b", out) and re.search(r"report_cohort\s+1\b", out)
+
+
+def test_failed_step_files_written_by_the_store(synthetic, tmp_path):
+    """Placeholders from exgsrc.store.write_failed render as failed sections with the reason."""
+    store = pytest.importorskip("exgsrc.store")
+    cov = store.write_failed(tmp_path / "sub-06_task-x_cov.nc", "ValueError: only 3 epochs")
+    summary = subject_summary("06", **dict(synthetic, cov=cov))
+    assert summary["section_status"]["cov"] == "failed"
+    assert any("only 3 epochs" in r for r in summary["status_reasons"])

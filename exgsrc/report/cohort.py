@@ -5,6 +5,7 @@ the cohort's own distribution (robust z-score from median and MAD).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -97,6 +98,16 @@ def _mean_err(summary, method):
     return float(np.mean(errs)) if errs else None
 
 
+def _safe_href(href):
+    """A relative link, or None: anything with a URL scheme (``javascript:``...) is dropped."""
+    if not href:
+        return None
+    href = str(href).replace("\\", "/")
+    if re.match(r"^\s*[A-Za-z][A-Za-z0-9+.\-]*:", href) or href.startswith("//"):
+        return None
+    return href
+
+
 def _num(v):
     try:
         return float(v)
@@ -183,7 +194,7 @@ def cohort_report(
     rows, row_cls, outliers = [], [], []
     for i, s in enumerate(summaries):
         subj = str(s.get("subject", f"#{i}"))
-        href = links.get(subj)
+        href = _safe_href(links.get(subj))
         cell = Markup(f'<a href="{esc(href)}">{esc(subj)}</a>') if href else esc(subj)
         status = str(s.get("status", "missing"))
         row = [(cell, subj), (Markup(status_badge(status)), status)]
