@@ -170,7 +170,8 @@ def solve_eloreta_weights(
         if n_orient == 1:
             r[:] = 1.0 / np.sqrt(np.sum((n_mat @ g) * g, axis=0))
         else:
-            m = np.matmul(np.matmul(g3, n_mat[None]), np.swapaxes(g3, -2, -1))
+            gn3 = (g.T @ n_mat).reshape(n_src, 3, n_ch)
+            m = np.matmul(gn3, np.swapaxes(g3, -2, -1))
             if force_equal:
                 _, sq = _sym_pow_3x3(m, -0.5)
                 r[:] = np.repeat(1.0 / np.mean(sq, axis=-1), 3)
