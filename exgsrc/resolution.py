@@ -15,7 +15,9 @@ Two layers:
   metrics in blocks of sources without ever forming the whole ``R`` (memory is
   bounded by ``max_block_bytes`` whatever the number of sources), and
   :func:`get_point_spread` / :func:`get_cross_talk` extract and summarise
-  columns / rows of an ``R`` given as an array;
+  columns / rows of an ``R`` given as an array, and
+  :func:`get_functions_from_kernel` does the same from ``K`` and ``G``
+  without forming ``R``;
 * object layer: :func:`make_resolution_matrix` and :func:`resolution_metrics`
   take a :class:`~exgsrc.forward.Forward` and an inverse operator from
   :mod:`exgsrc.inverse`.
@@ -262,11 +264,14 @@ def resolution_metrics_from_kernel(
 ):
     """Per-source PSF and CTF resolution metrics, computed blockwise from ``K`` and ``G``.
 
-    The resolution matrix ``R = kernel @ gain`` is never formed: PSFs of a
-    block of sources are ``kernel @ gain[:, block]`` and CTFs are
-    ``gain.T @ kernel[block].T``; every block holds at most
-    ``max_block_bytes`` of floats (plus a few same-sized temporaries), so peak
-    memory does not grow with the square of the number of sources.
+    The resolution matrix ``R = kernel @ gain`` is never formed: the PSFs of
+    a block of sources are the rows of ``gain[:, block].T @ kernel.T`` and
+    their CTFs the rows of ``kernel[block] @ gain``; a block holds about
+    ``max_block_bytes`` (the product plus one distance array of the same
+    size), so peak memory does not grow with the square of the number of
+    sources. All metrics of a block are vectorised reductions over its rows.
+    A function that is zero everywhere gives NaN for ``cog_err``,
+    ``sd_ext`` and ``maxrad_ext``.
 
     Parameters
     ----------
@@ -313,11 +318,15 @@ def resolution_metrics_from_kernel(
     Raises
     ------
     ValueError
-        On shape mismatches, unknown metric names, bad threshold/block size.
+        On shape mismatches (forward and inverse), non-finite values, unknown
+        metric names, bad threshold/block size.
     """
     gain = np.asarray(gain, dtype=float)
     kernel = np.asarray(kernel, dtype=float)
     src_pos = np.asarray(src_pos, dtype=float)
+    for name, arr in (("gain", gain), ("kernel", kernel), ("src_pos", src_pos)):
+        if not np.isfinite(arr).all():
+            raise ValueError(f"{name} contains non-finite values")
     wanted_all = _check_metrics(metrics)
     if gain.ndim != 2:
         raise ValueError(f"gain must be 2-D (n_channels, n_columns), got shape {gain.shape}")

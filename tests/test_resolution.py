@@ -424,6 +424,8 @@ def test_bad_input_raises():
         resolution_metrics_from_kernel(G[:, :9], K, pos)
     with pytest.raises(ValueError, match="n_orient"):
         resolution_metrics_from_kernel(G, K, pos, n_orient=3)
+    with pytest.raises(ValueError, match="kernel contains non-finite"):
+        resolution_metrics_from_kernel(G, np.where(K > 1, np.nan, K), pos)
     with pytest.raises(ValueError, match="threshold"):
         resolution_metrics_from_kernel(G, K, pos, threshold=1.0)
     with pytest.raises(ValueError, match="block_size"):
