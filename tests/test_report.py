@@ -19,6 +19,7 @@ import xarray as xr
 
 from exgsrc.report import cohort_report, robust_z, subject_report, subject_summary, whitened_gfp
 from exgsrc.report._data import classify_paths
+from exgsrc.report.subject import gfp_peaks
 
 XSS = "<script>alert(1)</script>"
 CHROMIUM = "/usr/bin/chromium"
@@ -317,6 +318,17 @@ def test_strings_from_inputs_are_escaped(xss_report):
     # links with a URL scheme are not rendered as links
     jdoc = cohort_report([dict(summary, subject="j")], links={"j": "javascript:alert(1)"})
     assert "javascript:" not in jdoc
+
+
+def test_gfp_peaks_known_bumps():
+    t = np.arange(-0.1, 0.5, 0.002)
+    g = sum(
+        h * np.exp(-0.5 * ((t - c) / 0.01) ** 2)
+        for c, h in [(-0.05, 9.0), (0.1, 1.0), (0.2, 3.0), (0.3, 2.0), (0.4, 0.5)]
+    )
+    # the pre-stimulus bump is ignored; the 3 largest post-stimulus ones, in time order
+    assert [round(float(t[i]), 3) for i in gfp_peaks(t, g)] == [0.1, 0.2, 0.3]
+    assert [round(float(t[i]), 3) for i in gfp_peaks(t, g, n_peaks=1)] == [0.2]
 
 
 def test_robust_z_known_values():
