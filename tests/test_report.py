@@ -368,7 +368,9 @@ def _cohort_summaries(n=6):
 def test_cohort_report_table_outliers_and_grand_averages(synthetic, tmp_path):
     sums = _cohort_summaries()
     ga_path = tmp_path / "task-x_cond-faces_desc-dSPM_grandavg.nc"
-    synthetic["stcs"][("faces", "dSPM")].to_netcdf(ga_path)
+    ga = synthetic["stcs"][("faces", "dSPM")].copy()
+    ga.attrs["failed_subjects"] = "json:" + json.dumps({"07": "LinAlgError <x>"})
+    ga.to_netcdf(ga_path)
     out = tmp_path / "group" / "cohort_report.html"
     doc = cohort_report(
         sums,
@@ -388,6 +390,7 @@ def test_cohort_report_table_outliers_and_grand_averages(synthetic, tmp_path):
     assert 'src="data:image/png;base64,' in doc
     assert "missing: grand average cars/dSPM" in doc
     assert "mean error to true dipoles sLORETA (mm)" in doc
+    assert "sub-07: LinAlgError &lt;x&gt;" in doc
     assert not re.search(r'(src|href)="(https?:)?//', doc)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from . import _figures as F
-from ._data import MissingInput, attr_json, data_var, load, positions, source_amplitude
+from ._data import MissingInput, StepFailed, attr_json, data_var, load, positions, source_amplitude
 from ._html import Markup, esc, fig_to_img, notice, page, status_badge, table, worst_status
 
 __all__ = ["cohort_report", "robust_z", "OUTLIER_Z"]
@@ -143,9 +143,19 @@ def _grand_average_block(key, obj) -> tuple[str, str]:
             ),
             alt=f"grand average {label} {meth}",
         )
-        return "ok", f"<h3>{esc(label)} &mdash; {esc(meth)}</h3>{img}"
+        failed = attr_json(ds, "failed_subjects", default=None)
+        note = ""
+        if isinstance(failed, dict) and failed:
+            note = notice(
+                "warning",
+                "subjects left out of this average",
+                "; ".join(f"sub-{k}: {v}" for k, v in failed.items()),
+            )
+        return "ok", f"<h3>{esc(label)} &mdash; {esc(meth)}</h3>{note}{img}"
     except MissingInput as err:
         return "missing", notice("missing", f"grand average {cond}/{method}", str(err))
+    except StepFailed as err:
+        return "failed", notice("failed", f"grand average {cond}/{method}", str(err))
     except Exception as err:  # noqa: BLE001
         return "failed", notice(
             "failed", f"grand average {cond}/{method}", f"{type(err).__name__}: {err}"
