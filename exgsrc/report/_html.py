@@ -152,7 +152,7 @@ body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 a
 padding:1em 2em;color:#222;line-height:1.4}
 h1{margin-bottom:.2em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
 h3{margin-bottom:.3em}
-nav a{margin-right:1em}
+nav a{margin-right:1em}.navitem{white-space:nowrap;margin-right:.6em}
 .badge{display:inline-block;padding:.1em .5em;border-radius:.4em;color:#fff;font-size:.75em;
 vertical-align:middle}
 .st-ok{background:var(--ok)}.st-warning{background:var(--warning)}.st-missing{background:var(--missing)}

@@ -1186,7 +1186,10 @@ def subject_report(
     ctx = _make_ctx(subject, task, files, evokeds, stcs, truth, config, figures=True)
     sections, overall, reasons = _run(ctx, dict(failures or {}))
     title = f"exgsrc report: sub-{ctx.subject}" + (f" task-{task}" if task else "")
-    nav = " ".join(f'<a href="#{esc(a)}">{esc(t)}</a>{status_badge(s)}' for a, t, s, _ in sections)
+    nav = " ".join(
+        f'<span class="navitem">{status_badge(s)} <a href="#{esc(a)}">{esc(t)}</a></span>'
+        for a, t, s, _ in sections
+    )
     reason_txt = "; ".join(reasons) if reasons else "all steps completed without warnings"
     body = [
         f"<h1>{esc(title)}</h1>",
