@@ -681,9 +681,10 @@ def make_resolution_matrix(fwd, inv, lambda2: float = 1.0 / 9.0, method: str = "
     Follows ``mne.minimum_norm.make_inverse_resolution_matrix``: fixed
     operators give one row per source; loose and free operators give the
     x, y, z components (three rows per source, ``pick_ori='vector'``). A free
-    forward combined with a loose operator is expressed in the operator's
-    local source frame (tangential 1, tangential 2, normal), as MNE converts
-    the forward to surface orientation in that case.
+    forward gives x, y, z columns. (With a free forward and a *loose*
+    operator MNE first turns the forward into its surface-oriented frame, so
+    its column triplets differ from ours by a per-source rotation; norms over
+    orientations, hence all metrics and PSF/CTF amplitudes, are unchanged.)
 
     Parameters
     ----------
@@ -710,15 +711,6 @@ def make_resolution_matrix(fwd, inv, lambda2: float = 1.0 / 9.0, method: str = "
     """
     pick_ori = "vector" if getattr(inv, "n_orient", 1) == 3 else None
     prep, gain = _prepare(fwd, inv, lambda2, method, pick_ori=pick_ori)
-    basis = getattr(inv, "basis", None)
-    if (
-        getattr(fwd, "orientation", "fixed") == "free"
-        and getattr(inv, "frame", None) == "local"
-        and basis is not None
-    ):
-        n_src = fwd.src.n_sources
-        g3 = gain.reshape(gain.shape[0], n_src, 3)
-        gain = np.einsum("cvx,vkx->cvk", g3, np.asarray(basis)).reshape(gain.shape[0], -1)
     return np.asarray(prep.kernel) @ gain
 
 

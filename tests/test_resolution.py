@@ -498,6 +498,32 @@ def test_make_resolution_matrix_parity(mne_model, method, fixed, depth):
         np.testing.assert_allclose(ds[name].values, exp, rtol=1e-5, atol=1e-9, err_msg=name)
 
 
+@pytest.mark.parity
+def test_make_resolution_matrix_loose_parity(mne_model):
+    """Loose operator: fixed forward equals MNE; free forward equals MNE's R rotated to x, y, z."""
+    inverse = pytest.importorskip("exgsrc.inverse")
+    from mne.minimum_norm import make_inverse_operator, make_inverse_resolution_matrix
+
+    from exgsrc.resolution import make_resolution_matrix
+
+    m = mne_model
+    n = len(m["pos"])
+    inv_mne = make_inverse_operator(m["info"], m["fwd_surf"], m["cov"], loose=0.2, depth=0.8)
+    fwd, cov = _ours_from_mne(m, free=True)
+    inv = inverse.make_inverse_operator(fwd, cov, loose=0.2, depth=0.8)
+    R_fixed_mne = make_inverse_resolution_matrix(m["fwd_fixed"], inv_mne, method="dSPM")
+    R_fixed = make_resolution_matrix(fwd.to_fixed(), inv, method="dSPM")
+    scale = np.abs(R_fixed_mne).max()
+    np.testing.assert_allclose(R_fixed, R_fixed_mne, rtol=RTOL, atol=RTOL * scale)
+    R_free_mne = make_inverse_resolution_matrix(m["fwd"], inv_mne, method="dSPM")
+    frames = m["fwd_surf"]["source_nn"].reshape(n, 3, 3)  # MNE's (t1, t2, n) per source
+    R_free_mne_xyz = np.einsum("rvk,vkx->rvx", R_free_mne.reshape(3 * n, n, 3), frames)
+    R_free = make_resolution_matrix(fwd, inv, method="dSPM")
+    np.testing.assert_allclose(
+        R_free, R_free_mne_xyz.reshape(3 * n, 3 * n), rtol=RTOL, atol=RTOL * scale
+    )
+
+
 def test_sloreta_zero_peak_error_with_exgsrc_operators():
     """exgsrc forward + inverse on an ico-3 sphere: sLORETA PSF peaks at every source."""
     inverse = pytest.importorskip("exgsrc.inverse")
