@@ -250,6 +250,33 @@ def test_whitened_gfp_of_pure_noise_is_one():
     assert abs(gfp2.mean() - 2.0) < 0.06
 
 
+@pytest.mark.parity
+def test_whitened_gfp_matches_mne_whiten_evoked():
+    """Our whitened GFP equals MNE's plot_white quantity: sum(whiten_evoked(...)**2) / rank."""
+    mne = pytest.importorskip("mne")
+    rng = np.random.default_rng(0)
+    n, n_t, nave = 24, 200, 17
+    names = [f"E{i}" for i in range(n)]
+    a = rng.normal(size=(n, n))
+    cov = a @ a.T * 1e-12
+    proj = np.eye(n) - 1.0 / n
+    data = proj @ (np.linalg.cholesky(cov) @ rng.normal(size=(n, n_t)))
+    info = mne.create_info(names, 250.0, "eeg")
+    k = np.arange(n)
+    pos = np.c_[np.cos(k), np.sin(k), np.ones(n)] * 0.09
+    info.set_montage(
+        mne.channels.make_dig_montage(dict(zip(names, pos, strict=True)), coord_frame="head")
+    )
+    evoked = mne.EvokedArray(data, info, tmin=-0.1, nave=nave, verbose="error")
+    evoked.set_eeg_reference(projection=True, verbose="error")
+    mne_cov = mne.Covariance(cov, names, [], [], nfree=100, verbose="error")
+    white = mne.whiten_evoked(evoked, mne_cov, rank={"eeg": n - 1}, verbose="error")
+    expected = (white.data**2).sum(axis=0) / (n - 1)
+    gfp, rank = whitened_gfp(data, nave, cov, n - 1)
+    assert rank == n - 1
+    np.testing.assert_allclose(gfp, expected, rtol=1e-6)
+
+
 def test_missing_and_failed_steps_render_as_blocks(synthetic, tmp_path):
     failed = xr.Dataset(
         attrs={"exgsrc_status": "failed", "exgsrc_error": "LinAlgError: singular matrix"}
