@@ -294,3 +294,43 @@ def test_events_fallback_to_data_file(bids_copy, shared_rec):
     assert ev.trial_type == ref.trial_type
     np.testing.assert_array_equal(ev.sample, ref.sample)
     assert "no events.tsv" in ev.meta["warnings"][0]
+
+
+@pytest.mark.parity
+@pytest.mark.parametrize("fmt", ["EDF", "BrainVision", "EEGLAB"])
+def test_mne_bids_written_dataset(tmp_path, fmt):
+    """Datasets written by MNE-BIDS in each format read as mne_bids.read_raw_bids reads them."""
+    mne = pytest.importorskip("mne")
+    mne_bids = pytest.importorskip("mne_bids")
+    info = mne.create_info(["Fp1", "Fz", "Cz", "Pz", "O1", "EOG1"], 250.0, ["eeg"] * 5 + ["eog"])
+    src = mne.io.RawArray(
+        np.random.default_rng(0).standard_normal((6, 2500)) * 20e-6, info, verbose="error"
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        src.set_montage(mne.channels.make_standard_montage("standard_1020"), on_missing="ignore")
+    src.set_annotations(mne.Annotations([1.0, 2.5, 7.2], [0, 0, 0], ["go", "stop", "go"]))
+    src.info["bads"] = ["Pz"]
+    src.info["line_freq"] = 50.0
+    bp = mne_bids.BIDSPath(
+        subject="01", session="a", task="t", run="1", root=tmp_path, datatype="eeg"
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mne_bids.write_raw_bids(src, bp, format=fmt, allow_preload=True, verbose="error")
+        theirs = mne_bids.read_raw_bids(bp, verbose="error").load_data(verbose="error")
+    (rec,) = discover(tmp_path, sessions=["a"], runs=["1"])
+    assert rec.format == fmt and rec.basename == "sub-01_ses-a_task-t_run-1"
+    raw = read_recording(rec)
+    ref = theirs.get_data()
+    np.testing.assert_allclose(raw.data, ref, rtol=1e-12, atol=1e-12 * np.abs(ref).max())
+    assert list(raw.ch_types) == theirs.get_channel_types()
+    assert list(raw.bads) == theirs.info["bads"] == ["Pz"]
+    assert not raw.meta["warnings"]
+    ev = read_events(rec)
+    events, event_id = mne.events_from_annotations(theirs, verbose="error")
+    np.testing.assert_array_equal(ev.sample, events[:, 0])
+    assert ev.trial_type == ("go", "stop", "go")
+    mont = read_montage(rec, ["Fp1", "Fz", "Cz", "Pz", "O1"])
+    pos = theirs.get_montage().get_positions()["ch_pos"]
+    np.testing.assert_allclose(mont.pos, np.array([pos[n] for n in mont.ch_names]), atol=1e-12)
