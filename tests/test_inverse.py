@@ -205,6 +205,12 @@ def test_iter_apply_matches_mne_raw(cases):
             seen.append((sl.start, sl.stop))
         assert seen[0] == (0, 2500) and seen[-1] == (7500, 9003)
         assert _rel_err(out, ref) <= 1e-6
+        # single precision option: same numbers to float32 accuracy
+        prep32 = prepare_inverse(inv, 1, LAMBDA2, method, dtype=np.float32)
+        sol32 = prep32.apply(raw_data)
+        assert sol32.dtype == np.float32 and _rel_err(sol32, ref) <= 1e-5
+    with pytest.raises(ValueError, match="dtype"):
+        prepare_inverse(inv, 1, LAMBDA2, "dSPM", dtype=np.int32)
 
 
 def test_prepared_kernel_layout(cases):
