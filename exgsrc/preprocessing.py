@@ -471,15 +471,21 @@ def _overlap_add(x: np.ndarray, h: np.ndarray) -> np.ndarray:
     return out[:, : n + n_h - 1]
 
 
-def _reflect_limited_pad(x: np.ndarray, n_pad: int) -> np.ndarray:
-    """Odd reflection about the edge samples (``2 * x[0] - x[k]``), zero-filled past the data."""
+def _reflect_limited_pad(x: np.ndarray, n_pad) -> np.ndarray:
+    """Odd reflection about the edge samples (``2 * x[0] - x[k]``), zero-filled past the data.
+
+    ``n_pad`` is one int (both sides) or a pair (left, right).
+    """
+    n_left, n_right = (n_pad, n_pad) if np.isscalar(n_pad) else n_pad
     n_x = x.shape[1]
-    n_ref = min(n_pad, n_x - 1)
-    left = np.zeros((x.shape[0], n_pad))
-    right = np.zeros((x.shape[0], n_pad))
-    if n_ref > 0:
-        left[:, n_pad - n_ref :] = 2 * x[:, :1] - x[:, n_ref:0:-1]
-        right[:, :n_ref] = 2 * x[:, -1:] - x[:, -2 : -2 - n_ref : -1]
+    left = np.zeros((x.shape[0], n_left))
+    right = np.zeros((x.shape[0], n_right))
+    k = min(n_left, n_x - 1)
+    if k > 0:
+        left[:, n_left - k :] = 2 * x[:, :1] - x[:, k:0:-1]
+    k = min(n_right, n_x - 1)
+    if k > 0:
+        right[:, :k] = 2 * x[:, -1:] - x[:, -2 : -2 - k : -1]
     return np.concatenate([left, x, right], axis=1)
 
 
@@ -524,40 +530,78 @@ def filter_raw(
     return replace(raw, data=out, meta=meta)
 
 
-def resample(raw: Raw, sfreq: float) -> Raw:
-    """Resample to ``sfreq`` with a polyphase anti-aliasing filter.
+def resample(raw: Raw, sfreq: float, method: str = "fft") -> Raw:
+    """Resample to ``sfreq``.
 
     Parameters
     ----------
     raw : Raw
     sfreq : float
-        New sampling frequency (Hz); the ratio to the old one must be rational with a
-        small denominator (e.g. 1000 -> 250, 512 -> 128).
+        New sampling frequency (Hz).
+    method : {"fft", "polyphase"}
+        ``"fft"`` (default) follows MNE-Python's default (``npad="auto"``, boxcar
+        window, ``reflect_limited`` edge padding): each channel is padded to a
+        power-of-two length, its spectrum truncated (or zero-extended) to the new
+        length, and the padding removed. ``"polyphase"`` uses
+        :func:`scipy.signal.resample_poly` (Kaiser-windowed FIR); the ratio must then
+        be a simple fraction.
 
     Returns
     -------
     Raw
-        Resampled copy; ``meta["resampled_from"]`` records the original rate. Event
-        samples must be rescaled by ``sfreq / raw.sfreq``.
-
-    Notes
-    -----
-    Uses :func:`scipy.signal.resample_poly` (Kaiser-windowed FIR, zero phase),
-    which differs slightly from MNE's FFT resampling near the Nyquist frequency.
+        ``n_times = round(n_times * sfreq / raw.sfreq)``; ``meta["resampled_from"]``
+        records the original rate. Event samples must be rescaled by
+        ``sfreq / raw.sfreq`` (and rounded).
     """
-    from fractions import Fraction
-
-    from scipy.signal import resample_poly
-
     if not sfreq > 0:
         raise ValueError(f"resample: sfreq must be positive, got {sfreq}")
-    frac = Fraction(float(sfreq) / float(raw.sfreq)).limit_denominator(1000)
-    if abs(frac.numerator / frac.denominator * raw.sfreq - sfreq) > 1e-9 * sfreq:
-        raise ValueError(f"resample: ratio {sfreq}/{raw.sfreq} is not a simple fraction")
-    data = resample_poly(raw.data, frac.numerator, frac.denominator, axis=-1)
+    ratio = float(sfreq) / float(raw.sfreq)
+    x = np.asarray(raw.data, dtype=np.float64)
+    n = x.shape[1]
+    final_len = max(int(round(ratio * n)), 1)
+    if method == "fft":
+        data = _resample_fft(x, ratio, final_len)
+    elif method == "polyphase":
+        from fractions import Fraction
+
+        from scipy.signal import resample_poly
+
+        frac = Fraction(ratio).limit_denominator(1000)
+        if abs(frac.numerator / frac.denominator - ratio) > 1e-9 * ratio:
+            raise ValueError(f"resample: ratio {sfreq}/{raw.sfreq} is not a simple fraction")
+        data = resample_poly(x, frac.numerator, frac.denominator, axis=-1)
+    else:
+        raise ValueError(f"resample: method must be 'fft' or 'polyphase', got {method!r}")
     meta = dict(raw.meta)
     meta["resampled_from"] = raw.sfreq
     return replace(raw, data=data, sfreq=float(sfreq), meta=meta)
+
+
+def _resample_fft(x: np.ndarray, ratio: float, final_len: int) -> np.ndarray:
+    """FFT resampling of each row (see :func:`resample`), shape (n_rows, final_len)."""
+    from scipy import fft
+
+    n = x.shape[1]
+    min_add = min(n // 8, 100) * 2
+    total = 2 ** int(np.ceil(np.log2(n + min_add))) - n
+    pad0, extra = divmod(total, 2)
+    pad1 = pad0 + extra
+    orig_len = n + pad0 + pad1
+    new_len = max(int(round(ratio * orig_len)), 1)
+    rm0 = int(round(ratio * pad0))
+    rm1 = new_len - final_len - rm0
+    shorter = new_len < orig_len
+    use_len = new_len if shorter else orig_len
+    out = np.empty((x.shape[0], final_len))
+    for r in range(x.shape[0]):
+        xp = _reflect_limited_pad(x[r : r + 1], (pad0, pad1))[0]
+        spec = fft.rfft(xp)
+        if use_len % 2 == 0:
+            spec[use_len // 2] *= 2.0 if shorter else 0.5
+        spec *= new_len / orig_len
+        y = fft.irfft(spec, new_len)
+        out[r] = y[rm0 : new_len - rm1]
+    return out
 
 
 def set_average_reference(raw: Raw) -> Raw:

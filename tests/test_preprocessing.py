@@ -193,3 +193,27 @@ def test_covariance_from_raw_and_errors():
     empty = make_epochs(raw, [1], ["a"], -0.1, 0.1)
     with pytest.raises(ValueError, match="no kept epoch"):
         baseline_covariance(empty)
+
+
+@pytest.mark.parity
+@pytest.mark.parametrize(
+    "sfreq,new,n",
+    [(1000.0, 250.0, 5000), (128.0, 100.0, 3001), (250.0, 500.0, 1234), (1000.0, 333.0, 4000)],
+)
+def test_resample_matches_mne(sfreq, new, n):
+    x = np.random.default_rng(4).standard_normal((3, n)) * 1e-5
+    ours = resample(Raw(x, sfreq, ("a", "b", "c"), ("eeg",) * 3), new)
+    theirs = mne.io.RawArray(x, mne.create_info(3, sfreq, "eeg"), verbose="error")
+    theirs.resample(new, verbose="error")
+    ref = theirs.get_data()
+    assert ours.data.shape == ref.shape and ours.sfreq == new
+    np.testing.assert_allclose(ours.data, ref, rtol=0, atol=1e-10 * np.abs(ref).max())
+
+
+def test_resample_polyphase_and_errors():
+    raw = _toy_raw()
+    assert resample(raw, 50.0, method="polyphase").n_times == 500
+    with pytest.raises(ValueError, match="method must be"):
+        resample(raw, 50.0, method="cubic")
+    with pytest.raises(ValueError, match="positive"):
+        resample(raw, 0.0)
