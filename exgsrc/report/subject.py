@@ -5,21 +5,31 @@ Every section is built independently: a missing input renders a "missing"
 block, an exception renders a "failed" block with the reason, and the rest of
 the report is still produced.
 
-What the sections read (all optional; absent pieces are reported as such):
+What the sections read (all optional; absent pieces are reported as such;
+the names are those written by :mod:`exgsrc.pipeline`, with fallbacks):
 
-- montage: channel dim with ``x``/``y``/``z`` coords (m); attrs
-  ``excluded_channels`` (JSON object name -> reason), ``sphere_radii``,
-  ``sphere_center`` (m), ``sfreq``, ``l_freq``, ``h_freq``.
-- fwd: var ``gain`` (channel, source[, orientation]) with source (and
-  channel) positions; sphere attrs as above.
-- cov: var ``cov`` (channel, channel2); attrs ``rank``, ``nfree``, ``method``.
-- evoked (per condition): var ``evoked``/``data`` (channel, time) in V; attrs
-  ``condition`` (original label), ``nave``, ``n_epochs`` (total),
-  ``drop_log`` (JSON: object reason -> count, or one list of reasons per
-  epoch), ``sfreq``, ``l_freq``, ``h_freq``, ``baseline`` (tmin, tmax).
+- montage: all recorded channels on ``channel`` with ``x``/``y``/``z`` (m),
+  ``used`` and ``excluded_reason`` coords; attrs ``sfreq``, ``warnings``.
+  (Fallback: attr ``excluded_channels``, JSON object name -> reason.)
+- headmodel: vars ``radii`` (shell), ``center`` (xyz); attr ``kind``.
+  (Fallback: forward attrs ``sphere_radii``/``sphere_center``; else a sphere
+  is fitted here and the report says so.)
+- fwd: var ``gain`` (channel, source[, orientation]); source coords ``x``,
+  ``y``, ``z``; channel coords ``ch_x``, ``ch_y``, ``ch_z``.
+- epochs (``*_epo.nc``, attributes only): ``epoch_counts`` (condition ->
+  total/kept/dropped), ``drop_details`` (label and reason per dropped epoch),
+  ``sfreq``, ``filter``, ``baseline``, ``tmin``, ``tmax``, ``reject``,
+  ``warnings``. (Fallback: ``nave``, ``n_epochs``, ``drop_log`` on evokeds.)
+- cov: var ``cov`` (channel, channel2); attrs ``rank`` (-1 unknown),
+  ``rank_estimated``, ``nfree``, ``method``, ``cov_tmin``/``cov_tmax``.
+- evoked (per condition): var ``evoked`` (channel, time) in V; attrs
+  ``condition`` (original trial_type), ``nave``.
 - stc (per condition and method): var ``stc`` (source[, orientation], time);
-  attrs ``method``, ``condition``, ``units``; optional var ``snr_est`` (time).
-- resolution: vars ``psf_*``/``ctf_*`` (source) or (method, source).
+  attrs ``method``, ``condition``; ``units`` on the variable.
+- snr: vars ``snr``/``snr_est`` (condition, time) with ``condition_name``.
+- resolution: vars ``psf_*``/``ctf_*`` (method, source) or (source), in m.
+- any file with attr ``exgsrc_status == "failed"`` (``exgsrc_error``) renders
+  its section as failed with that reason.
 """
 
 from __future__ import annotations
@@ -523,14 +533,16 @@ def _sec_cov(ctx: _Ctx) -> _Result:
     if cov.ndim != 2 or cov.shape[0] != cov.shape[1]:
         raise ValueError(f"covariance must be square, has shape {cov.shape}")
     ev = np.sort(np.linalg.eigvalsh((cov + cov.T) / 2))[::-1]
-    rank_attr = attr_json(ds, "rank", default=None)
     est = int(np.sum(ev > ev[0] * 1e-10)) if ev[0] > 0 else 0
-    try:
-        rank_attr = int(rank_attr)
-    except (TypeError, ValueError):
-        rank_attr = None
-    if rank_attr is not None and rank_attr < 0:  # -1: unknown
-        rank_attr = None
+    rank_attr, rank_src = None, " (estimated here from the eigenvalues)"
+    for key, src in (("rank", ""), ("rank_estimated", " (estimated by the workflow)")):
+        try:
+            v = int(attr_json(ds, key, default=None))
+        except (TypeError, ValueError):
+            continue
+        if v >= 0:  # -1: unknown
+            rank_attr, rank_src = v, src
+            break
     rank = rank_attr if rank_attr is not None else est
     ctx.summary["cov_rank"] = rank
     parts = [
@@ -539,7 +551,7 @@ def _sec_cov(ctx: _Ctx) -> _Result:
                 ("channels", len(names)),
                 ("method", attr_json(ds, "method", default="not recorded")),
                 ("degrees of freedom (nfree)", attr_json(ds, "nfree", default="not recorded")),
-                ("rank", f"{rank}" + ("" if rank_attr is not None else " (estimated here)")),
+                ("rank", f"{rank}{rank_src}"),
                 (
                     "condition number (within rank)",
                     f"{ev[0] / ev[max(rank - 1, 0)]:.3g}" if rank else "–",
@@ -557,7 +569,7 @@ def _sec_cov(ctx: _Ctx) -> _Result:
     for cond in ctx.inputs.get("evokeds", {}):
         try:
             ev_ds = _get(ctx, ("evoked", cond))
-        except (MissingInput, ValueError):
+        except (MissingInput, StepFailed, ValueError):
             continue
         da = data_var(ev_ds, ("evoked", "data", "ave"), "evoked")
         ev_names = [str(x) for x in da["channel"].values]
