@@ -30,19 +30,16 @@ def _best(fn, repeat):
     return best, out
 
 
-def _best_pair(fa, fb, repeat):
-    """Interleaved timings (a, b, a, b, ...) so machine load hits both alike."""
-    ta = tb = np.inf
+def _interleaved(fns, repeat):
+    """Best time of each callable, run round-robin so machine load hits all alike."""
+    best = [np.inf] * len(fns)
     for _ in range(repeat):
-        t0 = time.perf_counter()
-        ra = fa()
-        ta = min(ta, time.perf_counter() - t0)
-        del ra
-        t0 = time.perf_counter()
-        rb = fb()
-        tb = min(tb, time.perf_counter() - t0)
-        del rb
-    return ta, tb
+        for i, fn in enumerate(fns):
+            t0 = time.perf_counter()
+            res = fn()
+            best[i] = min(best[i], time.perf_counter() - t0)
+            del res
+    return best
 
 
 def main():
@@ -113,21 +110,21 @@ def main():
     # --- operator construction
     for loose in (0.2, 0.0):
         fixed = loose == 0.0
-        t_o, _ = _best(
-            lambda loose=loose, fixed=fixed: make_inverse_operator(
-                ours_fwd, cov_data, loose=loose, depth=0.8, fixed=fixed
-            ),
-            args.repeat,
-        )
-        t_m, _ = _best(
-            lambda loose=loose, fixed=fixed: mne.minimum_norm.make_inverse_operator(
-                raw.info, fwd, cov, loose=loose, depth=0.8, fixed=True if fixed else "auto"
-            ),
+        t_o, t_m = _interleaved(
+            [
+                lambda loose=loose, fixed=fixed: make_inverse_operator(
+                    ours_fwd, cov_data, loose=loose, depth=0.8, fixed=fixed
+                ),
+                lambda loose=loose, fixed=fixed: mne.minimum_norm.make_inverse_operator(
+                    raw.info, fwd, cov, loose=loose, depth=0.8, fixed=True if fixed else "auto"
+                ),
+            ],
             args.repeat,
         )
         row(f"make_inverse_operator loose={loose}", t_o, t_m)
 
-    # --- long data
+    # --- long data: ours (float64, float32), MNE apply_inverse_raw, plain matmuls
+    d32 = raw_data.astype(np.float32)
     for label, loose, method in (("dSPM fixed", 0.0, "dSPM"), ("sLORETA free", 1.0, "sLORETA")):
         fixed = loose == 0.0
         inv = make_inverse_operator(ours_fwd, cov_data, loose=loose, fixed=fixed)
@@ -137,39 +134,31 @@ def main():
         t_prep, prep = _best(
             lambda inv=inv, method=method: prepare_inverse(inv, 1, lam, method), 1
         )
-        k = prep.kernel
-        t_apply, t_mm = _best_pair(
-            lambda p=prep: p.apply(raw_data), lambda k=k: k @ raw_data, args.repeat
-        )
-        t_mne, stc = _best(
-            lambda minv=minv, method=method: mne.minimum_norm.apply_inverse_raw(
-                raw, minv, lam, method
-            ),
+        prep32 = prepare_inverse(inv, 1, lam, method, dtype=np.float32)
+        k, k32 = prep.kernel, prep32.kernel
+        t_apply, t_mne, t_mm, t32, t32_mm = _interleaved(
+            [
+                lambda p=prep: p.apply(raw_data),
+                lambda minv=minv, method=method: mne.minimum_norm.apply_inverse_raw(
+                    raw, minv, lam, method
+                ),
+                lambda k=k: k @ raw_data,
+                lambda p=prep32: p.apply(raw_data),
+                lambda k=k32: k @ d32,
+            ],
             args.repeat,
         )
-        err = np.max(np.abs(prep.apply(raw_data[:, :2000]) - stc.data[:, :2000])) / np.max(
-            np.abs(stc.data[:, :2000])
-        )
-        ref_head = stc.data[:, :2000].copy()
-        del stc
-        thr = t_mm / t_apply
+        head = raw_data[:, :2000]
+        ref = mne.minimum_norm.apply_inverse_raw(raw, minv, lam, method, stop=2000).data
+        err = np.max(np.abs(prep.apply(head) - ref)) / np.max(np.abs(ref))
+        err32 = np.max(np.abs(prep32.apply(head) - ref)) / np.max(np.abs(ref))
         row(
             f"apply {label} (prepare {t_prep * 1e3:.0f} ms)",
             t_apply + t_prep,
             t_mne,
             f"apply-only vs plain matmul {k.shape[0]}x{k.shape[1]} @ data: "
-            f"{t_apply * 1e3:.1f} vs {t_mm * 1e3:.1f} ms -> throughput {100 * thr:.0f}%; "
-            f"rel err {err:.1e}",
-        )
-        # single-precision kernel (dtype=float32)
-        prep32 = prepare_inverse(inv, 1, lam, method, dtype=np.float32)
-        k32 = prep32.kernel
-        d32 = raw_data.astype(np.float32)
-        t32, t32_mm = _best_pair(
-            lambda p=prep32: p.apply(raw_data), lambda k=k32, d=d32: k @ d, args.repeat
-        )
-        err32 = np.max(np.abs(prep32.apply(raw_data[:, :2000]) - ref_head)) / np.max(
-            np.abs(ref_head)
+            f"{t_apply * 1e3:.1f} vs {t_mm * 1e3:.1f} ms -> throughput "
+            f"{100 * t_mm / t_apply:.0f}%; rel err {err:.1e}",
         )
         row(
             f"apply {label} float32",
@@ -179,18 +168,25 @@ def main():
             f"{100 * t32_mm / t32:.0f}%; rel err {err32:.1e}",
         )
 
-    # --- eLORETA on an evoked
+    # --- eLORETA on an evoked (weight fit + apply, both sides)
     ev = mne.EvokedArray(raw_data[:, :300], raw.info, nave=30)
     inv = make_inverse_operator(ours_fwd, cov_data, loose=0.2)
     minv = mne.minimum_norm.make_inverse_operator(raw.info, fwd, cov, loose=0.2)
-    t_o, prep = _best(lambda: prepare_inverse(inv, 30, lam, "eLORETA"), 1)
-    t_o2, sol = _best(lambda: prep.apply(ev.data), args.repeat)
-    t_m, stc = _best(lambda: mne.minimum_norm.apply_inverse(ev, minv, lam, "eLORETA"), 1)
+    t_o, t_m = _interleaved(
+        [
+            lambda: prepare_inverse(inv, 30, lam, "eLORETA").apply(ev.data),
+            lambda: mne.minimum_norm.apply_inverse(ev, minv, lam, "eLORETA"),
+        ],
+        max(1, args.repeat - 1),
+    )
+    prep = prepare_inverse(inv, 30, lam, "eLORETA")
+    sol = prep.apply(ev.data)
+    stc = mne.minimum_norm.apply_inverse(ev, minv, lam, "eLORETA")
     err = np.max(np.abs(sol - stc.data)) / np.max(np.abs(stc.data))
     info_ = prep.eloreta_info
     row(
         "eLORETA loose=0.2 evoked (64 x 300)",
-        t_o + t_o2,
+        t_o,
         t_m,
         f"iterations {info_['n_iter']}, final change {info_['delta']:.1e}, rel err {err:.1e}",
     )

@@ -523,7 +523,11 @@ def make_inverse_operator(
         Depth-weighting exponent (MNE default 0.8, limit 10), a
         ``dict(exp=..., limit=...)``, or None/0 to disable.
     fixed : bool
-        Force a fixed-orientation operator (loose is then ignored).
+        Force a fixed-orientation operator (loose is then ignored). With a free
+        forward the depth prior is computed from the free gain (spectral norm of
+        each 3-column block) before projecting onto the normals, as MNE does;
+        with a fixed forward it uses the column norms (MNE's
+        ``allow_fixed_depth=True``).
     rank : int | None | "cov"
         Rank of the noise covariance after average referencing; None estimates
         it from the matrix as MNE does; ``"cov"`` uses ``noise_cov.rank``
@@ -536,8 +540,6 @@ def make_inverse_operator(
         is part of the operator, so referenced and unreferenced data give the
         same estimate.
     """
-    from .forward import Forward  # noqa: F401  (type only)
-
     ch_names = tuple(fwd.ch_names)
     gain = np.asarray(fwd.gain, dtype=np.float64)
     n_ch = len(ch_names)

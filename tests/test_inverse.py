@@ -371,3 +371,24 @@ def test_sloreta_zero_localisation_error_with_exgsrc_forward():
     idx = rng.choice(src.n_sources, 20, replace=False)
     est = np.abs(prep.apply(fwd.gain[:, idx] * 1e-8))
     np.testing.assert_array_equal(np.argmax(est, axis=0), idx)
+
+
+def test_iter_apply_streams_memmap_to_memmap(cases, tmp_path):
+    """Long data on disk -> estimate on disk, never the whole matrix in memory."""
+    case = cases["biosemi32-ico2"]
+    _, inv = _operators(case, 0.2, 0.8)
+    prep = prepare_inverse(inv, 1, LAMBDA2, "sLORETA")
+    n_ch, n_t = len(case["names"]), 5000
+    src_file = np.lib.format.open_memmap(tmp_path / "raw.npy", "w+", np.float64, (n_ch, n_t))
+    src_file[:] = np.random.default_rng(8).standard_normal((n_ch, n_t)) * 1e-6
+    src_file.flush()
+    raw = np.load(tmp_path / "raw.npy", mmap_mode="r")
+    dest = np.lib.format.open_memmap(tmp_path / "stc.npy", "w+", np.float64, (prep.n_sources, n_t))
+    for sl, block in iter_apply_inverse(raw, prep, block_size=1200):
+        dest[:, sl] = block
+    dest.flush()
+    del dest
+    out = np.load(tmp_path / "stc.npy")
+    np.testing.assert_allclose(out, prep.apply(np.asarray(raw)), rtol=1e-12)
+    with pytest.raises(ValueError, match="block_size"):
+        next(iter_apply_inverse(raw, prep, block_size=0))
