@@ -699,18 +699,18 @@ def step_inverse_operator(ctx: StepContext) -> None:
 
     _ok(ctx.input.fwd)
     _ok(ctx.input.cov)
-    cfg = ctx.params.inverse
     fwd = load_forward(ctx.input.fwd)
     cov = load_cov(ctx.input.cov)
     fwd = fwd.pick_channels(cov.ch_names)
-    loose = float(cfg["loose"])
-    inv = make_inverse_operator(fwd, cov, loose=loose, depth=cfg["depth"], fixed=loose == 0.0)
+    loose = float(ctx.params.loose)
+    depth = ctx.params.depth
+    inv = make_inverse_operator(fwd, cov, loose=loose, depth=depth, fixed=loose == 0.0)
     ctx.write(
         inverse_to_xarray(inv),
         ctx.output[0],
         subject=ctx.wildcards.subject,
         loose=loose,
-        depth=cfg["depth"],
+        depth=depth,
     )
 
 
@@ -720,17 +720,16 @@ def step_source_estimate(ctx: StepContext) -> None:
     from .store import load_inverse
 
     _ok(ctx.input.inv)
-    cfg = ctx.params.inverse
     inv = load_inverse(ctx.input.inv)
     ev = load_evoked(ctx.input.evoked)
-    lambda2 = lambda2_from(cfg)
+    lambda2 = float(ctx.params.lambda2)
     method = ctx.wildcards.method
     stc = apply_inverse(
         ev.data,
         inv,
         lambda2=lambda2,
         method=method,
-        pick_ori=cfg["pick_ori"],
+        pick_ori=ctx.params.pick_ori,
         nave=ev.nave,
         times=ev.times,
         ch_names=list(ev.ch_names),
@@ -742,7 +741,7 @@ def step_source_estimate(ctx: StepContext) -> None:
         subject=ctx.wildcards.subject,
         condition=ev.condition,
         condition_label=ctx.wildcards.cond,
-        snr=float(cfg["snr"]),
+        snr=float(ctx.params.snr),
     )
 
 
@@ -801,7 +800,7 @@ def step_resolution(ctx: StepContext) -> None:
     _ok(ctx.input.inv)
     fwd = load_forward(ctx.input.fwd)
     inv = load_inverse(ctx.input.inv)
-    lambda2 = lambda2_from(ctx.params.inverse)
+    lambda2 = float(ctx.params.lambda2)
     parts = []
     for method in ctx.params.methods:
         ds = resolution_metrics(

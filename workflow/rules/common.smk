@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 from exgsrc.pipeline import condition_label
+from exgsrc.store import config_sha256
 
 
 validate(config, "../schemas/config.schema.yaml")
@@ -20,6 +21,11 @@ LOGS = OUT / "logs"
 BENCH = OUT / "benchmarks"
 METHODS = list(config["inverse"]["methods"])
 RES_METHODS = list(config["resolution"]["methods"] or METHODS)
+LAMBDA2 = (
+    float(config["inverse"]["lambda2"])
+    if config["inverse"]["lambda2"] is not None
+    else 1.0 / float(config["inverse"]["snr"]) ** 2
+)
 DEMO_TASK = "demo"
 
 # Files whose parents other rule files (report.smk) may add to the default target.
@@ -42,7 +48,12 @@ def _discover_subjects():
     wanted = config["subjects"]
     if wanted == "all":
         return found
-    wanted = [str(s).removeprefix("sub-") for s in wanted]
+    # YAML reads 01 as the integer 1: match integers against numeric labels
+    numeric = {int(f): f for f in found if f.isdigit()}
+    wanted = [
+        numeric.get(s, str(s)) if isinstance(s, int) else str(s).removeprefix("sub-")
+        for s in wanted
+    ]
     missing = [s for s in wanted if s not in found]
     if missing:
         _bids_error(f"subjects not found: {', '.join('sub-' + s for s in missing)}")

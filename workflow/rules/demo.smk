@@ -37,6 +37,7 @@ rule dataset_description:
         str(OUT / "dataset_description.json"),
     params:
         bids_root=str(BIDS_ROOT),
+        config_sha256=config_sha256({k: v for k, v in config.items() if k != "on_error"}),
     log:
         str(LOGS / "dataset_description.log"),
     script:

@@ -8,7 +8,8 @@ rule inverse_operator:
     output:
         sub_path("inv.nc"),
     params:
-        inverse=config["inverse"],
+        loose=config["inverse"]["loose"],
+        depth=config["inverse"]["depth"],
     log:
         log_path("inverse_operator"),
     benchmark:
@@ -24,7 +25,9 @@ rule source_estimate:
     output:
         sub_path("cond-{cond}_desc-{method}_stc.nc"),
     params:
-        inverse=config["inverse"],
+        lambda2=LAMBDA2,
+        snr=config["inverse"]["snr"],
+        pick_ori=config["inverse"]["pick_ori"],
     log:
         log_path("source_estimate", "sub-{subject}_cond-{cond}_desc-{method}"),
     benchmark:

@@ -9,7 +9,7 @@ rule resolution:
         sub_path("resolution.nc"),
     params:
         methods=RES_METHODS,
-        inverse=config["inverse"],
+        lambda2=LAMBDA2,
         block_size=config["resolution"]["block_size"],
     log:
         log_path("resolution"),
