@@ -13,6 +13,17 @@ mne = pytest.importorskip("mne")
 from test_inverse import _build_case  # noqa: E402  (shared MNE fixture builder)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _single_thread_blas():
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover
+        yield
+        return
+    with threadpool_limits(1):
+        yield
+
+
 @pytest.fixture(scope="module")
 def case():
     c = _build_case("biosemi32", 2, 11, rank_deficient=False)
