@@ -112,3 +112,22 @@ def test_edf_bids_dataset(tmp_path):
     ev = read_events(recs[0])
     assert list(ev.sample) == [100, 200] and ev.trial_type == ("go", "stop")
     assert discover(root, sessions=["2"]) == []
+
+
+def test_edf_unit_from_channels_tsv(tmp_path):
+    """An EDF without a voltage unit takes the unit from channels.tsv (warning); with no
+    usable unit anywhere it is an error naming the channel."""
+    root = tmp_path / "ds"
+    eeg = root / "sub-1" / "eeg"
+    eeg.mkdir(parents=True)
+    (root / "dataset_description.json").write_text('{"Name": "t", "BIDSVersion": "1.9.0"}')
+    x = np.random.default_rng(5).uniform(-50, 50, (2, 300))
+    _write(eeg / "sub-1_task-x_eeg.edf", x, 100.0, ["Fz", "Cz"], dims=["", "uV"])
+    ch = eeg / "sub-1_task-x_channels.tsv"
+    ch.write_text("name\ttype\tunits\nFz\tEEG\tmV\nCz\tEEG\tµV\n")
+    raw = read_recording(discover(root)[0])
+    np.testing.assert_allclose(raw.data[0], x[0] * 1e-3, atol=1e-3 * 1000 / 2**16)
+    assert any("Fz" in w and "'mV'" in w for w in raw.meta["warnings"])
+    ch.write_text("name\ttype\tunits\nFz\tEEG\tn/a\nCz\tEEG\tµV\n")
+    with pytest.raises(BidsError, match="unknown unit '' for EEG channel Fz"):
+        read_recording(discover(root)[0])

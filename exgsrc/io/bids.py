@@ -456,13 +456,22 @@ def read_recording(rec: BidsRecording) -> Raw:
             if rec.format != "EEGLAB":
                 u_tsv = ch_cols["units"][i]
                 u_file = raw.meta.get("file_units", {}).get(n)
+                s_tsv, s_file = volt_scale(u_tsv), volt_scale(u_file or "")
                 if ch_types[j] in ("eeg", "eog", "ecg", "emg") and u_file is not None:
-                    if volt_scale(u_file) is None:
+                    if s_file is None and s_tsv is not None:
+                        # the reader kept the stored numbers; channels.tsv gives the unit
+                        raw.data[j] *= s_tsv
+                        warnings.append(
+                            f"{rec.data_path}: unit {u_file!r} of channel {n} is not a voltage; "
+                            f"using {u_tsv!r} from {rec.channels_path.name}"
+                        )
+                        continue
+                    if s_file is None:
                         raise BidsError(
                             f"{rec.data_path}: unknown unit {u_file!r} for {ch_types[j].upper()} "
-                            f"channel {n} (expected V, mV, µV, nV)"
+                            f"channel {n} (expected V, mV, µV, nV), and channels.tsv gives "
+                            f"{u_tsv!r}"
                         )
-                s_tsv, s_file = volt_scale(u_tsv), volt_scale(u_file or "")
                 if (
                     s_tsv is not None
                     and s_file is not None
