@@ -150,6 +150,11 @@ def test_epochs_edges_and_drop_log():
         average(ep, "zz")
     ep2 = make_epochs(raw, ev, ["a", "a", "b", "b"], -0.1, 0.2, None, {"eeg": 50e-6, "eog": 1e-3})
     assert ep2.drop_log[1] == ("E",)
+    flat_raw = Raw(
+        np.vstack([data[:1], np.zeros((1, 1000)), data[2:]]), 100.0, raw.ch_names, raw.ch_types
+    )
+    ep4 = make_epochs(flat_raw, [300], ["a"], -0.1, 0.2, None, flat={"eeg": 1e-9})
+    assert ep4.drop_log == (("B",),) and ep4.meta["drop_details"][0]["reason"] == "flat"
     # baseline removes the pre-stimulus mean exactly
     ep3 = make_epochs(raw, [300], ["a"], -0.1, 0.2, (None, 0))
     np.testing.assert_allclose(ep3.data[0][:, ep3.times <= 0].mean(axis=1), 0, atol=1e-15)
