@@ -167,6 +167,7 @@ th,td{border:1px solid #ccc;padding:.25em .6em;text-align:left;vertical-align:to
 th{background:#f0f0f0}
 table.sortable th{cursor:pointer;user-select:none}
 th.sorted-asc::after{content:" \\25B2"}th.sorted-desc::after{content:" \\25BC"}
+#cohort td:nth-last-child(-n+2){min-width:16em}
 td.outlier{background:#ffe0e0;font-weight:bold}
 tr.st-row-failed td:first-child{border-left:.3em solid var(--failed)}
 tr.st-row-warning td:first-child{border-left:.3em solid var(--warning)}
