@@ -590,3 +590,28 @@ def test_failed_step_files_written_by_the_store(synthetic, tmp_path):
     summary = subject_summary("06", **dict(synthetic, cov=cov))
     assert summary["section_status"]["cov"] == "failed"
     assert any("only 3 epochs" in r for r in summary["status_reasons"])
+
+
+def test_every_step_failed_still_renders(tmp_path):
+    """A subject whose montage step failed: every section says failed, with the reason."""
+    store = pytest.importorskip("exgsrc.store")
+    files = {}
+    for kind, suffix in [
+        ("montage", "montage"),
+        ("headmodel", "headmodel"),
+        ("fwd", "fwd"),
+        ("epochs", "epo"),
+        ("cov", "cov"),
+        ("resolution", "resolution"),
+    ]:
+        files[kind] = store.write_failed(
+            tmp_path / f"sub-07_task-x_{suffix}.nc", "ValueError: only 2 good EEG channels <Cz>"
+        )
+    ev = {"a": store.write_failed(tmp_path / "sub-07_task-x_cond-a_ave.nc", "upstream failed")}
+    doc, summary = subject_report("07", evokeds=ev, return_summary=True, **files)
+    secs = _sections(doc)
+    assert {k: secs[k] for k in ("data", "head", "forward", "cov", "evokeds", "resolution")} == {
+        k: "failed" for k in ("data", "head", "forward", "cov", "evokeds", "resolution")
+    }
+    assert "only 2 good EEG channels &lt;Cz&gt;" in doc
+    assert summary["status"] == "failed"

@@ -189,7 +189,11 @@ def _sphere(ctx: _Ctx, ch_pos):
     if hm is not None and "radii" in hm.data_vars:
         center = np.asarray(hm["center"].values, float) if "center" in hm else np.zeros(3)
         kind = attr_json(hm, "kind", default="")
-        return center, [float(r) for r in hm["radii"].values], f"head model file ({kind})"
+        origin = f"head model file ({kind})"
+        if "conductivities" in hm.data_vars:
+            cond = ", ".join(f"{float(c):.4g}" for c in hm["conductivities"].values)
+            origin += f"; conductivities {cond} S/m (inner to outer)"
+        return center, [float(r) for r in hm["radii"].values], origin
     for key in ("fwd", "montage"):
         ds = ctx.opt(key)
         radii = attr_json(ds, "sphere_radii") if ds is not None else None
@@ -210,10 +214,14 @@ def _used_mask(ds):
 
 def _channels(ctx: _Ctx):
     """(names, positions) of the channels used, from montage, forward or an evoked."""
+    first_err = None
     for key in ["montage", "fwd"] + [("evoked", c) for c in ctx.inputs.get("evokeds", {})]:
         try:
             ds = _get(ctx, key)
-        except (MissingInput, StepFailed, ValueError):
+        except (StepFailed, ValueError) as err:
+            first_err = first_err or err
+            continue
+        except MissingInput:
             continue
         try:
             pos = positions(ds, "channel")
@@ -224,6 +232,8 @@ def _channels(ctx: _Ctx):
         if used is None:
             used = np.all(np.isfinite(pos), axis=1)
         return list(names[used]), pos[used]
+    if first_err is not None:  # say why, e.g. the montage step failed
+        raise first_err
     raise MissingInput("no input with channel positions (montage, forward or evoked)")
 
 
