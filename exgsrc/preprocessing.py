@@ -105,7 +105,8 @@ class Raw:
             raise ValueError(f"Raw: bad channels {unknown} are not among ch_names")
         if not self.sfreq > 0:
             raise ValueError(f"Raw: sfreq must be positive, got {self.sfreq}")
-        self.meta.setdefault("warnings", [])
+        # own copy of the warnings list (meta dicts are often shallow copies)
+        self.meta["warnings"] = list(self.meta.get("warnings", []))
 
     @property
     def n_channels(self) -> int:
@@ -733,8 +734,10 @@ def make_epochs(
     in_bounds = (starts >= 0) & (starts + n_t <= n_data)
     ok_idx = np.flatnonzero(in_bounds)
     # gather all in-bound epochs at once: (n_ok, n_ch, n_t)
-    take = starts[ok_idx, None] + np.arange(n_t)[None, :]
-    data = raw.data[:, take].transpose(1, 0, 2).astype(np.float64, copy=False)
+    src = raw.data
+    data = np.empty((ok_idx.size, src.shape[0], n_t), dtype=np.float64)
+    for k, st in enumerate(starts[ok_idx]):  # one contiguous block copy per epoch
+        data[k] = src[:, st : st + n_t]
 
     if baseline is not None:
         bmin, bmax = baseline
@@ -745,7 +748,7 @@ def make_epochs(
         mask = _sample_window(times, sfreq, bmin, bmax)
         if not mask.any():
             raise ValueError(f"make_epochs: baseline {baseline} contains no sample")
-        data = data - data[:, :, mask].mean(axis=-1, keepdims=True)
+        data -= data[:, :, mask].mean(axis=-1, keepdims=True)
         baseline = (float(times[mask][0]), float(times[mask][-1]))
 
     bad_ep = np.zeros(ok_idx.size, dtype=bool)
