@@ -121,3 +121,21 @@ def test_corrupt_set(tmp_path):
         read_eeglab(p)
     with pytest.raises(BidsError, match="not found"):
         read_eeglab(tmp_path / "nothere.set")
+
+
+@pytest.mark.parity
+def test_v73_with_fdt(tmp_path):
+    """A MATLAB v7.3 (HDF5) .set whose data live in a .fdt file."""
+    h5py = pytest.importorskip("h5py")
+    x = np.random.default_rng(3).standard_normal((3, 200)) * 1e-5
+    p = tmp_path / "h.set"
+    eeglabio.export_set(str(p), x, 100.0, ["A", "B", "C"], fmt="v7.3")
+    with h5py.File(p, "r+") as f:
+        del f["data"]
+        ds = f.create_dataset("data", data=np.array([ord(c) for c in "h.fdt"], "<u2")[:, None])
+        ds.attrs["MATLAB_class"] = np.bytes_("char")
+    (tmp_path / "h.fdt").write_bytes((x * 1e6).astype("<f4").T.tobytes())
+    raw = read_eeglab(p)
+    theirs = mne.io.read_raw_eeglab(p, preload=True, verbose="error")
+    np.testing.assert_allclose(raw.data, theirs.get_data(), rtol=1e-12)
+    np.testing.assert_allclose(raw.data, x, rtol=1e-6, atol=1e-12)
