@@ -561,3 +561,38 @@ def test_mismatched_forward_and_inverse_raise(mne_model):
         resolution_metrics(moved, inv)
     with pytest.raises(ValueError, match="sd_width"):
         resolution_metrics(fwd, inv, metrics=["psf_sd_width"])
+
+
+def test_volume_grid_free_orientation_matches_explicit_r():
+    """Volume grid, free forward, free dSPM: blocked metrics equal those of the explicit R."""
+    inverse = pytest.importorskip("exgsrc.inverse")
+    from exgsrc.covariance import NoiseCov
+    from exgsrc.forward import SphereModel, make_sphere_forward_free
+    from exgsrc.resolution import make_resolution_matrix, resolution_metrics
+    from exgsrc.source_space import grid_source_space
+
+    src = grid_source_space(0.015, 0.07, center=R0)
+    el = _electrodes(32, seed=2)
+    names = [f"E{i:02d}" for i in range(len(el))]
+    fwd = make_sphere_forward_free(el, src, SphereModel.mne_default(), ch_names=names)
+    cov = NoiseCov(data=np.eye(len(names)) * 4e-14, ch_names=tuple(names), nfree=1, method="x")
+    inv = inverse.make_inverse_operator(fwd, cov, loose=1.0, depth=0.8)
+    ds = resolution_metrics(fwd, inv, method="dSPM", block_size=11)
+    R = make_resolution_matrix(fwd, inv, method="dSPM")
+    n = src.n_sources
+    assert R.shape == (3 * n, 3 * n)
+    A = np.sqrt((R.reshape(n, 3, n, 3) ** 2).sum(axis=(1, 3)))  # (target, source)
+    d = np.linalg.norm(src.pos[:, None] - src.pos[None], axis=2)
+    cols = np.arange(n)
+    tol = dict(rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(ds["psf_peak_err"].values, d[A.argmax(axis=0), cols], **tol)
+    np.testing.assert_allclose(ds["ctf_peak_err"].values, d[A.argmax(axis=1), cols], **tol)
+    cog = (A.T @ src.pos) / A.sum(axis=0)[:, None]
+    np.testing.assert_allclose(
+        ds["psf_cog_err"].values, np.linalg.norm(cog - src.pos, axis=1), rtol=1e-9
+    )
+    big = A > 0.5 * A.max(axis=0)
+    np.testing.assert_allclose(
+        ds["psf_maxrad_ext"].values, np.where(big, d, 0).max(axis=0), rtol=1e-9, atol=1e-12
+    )
+    assert ds.attrs["n_orient_forward"] == 3 and ds.attrs["n_orient_inverse"] == 3
