@@ -946,8 +946,15 @@ def _sec_resolution(ctx: _Ctx) -> _Result:
     return res
 
 
+def _short_sha(sha):
+    """First 12 hex digits of a checksum, the full value in a tooltip."""
+    if not sha:
+        return None
+    return (Markup(f'<code title="{esc(sha)}">{esc(str(sha)[:12])}&hellip;</code>'), str(sha))
+
+
 def _sec_provenance(ctx: _Ctx) -> _Result:
-    rows, inputs = [], {}
+    rows, inputs, sha_full = [], {}, set()
     keys = list(FILE_KINDS)
     keys += [("evoked", c) for c in ctx.inputs.get("evokeds", {})]
     keys += [("stc",) + k for k in ctx.inputs.get("stcs", {})]
@@ -968,9 +975,10 @@ def _sec_provenance(ctx: _Ctx) -> _Result:
                 Path(src).name,
                 attr_json(ds, "created", default=None),
                 attr_json(ds, "exgsrc_version", default=None),
-                attr_json(ds, "config_sha256", default=None),
+                _short_sha(attr_json(ds, "config_sha256", default=None)),
             ]
         )
+        sha_full.add(str(attr_json(ds, "config_sha256", default="")) or None)
         inp = attr_json(ds, "inputs", default=None)
         if inp:
             inputs[name] = inp
@@ -993,7 +1001,7 @@ def _sec_provenance(ctx: _Ctx) -> _Result:
         parts.append("<details><summary>inputs and parameters per file</summary>")
         parts.append(pre_json(inputs))
         parts.append("</details>")
-    shas = {r[5] for r in rows if r[5]}
+    shas = {x for x in sha_full if x}
     res = _Result(body="\n".join(parts))
     if len(shas) > 1:
         res.warnings.append(f"outputs come from {len(shas)} different configurations")
