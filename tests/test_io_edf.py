@@ -112,6 +112,8 @@ def test_edf_bids_dataset(tmp_path):
     ev = read_events(recs[0])
     assert list(ev.sample) == [100, 200] and ev.trial_type == ("go", "stop")
     assert discover(root, sessions=["2"]) == []
+    assert discover(root, runs=[1]) == recs == discover(root, runs="01")
+    assert discover(root, runs=["2"]) == []
 
 
 def test_edf_unit_from_channels_tsv(tmp_path):

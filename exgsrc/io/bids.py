@@ -287,7 +287,7 @@ def discover(
                     continue
                 if task is not None and ents["task"] != task:
                     continue
-                if run_set is not None and ents.get("run") not in run_set:
+                if run_set is not None and not _run_selected(ents.get("run"), run_set):
                     continue
                 dirs = [edir] + ([edir.parent] if ses else []) + [sdir, root]
                 rec_ents = {k: v for k, v in ents.items()}
@@ -317,6 +317,15 @@ def discover(
     if warnings:
         recs = [_with_warnings(r, warnings) for r in recs]
     return recs
+
+
+def _run_selected(run: str | None, wanted: set[str]) -> bool:
+    """Run labels match as text or, when both are numbers, by value ("01" == "1")."""
+    if run is None:
+        return False
+    if run in wanted:
+        return True
+    return run.isdigit() and any(w.isdigit() and int(w) == int(run) for w in wanted)
 
 
 def _with_warnings(rec: BidsRecording, warnings: list[str]) -> BidsRecording:
