@@ -16,6 +16,9 @@ from .bids import (
     select_conditions,
     validate_label,
 )
+from .brainvision import read_brainvision
+from .edf import read_edf
+from .eeglab import read_eeglab
 from .montage import Montage, read_electrodes, standard_montage, standard_positions
 
 __all__ = [
@@ -34,6 +37,9 @@ __all__ = [
     "standard_positions",
     "validate_label",
     "read_raw",
+    "read_edf",
+    "read_brainvision",
+    "read_eeglab",
 ]
 
 
