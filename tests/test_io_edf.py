@@ -130,6 +130,10 @@ def test_edf_unit_from_channels_tsv(tmp_path):
     raw = read_recording(discover(root)[0])
     np.testing.assert_allclose(raw.data[0], x[0] * 1e-3, atol=1e-3 * 1000 / 2**16)
     assert any("Fz" in w and "'mV'" in w for w in raw.meta["warnings"])
+    ch.write_text("name\ttype\tunits\nFz\tEEG\tmV\nCz\tEEG\tfurlong\n")
+    raw = read_recording(discover(root)[0])
+    assert any("unknown unit 'furlong' for Cz" in w for w in raw.meta["warnings"])
+    np.testing.assert_allclose(raw.data[1], x[1] * 1e-6, atol=1e-6 * 1000 / 2**16)
     ch.write_text("name\ttype\tunits\nFz\tEEG\tn/a\nCz\tEEG\tµV\n")
     with pytest.raises(BidsError, match="unknown unit '' for EEG channel Fz"):
         read_recording(discover(root)[0])

@@ -481,6 +481,11 @@ def read_recording(rec: BidsRecording) -> Raw:
                             f"channel {n} (expected V, mV, µV, nV), and channels.tsv gives "
                             f"{u_tsv!r}"
                         )
+                if s_tsv is None and u_tsv not in ("n/a", "") and s_file is not None:
+                    warnings.append(
+                        f"{rec.channels_path}: unknown unit {u_tsv!r} for {n}; the data "
+                        f"file's {u_file!r} is used"
+                    )
                 if (
                     s_tsv is not None
                     and s_file is not None
