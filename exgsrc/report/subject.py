@@ -44,6 +44,7 @@ import numpy as np
 from . import _figures as F
 from ._data import MissingInput, StepFailed, attr_json, data_var, load, positions, source_amplitude
 from ._html import (
+    STATUS_ORDER,
     Markup,
     dl,
     esc,
@@ -1049,14 +1050,20 @@ def _run(ctx: _Ctx, failures: dict) -> tuple[list, str, list]:
         statuses.append(status)
         if status != "ok":
             why = r.warnings[0] if status == "warning" and r.warnings else _first_reason(r.body)
-            reasons.append(f"{title}: {status}" + (f" ({why})" if why else ""))
+            reasons.append((status, f"{title}: {status}" + (f" ({why})" if why else "")))
         ctx.summary.setdefault("warnings", []).extend(
             f"{title}: {w}" for w in r.warnings + r.notes
         )
-    for step, why in failures.items():
-        if step not in {a for a, _, _ in _SECTIONS}:
-            statuses.append("failed")
-            reasons.append(f"{step}: failed ({why})")
+    # headline order: failures reported by the workflow, then sections by severity
+    # (stable, so the earliest failing step - usually the root cause - comes first)
+    extra = [
+        f"{step}: failed ({why})"
+        for step, why in failures.items()
+        if step not in {a for a, _, _ in _SECTIONS}
+    ]
+    statuses += ["failed"] * len(extra)
+    reasons.sort(key=lambda sr: -STATUS_ORDER.get(sr[0], 3))
+    reasons = extra + [text for _, text in reasons]
     overall = worst_status(statuses)
     ctx.summary["status"] = overall
     ctx.summary["status_reasons"] = reasons
@@ -1220,7 +1227,12 @@ def subject_report(
         f'<span class="navitem">{status_badge(s)} <a href="#{esc(a)}">{esc(t)}</a></span>'
         for a, t, s, _ in sections
     )
-    reason_txt = "; ".join(reasons) if reasons else "all steps completed without warnings"
+    if not reasons:
+        reason_txt = "all steps completed without warnings"
+    elif len(reasons) <= 2:
+        reason_txt = "; ".join(reasons)
+    else:  # the first is usually the root cause; the rest follow from it
+        reason_txt = f"{reasons[0]}; and {len(reasons) - 1} more (see the sections below)"
     body = [
         f"<h1>{esc(title)}</h1>",
         f'<div class="statusline notice st-{overall}-bg" id="status">'
