@@ -15,7 +15,6 @@ __all__ = [
     "fit_sphere",
     "project_sensors",
     "fig_sensors_sphere",
-    "fig_topomaps",
     "fig_forward",
     "fig_covariance",
     "fig_whitened_gfp",
@@ -100,7 +99,7 @@ def _spatial_axes(ax, i, j):
     ax.set_ylabel("xyz"[j] + " →", fontsize=8)
 
 
-def _topo(ax, xy, values, *, cmap="RdBu_r", vlim=None, title=None, names=None):
+def _topo(ax, xy, values, *, cmap="RdBu_r", vlim=None, title=None):
     import matplotlib.tri as mtri
 
     values = np.asarray(values, float)
@@ -139,38 +138,7 @@ def _topo(ax, xy, values, *, cmap="RdBu_r", vlim=None, title=None, names=None):
     return sc  # a plain mappable: its colorbar gets a few readable ticks
 
 
-def fig_topomaps(pos, center, maps, titles, *, unit="", cmap="RdBu_r", shared=True) -> Figure:
-    """Row of topographies.
-
-    Parameters
-    ----------
-    pos : ndarray, shape (n_ch, 3)
-        Electrode positions (m).
-    center : ndarray, shape (3,)
-        Head centre (m).
-    maps : ndarray, shape (n_maps, n_ch)
-        Values per map and channel (any unit, given in ``unit``).
-    titles : list of str, length n_maps
-    """
-    maps = np.atleast_2d(np.asarray(maps, float))
-    xy = project_sensors(pos, center)
-    n = len(maps)
-    fig = _fig((2.3 * n + 0.6, 2.6))
-    vlim = None
-    if shared:
-        m = float(np.nanmax(np.abs(maps))) if maps.size else 1.0
-        vlim = (-m, m) if cmap == "RdBu_r" else (float(np.nanmin(maps)), float(np.nanmax(maps)))
-    axes = fig.subplots(1, n, squeeze=False)[0]
-    im = None
-    for ax, m, t in zip(axes, maps, titles, strict=True):
-        im = _topo(ax, xy, m, cmap=cmap, vlim=vlim, title=t)
-    if im is not None:
-        cb = fig.colorbar(im, ax=list(axes), shrink=0.8)
-        cb.set_label(unit)
-    return fig
-
-
-def fig_sensors_sphere(pos, center, radii, names=None) -> Figure:
+def fig_sensors_sphere(pos, center, radii) -> Figure:
     """Electrodes on the head spheres, top (x-y) and side (y-z) views.
 
     Parameters
@@ -249,7 +217,7 @@ def fig_forward(ch_pos, center, ch_norm, src_pos, src_norm) -> Figure:
     return fig
 
 
-def fig_covariance(cov, eigvals, rank, ch_names=None) -> Figure:
+def fig_covariance(cov, eigvals, rank) -> Figure:
     """Covariance matrix image (µV²) and eigenvalue spectrum with the rank marked.
 
     Parameters

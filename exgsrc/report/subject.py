@@ -572,7 +572,7 @@ def _sec_cov(ctx: _Ctx) -> _Result:
     ]
     if rank < len(names) - 5:
         res.warnings.append(f"covariance rank {rank} is low for {len(names)} channels")
-    parts.append(ctx.img(lambda: F.fig_covariance(cov, ev, rank, names), "noise covariance"))
+    parts.append(ctx.img(lambda: F.fig_covariance(cov, ev, rank), "noise covariance"))
     # whitened baseline check
     curves, base_means = {}, {}
     base = None
