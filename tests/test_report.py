@@ -563,16 +563,8 @@ def test_report_rules_in_workflow_dag(tmp_path):
 
     root = Path(__file__).resolve().parents[1]
     shutil.copytree(root / "config", tmp_path / "config")
-    cmd = [
-        str(Path(sys.executable).with_name("snakemake")),
-        "-s",
-        str(root / "Snakefile"),
-        "-d",
-        str(tmp_path),
-        "-n",
-        "--configfile",
-        "config/test_tiny.yaml",
-    ]
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(root / "Snakefile"), "-d", str(tmp_path)]
+    cmd += ["-n", "--configfile", "config/test_tiny.yaml"]
     res = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     out = res.stdout + res.stderr
     assert res.returncode == 0, out[-3000:]
