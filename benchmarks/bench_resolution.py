@@ -234,8 +234,8 @@ def main(argv):
     print()
     print(f"summary (same G, K; all 12 PSF+CTF metrics; BLAS threads: {blas})")
     print(
-        f"{'grade':>5} {'n_src':>6} {'n_ch':>4} | {'exgsrc s':>9} {'MB':>7} | "
-        f"{'MNE s':>9} {'MB':>7} | {'time ratio':>10} {'mem ratio':>9}"
+        f"{'grade':>5} {'n_src':>6} {'n_ch':>4} | {'exgsrc s':>8} {'cpu s':>7} {'MB':>6} | "
+        f"{'MNE s':>8} {'cpu s':>7} {'MB':>6} | {'time x':>6} {'cpu x':>6} {'mem x':>6}"
     )
     for grade in grades:
         for n_ch in chans:
@@ -247,22 +247,25 @@ def main(argv):
             m = next(
                 r for r in rows if r["side"] == "mne" and r["grade"] == grade and r["n_ch"] == n_ch
             )
-            if m.get("skipped"):
-                mtxt = f"{'n/a':>9} {'n/a':>7} | {'-':>10} {'-':>9}  ({m['note']})"
-            else:
-                mtxt = (
-                    f"{m['seconds']:9.2f} {m['peak_mb']:7.0f} | "
-                    f"{m['seconds'] / o['seconds']:10.2f} {m['peak_mb'] / o['peak_mb']:9.2f}"
-                )
             if o.get("skipped"):
                 print(f"{grade:>5} {'':>6} {n_ch:>4} | exgsrc failed: {o['note']}")
                 continue
+            if m.get("skipped"):
+                mtxt = f"{'n/a':>8} {'n/a':>7} {'n/a':>6} |   ({m['note']})"
+            else:
+                mtxt = (
+                    f"{m['seconds']:8.2f} {m['cpu_seconds']:7.2f} {m['peak_mb']:6.0f} | "
+                    f"{m['seconds'] / o['seconds']:6.2f} "
+                    f"{m['cpu_seconds'] / o['cpu_seconds']:6.2f} "
+                    f"{m['peak_mb'] / o['peak_mb']:6.2f}"
+                )
             print(
-                f"{grade:>5} {o['n_sources']:>6} {n_ch:>4} | {o['seconds']:9.2f} "
-                f"{o['peak_mb']:7.0f} | {mtxt}"
+                f"{grade:>5} {o['n_sources']:>6} {n_ch:>4} | {o['seconds']:8.2f} "
+                f"{o['cpu_seconds']:7.2f} {o['peak_mb']:6.0f} | {mtxt}"
             )
     print(
-        "MB = peak resident memory of the timed part (whole process, incl. G and K);"
+        "MB = peak resident memory of the timed part (whole process, incl. G and K); "
+        "cpu = process CPU time (less sensitive to a busy machine);"
         " ratio = MNE / exgsrc."
     )
 
