@@ -31,6 +31,13 @@ if os.path.exists(os.path.join(workflow.basedir, "workflow/rules/report.smk")):
     include: "workflow/rules/report.smk"
 
 
+# cheap steps: run in the main process on clusters (see workflow/profiles/slurm)
+localrules:
+    all,
+    dataset_description,
+    qc_table,
+
+
 rule all:
     input:
         all_targets(),

@@ -1013,7 +1013,8 @@ def step_qc_table(ctx: StepContext) -> None:
             r = loaded["resolution"]
             for m in res_methods:
                 if "psf_peak_err" in r and m in r["method"].values:
-                    v = float(np.median(r["psf_peak_err"].sel(method=m).values)) * 1000
+                    # .sel(method=...) would be read as the selection *method* keyword
+                    v = float(np.median(r["psf_peak_err"].sel({"method": m}).values)) * 1000
                     row[f"psf_peak_err_mm_median_{m}"] = f"{v:.2f}"
         if truth and sub in truth["subjects"]:
             k = 0

@@ -1,7 +1,7 @@
 """End-to-end tests of the Snakemake workflow (run through Snakemake's CLI).
 
 The tiny demo config (config/test_tiny.yaml: 2 subjects x 2 conditions, ico
-grade 2, sLORETA + eLORETA) runs once per module in a temporary directory;
+grade 3, sLORETA + eLORETA) runs once per module in a temporary directory;
 the tests then inspect its outputs, rerun, interrupt and resume it.
 """
 
@@ -101,7 +101,7 @@ def test_outputs_dims_coords_attrs(run):
     assert desc["DatasetType"] == "derivative" and desc["GeneratedBy"][0]["Name"] == "exgsrc"
     stc = xr.open_dataset(_sub(run, "01", "cond-auditory_desc-sLORETA_stc.nc"))
     assert stc["stc"].dims == ("source", "time")
-    assert stc.sizes["source"] == 162  # ico grade 2
+    assert stc.sizes["source"] == 642  # ico grade 3
     for c in ("x", "y", "z"):
         assert stc[c].dims == ("source",) and stc[c].attrs["units"] == "m"
     assert stc["time"].attrs["units"] == "s"
@@ -138,7 +138,7 @@ def test_outputs_dims_coords_attrs(run):
     epo = xr.open_dataset(_sub(run, "01", "epo.nc"))
     assert epo["epochs"].dims == ("epoch", "channel", "time")
     assert set(epo["condition"].values) == {"auditory", "visual"}
-    assert epo.sizes["epoch"] < 60  # the simulated blink epochs were rejected
+    assert epo.sizes["epoch"] < 80  # the simulated blink epochs were rejected
     res = xr.open_dataset(_sub(run, "01", "resolution.nc"))
     assert list(res["method"].values) == ["sLORETA", "eLORETA"]
     assert res["psf_peak_err"].dims == ("method", "source")
@@ -152,6 +152,9 @@ def test_outputs_dims_coords_attrs(run):
     np.testing.assert_allclose(ga["stc"].values, (a + b) / 2, rtol=1e-12)
     qc = _tsv(run / "results" / "group" / "qc.tsv")
     assert [r["subject"] for r in qc] == ["01", "02"] and {r["status"] for r in qc} == {"ok"}
+    for i, m in enumerate(["sLORETA", "eLORETA"]):
+        med = np.median(res["psf_peak_err"].values[i]) * 1000
+        assert float(qc[0][f"psf_peak_err_mm_median_{m}"]) == pytest.approx(med, abs=0.01)
     assert (run / "results" / "logs" / "forward" / "sub-01.log").is_file()
     assert (run / "results" / "benchmarks" / "forward" / "sub-01.tsv").is_file()
 
@@ -195,6 +198,24 @@ def test_second_run_does_nothing(run):
     assert "Nothing to be done" in res.stdout + res.stderr
     snakemake(run)
     assert _mtimes(run) == before
+
+
+def test_parameter_change_reruns_only_downstream(run, tmp_path):
+    extra = tmp_path / "snr2.yaml"
+    extra.write_text("inverse: {snr: 2.0}\n")
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--directory", str(run)]
+    cmd += ["-n", "--quiet", "rules", "--configfile", str(TINY), str(extra)]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=run)
+    assert res.returncode == 0, res.stderr[-3000:]
+    counts = {}
+    for line in res.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            counts[parts[0]] = int(parts[1])
+    assert counts["source_estimate"] == 8 and counts["resolution"] == 2
+    upstream = {"demo_bids", "montage", "head_model", "source_space", "forward", "epochs"}
+    upstream |= {"noise_cov", "evoked", "inverse_operator", "snr"}
+    assert not upstream & set(counts), counts
 
 
 def test_killed_run_resumes_to_same_files(run):

@@ -31,7 +31,13 @@ rule qc_table:
             else []
         ),
     output:
-        group_path("qc.tsv"),
+        report(
+            group_path("qc.tsv"),
+            caption="../report/qc_table.rst",
+            category="QC reports",
+            subcategory="Cohort",
+            labels={"report": "QC table"},
+        ),
     params:
         subjects=SUBJECTS,
         conditions=COND_LABELS,
@@ -52,7 +58,13 @@ if IS_DEMO:
             stc=stc_files(),
             truth=demo_truth(),
         output:
-            group_path(f"task-{TASK}_localisation.tsv"),
+            report(
+                group_path(f"task-{TASK}_localisation.tsv"),
+                caption="../report/localisation.rst",
+                category="QC reports",
+                subcategory="Cohort",
+                labels={"report": "demo localisation error"},
+            ),
         params:
             subjects=SUBJECTS,
             conditions=COND_LABELS,
