@@ -55,6 +55,7 @@ __all__ = [
     "METRICS",
     "FUNCTIONS",
     "ALL_METRICS",
+    "METRIC_ALIASES",
     "ResolutionMetrics",
     "resolution_metrics_from_kernel",
     "get_point_spread",
@@ -132,23 +133,34 @@ class ResolutionMetrics:
 # --------------------------------------------------------------------------- validation
 
 
+#: Names used by Hauk et al. (2019) / the exgsrc issue, accepted as aliases.
+METRIC_ALIASES = {
+    "peak_localisation_error": "peak_err",
+    "spatial_spread": "sd_ext",
+    "relative_amplitude": "peak_amp",
+}
+
+
 def _check_metrics(metrics) -> tuple[str, ...]:
     if isinstance(metrics, str):
         metrics = (metrics,)
     metrics = tuple(metrics)
     if len(metrics) == 0:
         raise ValueError("metrics: at least one metric must be requested")
+    canonical = []
     for name in metrics:
-        if name not in ALL_METRICS:
-            func = str(name).split("_", 1)[0]
-            if func not in FUNCTIONS:
-                raise ValueError(
-                    f"metrics: unknown resolution function in {name!r}; "
-                    f"names start with one of {FUNCTIONS}"
-                )
+        func, _, metric = str(name).partition("_")
+        if func not in FUNCTIONS:
+            raise ValueError(
+                f"metrics: unknown resolution function in {name!r}; "
+                f"names start with one of {FUNCTIONS}"
+            )
+        metric = METRIC_ALIASES.get(metric, metric)
+        if metric not in METRICS:
             raise ValueError(f"metrics: unknown metric {name!r}; valid: {ALL_METRICS}")
+        canonical.append(f"{func}_{metric}")
     # keep canonical order, drop duplicates
-    return tuple(m for m in ALL_METRICS if m in metrics)
+    return tuple(m for m in ALL_METRICS if m in canonical)
 
 
 def _n_per_source(n_cols: int, n_src: int, what: str) -> int:
@@ -294,7 +306,10 @@ def resolution_metrics_from_kernel(
         ``maxrad_ext`` (largest distance of a source whose amplitude exceeds
         ``threshold`` x peak, m), ``peak_amp`` (peak amplitude divided by the
         largest peak over all sources), ``sum_amp`` (summed absolute
-        amplitude divided by its maximum over sources).
+        amplitude divided by its maximum over sources). The aliases
+        ``peak_localisation_error``, ``spatial_spread`` and
+        ``relative_amplitude`` (Hauk et al. 2019) name ``peak_err``,
+        ``sd_ext`` and ``peak_amp``; results always use the short names.
     block_size : int | None
         Maximum number of sources per block. ``None``: as large as
         ``max_block_bytes`` allows. Results do not depend on it.

@@ -401,6 +401,11 @@ def test_xarray_labels(mne_model, slor_fixed):
     np.testing.assert_array_equal(ds["x"].values, mne_model["pos"][:, 0])
     assert ds["z"].attrs["units"] == "m"
     assert ds.attrs["method"] == "sLORETA"
+    alias = resolution_metrics_from_kernel(
+        G, K, mne_model["pos"], metrics=["ctf_spatial_spread", "psf_peak_localisation_error"]
+    )
+    assert sorted(alias.data_vars) == ["ctf_sd_ext", "psf_peak_err"]
+    np.testing.assert_array_equal(alias["ctf_sd_ext"].values, ds["ctf_sd_ext"].values)
     assert ds["psf_sum_amp"].max() == 1.0
 
 
