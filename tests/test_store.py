@@ -88,3 +88,53 @@ def test_failed_placeholder(tmp_path):
 def test_open_missing_names_file(tmp_path):
     with pytest.raises(ValueError, match="nope.nc"):
         store.open_dataset(tmp_path / "nope.nc")
+
+
+def _small_problem():
+    from exgsrc.covariance import NoiseCov
+    from exgsrc.forward import SphereModel, make_sphere_forward_free
+    from exgsrc.simulate import electrode_directions, standard_channel_names
+    from exgsrc.source_space import ico_source_space
+
+    names = standard_channel_names(16)
+    elec = electrode_directions(names) * 0.09
+    sphere = SphereModel(radii=(0.078, 0.083, 0.09), conductivities=(0.33, 0.0042, 0.33))
+    src = ico_source_space(1, 0.06)
+    fwd = make_sphere_forward_free(elec, src, sphere, ch_names=names)
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((16, 40)) * 1e-6
+    cov = NoiseCov(a @ a.T / 40, tuple(names), nfree=39, method="empirical")
+    return fwd, cov
+
+
+@pytest.mark.parametrize("loose", [0.0, 0.2, 1.0])
+def test_inverse_roundtrip(tmp_path, loose):
+    import dataclasses
+
+    from exgsrc.inverse import make_inverse_operator
+
+    fwd, cov = _small_problem()
+    inv = make_inverse_operator(fwd, cov, loose=loose, depth=0.8, fixed=loose == 0.0)
+    path = store.write_netcdf(store.inverse_to_xarray(inv), tmp_path / "inv.nc")
+    back = store.load_inverse(path)
+    for f in dataclasses.fields(inv):
+        a, b = getattr(inv, f.name), getattr(back, f.name)
+        if f.name == "meta":
+            continue
+        if f.name == "src":
+            np.testing.assert_array_equal(a.pos, b.pos)
+            np.testing.assert_array_equal(a.nn, b.nn)
+        elif isinstance(a, np.ndarray):
+            np.testing.assert_array_equal(a, b, err_msg=f.name)
+        else:
+            assert a == b, f.name
+
+
+def test_forward_cov_loaders(tmp_path):
+    fwd, cov = _small_problem()
+    f = store.load_forward(store.write_netcdf(fwd.to_xarray(), tmp_path / "fwd.nc"))
+    np.testing.assert_array_equal(f.gain, fwd.gain)
+    assert f.ch_names == fwd.ch_names
+    c = store.load_cov(store.write_netcdf(cov.to_xarray(), tmp_path / "cov.nc"))
+    np.testing.assert_array_equal(c.data, cov.data)
+    assert c.ch_names == cov.ch_names
