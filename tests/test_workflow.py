@@ -200,6 +200,17 @@ def test_second_run_does_nothing(run):
     assert _mtimes(run) == before
 
 
+def test_snakemake_report_includes_qc(run, tmp_path):
+    """`snakemake --report` bundles every subject's QC report, the cohort report and tables."""
+    out = tmp_path / "report.html"
+    snakemake(run, "--report", str(out))
+    text = out.read_text(errors="replace")
+    for sub in ("01", "02"):
+        assert f"sub-{sub}_task-demo_report.html" in text
+    for name in ("cohort_report.html", "qc.tsv", "task-demo_localisation.tsv"):
+        assert name in text, name
+
+
 def test_parameter_change_reruns_only_downstream(run, tmp_path):
     extra = tmp_path / "snr2.yaml"
     extra.write_text("inverse: {snr: 2.0}\n")
