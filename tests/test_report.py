@@ -421,6 +421,22 @@ def test_cohort_report_table_outliers_and_grand_averages(synthetic, tmp_path):
     assert not re.search(r'(src|href)="(https?:)?//', doc)
 
 
+def test_cohort_outliers_flagged_only_on_the_bad_side():
+    """A localisation error far below the cohort's, or many more epochs, is not a problem."""
+    sums = _cohort_summaries()
+    sums[3]["epochs"]["faces"] = 43  # back to normal
+    sums[3]["status"], sums[3]["warnings"] = "ok", []
+    sums[1]["loc_error_true_mm"]["faces/sLORETA"] = 0.1  # far better than the others
+    sums[2]["epochs"]["cars"] = 400  # far more epochs than the others
+    sums[4]["psf_peak_err_median_mm"]["dSPM"] = 60.0  # far worse
+    sums[5]["white_gfp_baseline"] = 0.2  # whitened GFP: both sides are bad
+    doc = cohort_report(sums)
+    outl = re.search(r'<section id="outliers">.*?</section>', doc, re.S).group(0)
+    assert "median PSF peak error dSPM" in outl and "whitened baseline GFP" in outl
+    assert "true dipoles" not in outl and "epochs cars" not in outl
+    assert doc.count('class="outlier"') == 2
+
+
 def test_reports_from_netcdf_files_and_classify_paths(synthetic, tmp_path):
     d = tmp_path / "sub-05" / "eeg"
     d.mkdir(parents=True)

@@ -51,10 +51,15 @@ def robust_z(values) -> np.ndarray:
 
 
 def _columns(summaries: Sequence[Mapping]) -> list[tuple[str, str, callable]]:
-    """(header, kind, getter) for every numeric QC column present in the cohort."""
+    """(header, bad side, getter) for every numeric QC column present in the cohort.
+
+    The bad side says which deviation signals a problem and is flagged: ``"low"``
+    (fewer channels or epochs, lower rank or SNR), ``"high"`` (more exclusions,
+    larger localisation errors) or ``"both"`` (whitened GFP: 1 is right).
+    """
     cols = [
-        ("channels kept", "num", lambda s: s.get("n_channels")),
-        ("channels excluded", "num", lambda s: s.get("n_excluded")),
+        ("channels kept", "low", lambda s: s.get("n_channels")),
+        ("channels excluded", "high", lambda s: s.get("n_excluded")),
     ]
     conds, pairs, meths, truths = [], [], [], []
     for s in summaries:
@@ -68,24 +73,33 @@ def _columns(summaries: Sequence[Mapping]) -> list[tuple[str, str, callable]]:
             m = k.rsplit("/", 1)[-1]
             truths.append(m) if m not in truths else None
     for c in conds:
-        cols.append((f"epochs {c}", "num", lambda s, c=c: (s.get("epochs") or {}).get(c)))
-    cols.append(("cov rank", "num", lambda s: s.get("cov_rank")))
-    cols.append(("whitened baseline GFP", "num", lambda s: s.get("white_gfp_baseline")))
+        cols.append((f"epochs {c}", "low", lambda s, c=c: (s.get("epochs") or {}).get(c)))
+    cols.append(("cov rank", "low", lambda s: s.get("cov_rank")))
+    cols.append(("whitened baseline GFP", "both", lambda s: s.get("white_gfp_baseline")))
     for k in pairs:
-        cols.append((f"max SNR {k}", "num", lambda s, k=k: (s.get("peak_snr") or {}).get(k)))
+        cols.append((f"max SNR {k}", "low", lambda s, k=k: (s.get("peak_snr") or {}).get(k)))
     for m in meths:
         cols.append(
             (
                 f"median PSF peak error {m} (mm)",
-                "num",
+                "high",
                 lambda s, m=m: (s.get("psf_peak_err_median_mm") or {}).get(m),
             )
         )
     for m in truths:
         cols.append(
-            (f"mean error to true dipoles {m} (mm)", "num", lambda s, m=m: _mean_err(s, m))
+            (f"mean error to true dipoles {m} (mm)", "high", lambda s, m=m: _mean_err(s, m))
         )
     return cols
+
+
+def _is_outlier(z: float, bad_side: str, threshold: float) -> bool:
+    """Whether a robust z-score deviates beyond ``threshold`` on the column's bad side."""
+    if bad_side == "high":
+        return z > threshold
+    if bad_side == "low":
+        return z < -threshold
+    return abs(z) > threshold
 
 
 def _mean_err(summary, method):
@@ -187,7 +201,9 @@ def cohort_report(
     out : path | None
         If given, the HTML is also written there (atomically).
     outlier_z : float
-        |robust z| threshold for flagging a value.
+        Robust z threshold for flagging a value; only deviations on a column's
+        bad side are flagged (e.g. a localisation error far *below* the cohort's
+        is not a problem).
 
     Returns
     -------
@@ -209,13 +225,13 @@ def cohort_report(
         status = str(s.get("status", "missing"))
         row = [(cell, subj), (Markup(status_badge(status)), status)]
         flags = []
-        for j, (name, _, _) in enumerate(cols):
+        for j, (name, bad_side, _) in enumerate(cols):
             v = values[i, j]
             if np.isnan(v):
                 row.append(None)
                 continue
             txt = f"{v:.4g}"
-            if len(summaries) >= 3 and abs(z[i, j]) > outlier_z:
+            if len(summaries) >= 3 and _is_outlier(z[i, j], bad_side, outlier_z):
                 flags.append(name)
                 outliers.append((subj, name, v, z[i, j]))
                 row.append(
@@ -250,7 +266,9 @@ def cohort_report(
         '<a href="#grandavg">Grand averages</a></nav>',
         '<section id="subjects"><h2>Subjects</h2>'
         "<p>Click a column header to sort; type to filter rows. Values flagged &#9873; "
-        "are outliers against the cohort (robust z from median and MAD).</p>"
+        "are outliers against the cohort (robust z from median and MAD) on the side "
+        "that signals a problem: fewer channels, epochs, rank or SNR; more exclusions "
+        "or larger localisation errors; whitened GFP either way.</p>"
         '<input class="filter" type="search" data-table="cohort" '
         'placeholder="filter subjects..." aria-label="filter subjects">',
         tbl,
