@@ -16,3 +16,12 @@ def shared_bids_root() -> Path:
     if not SHARED_BIDS.is_dir():
         pytest.fail(f"shared real dataset not found at {SHARED_BIDS}")
     return SHARED_BIDS
+
+
+@pytest.fixture(scope="module")
+def single_thread_blas():
+    """Limit BLAS to one thread (small matrices: threads only add contention on CI cores)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        yield

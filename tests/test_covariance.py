@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import warnings
 
 import numpy as np
@@ -47,7 +48,7 @@ def sim():
 
 @pytest.fixture(scope="module")
 def mne_epochs(sim):
-    mne = pytest.importorskip("mne")
+    mne = importlib.import_module("mne")
     data, names = sim
     info = mne.create_info(names, 250.0, "eeg")
     with warnings.catch_warnings():
@@ -70,7 +71,7 @@ def _mne_cov(epo, **kw):
 
 
 def test_average_reference_projector_matches_mne():
-    mne = pytest.importorskip("mne")
+    mne = importlib.import_module("mne")
     n = 7
     info = mne.create_info([f"E{i}" for i in range(n)], 100.0, "eeg")
     raw = mne.io.RawArray(np.zeros((n, 10)), info, verbose="error")
@@ -87,7 +88,7 @@ def test_average_reference_projector_matches_mne():
 
 
 def test_kfold_matches_sklearn():
-    sk = pytest.importorskip("sklearn.model_selection")
+    sk = importlib.import_module("sklearn.model_selection")
     for n, k in [(10, 3), (11, 3), (100, 4), (5, 5)]:
         ours = kfold_indices(n, k)
         ref = list(sk.KFold(k).split(np.zeros(n)))
@@ -202,7 +203,7 @@ def test_empirical_no_sample_mean_parity(sim, mne_epochs):
 
 @pytest.mark.parity
 def test_continuous_empirical_parity(sim):
-    mne = pytest.importorskip("mne")
+    mne = importlib.import_module("mne")
     data, names = sim
     cont = np.concatenate(list(data), axis=1) + 2e-6  # non-zero channel means
     cont -= cont.mean(axis=0, keepdims=True)  # referenced like MNE's projected raw
@@ -264,7 +265,7 @@ def _mne_shrinkage(cov):
 @pytest.mark.parity
 @pytest.mark.parametrize("method", REG_METHODS)
 def test_methods_parity_subspace(sim_few, method):
-    pytest.importorskip("sklearn")
+    importlib.import_module("sklearn")
     data, names = sim_few
     epo, U = _mne_subspace_epochs(data)
     ref = _mne_cov(epo, method=method)
@@ -282,8 +283,8 @@ def test_methods_parity_subspace(sim_few, method):
 @pytest.mark.parametrize("method", REG_METHODS)
 def test_methods_parity_projector(sim_few, method):
     """Against MNE with its average-reference projector, on the same data."""
-    pytest.importorskip("sklearn")
-    mne = pytest.importorskip("mne")
+    importlib.import_module("sklearn")
+    mne = importlib.import_module("mne")
     data, names = sim_few
     info = mne.create_info(names, 250.0, "eeg")
     with warnings.catch_warnings():
@@ -302,7 +303,7 @@ def test_methods_parity_projector(sim_few, method):
 
 @pytest.mark.parity
 def test_auto_parity(sim_few):
-    pytest.importorskip("sklearn")
+    importlib.import_module("sklearn")
     data, names = sim_few
     epo, U = _mne_subspace_epochs(data)
     refs = _mne_cov(epo, method="auto", return_estimators=True)
@@ -319,8 +320,8 @@ def test_auto_parity(sim_few):
 @pytest.mark.parity
 def test_auto_choice_parity_projector(sim_few):
     """MNE with the projector selects the same estimator; unaffected logliks agree."""
-    pytest.importorskip("sklearn")
-    mne = pytest.importorskip("mne")
+    importlib.import_module("sklearn")
+    mne = importlib.import_module("mne")
     data, names = sim_few
     info = mne.create_info(names, 250.0, "eeg")
     with warnings.catch_warnings():
@@ -342,8 +343,8 @@ def test_auto_choice_parity_projector(sim_few):
 @pytest.mark.parametrize("method", ["ledoit_wolf", "oas", "shrunk"])
 def test_full_rank_parity(sim_few, method):
     """Without a reference projector (avg_ref=False) MNE's estimators are matched directly."""
-    pytest.importorskip("sklearn")
-    mne = pytest.importorskip("mne")
+    importlib.import_module("sklearn")
+    mne = importlib.import_module("mne")
     data, names = sim_few
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -360,7 +361,7 @@ def test_full_rank_parity(sim_few, method):
 @pytest.mark.parity
 @pytest.mark.parametrize("rank", [None, 20])
 def test_regularize_parity(sim_few, rank):
-    mne = pytest.importorskip("mne")
+    mne = importlib.import_module("mne")
     data, names = sim_few
     info = mne.create_info(names, 250.0, "eeg")
     with warnings.catch_warnings():
@@ -382,7 +383,7 @@ def test_regularize_parity(sim_few, rank):
 
 @pytest.fixture(scope="module")
 def real_segment(shared_bids_root):
-    mne = pytest.importorskip("mne")
+    mne = importlib.import_module("mne")
     fname = shared_bids_root / "sub-01" / "eeg" / "sub-01_task-squares_eeg.set"
     raw = mne.io.read_raw_eeglab(fname, preload=True, verbose="error")
     raw.crop(0, 10.0 - 1.0 / raw.info["sfreq"])
@@ -392,8 +393,8 @@ def real_segment(shared_bids_root):
 @pytest.mark.parity
 @pytest.mark.parametrize("method", ["empirical", "auto", "ledoit_wolf", "oas"])
 def test_real_data_parity(real_segment, method):
-    pytest.importorskip("sklearn")
-    mne = pytest.importorskip("mne")
+    importlib.import_module("sklearn")
+    mne = importlib.import_module("mne")
     data, names, sfreq = real_segment
     U = _subspace_basis(len(names))
     Y = U.T @ data
@@ -411,7 +412,7 @@ def test_real_data_parity(real_segment, method):
 
 @pytest.mark.parity
 def test_real_data_regularize_parity(real_segment):
-    mne = pytest.importorskip("mne")
+    mne = importlib.import_module("mne")
     data, names, sfreq = real_segment
     raw = mne.io.RawArray(data.copy(), mne.create_info(names, sfreq, "eeg"), verbose="error")
     raw.set_eeg_reference(projection=True, verbose="error")
@@ -426,7 +427,7 @@ def test_real_data_regularize_parity(real_segment):
 
 @pytest.mark.parity
 def test_no_sample_mean_two_conditions_parity(sim):
-    mne = pytest.importorskip("mne")
+    mne = importlib.import_module("mne")
     data, names = sim
     n_ep = data.shape[0]
     labels = np.arange(n_ep) % 2 + 1
@@ -454,7 +455,7 @@ def test_no_sample_mean_two_conditions_parity(sim):
 
 @pytest.mark.parity
 def test_ad_hoc_cov_parity():
-    mne = pytest.importorskip("mne")
+    mne = importlib.import_module("mne")
     names = [f"E{i}" for i in range(5)]
     ref = mne.make_ad_hoc_cov(mne.create_info(names, 100.0, "eeg"), verbose="error")
     ours = make_ad_hoc_cov(names)
@@ -476,7 +477,7 @@ def test_fixed_shrunk_equals_shrinkage(sim):
 
 
 def test_netcdf_roundtrip(sim, tmp_path):
-    pytest.importorskip("netCDF4")
+    importlib.import_module("netCDF4")
     import xarray as xr
 
     data, names = sim
@@ -503,7 +504,7 @@ def sim_interp():
 @pytest.mark.parity
 @pytest.mark.parametrize("method", ["empirical", "diagonal_fixed", "shrinkage"])
 def test_rank_deficient_parity(sim_interp, method):
-    mne = pytest.importorskip("mne")
+    mne = importlib.import_module("mne")
     data, names = sim_interp
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -545,8 +546,8 @@ def test_inputs_not_modified(sim):
 @pytest.mark.parametrize("method", ["ledoit_wolf", "oas", "shrunk", "auto"])
 def test_rank_deficient_parity_subspace(sim_interp, method):
     """Rank n-2: MNE's estimators on the data in an orthonormal basis of their range."""
-    pytest.importorskip("sklearn")
-    mne = pytest.importorskip("mne")
+    importlib.import_module("sklearn")
+    mne = importlib.import_module("mne")
     from scipy.linalg import orth
 
     data, names = sim_interp

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import warnings
 
 import numpy as np
@@ -235,7 +236,7 @@ def test_bad_input():
 
 @pytest.fixture(scope="module")
 def mne():
-    mne = pytest.importorskip("mne")
+    mne = importlib.import_module("mne")
     mne.set_log_level("ERROR")
     return mne
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import pytest
 
@@ -18,7 +20,7 @@ from exgsrc.inverse import (
 )
 from exgsrc.source_space import SourceSpace
 
-mne = pytest.importorskip("mne")
+mne = importlib.import_module("mne")
 
 METHODS = ("MNE", "dSPM", "sLORETA", "eLORETA")
 # (loose, pick_ori) combinations valid in MNE
@@ -92,15 +94,8 @@ def _build_case(montage_name, grade, seed, rank_deficient):
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _single_thread_blas():
+def _single_thread_blas(single_thread_blas):
     """Small matrices: BLAS threads only add contention on shared CI cores."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover
-        yield
-        return
-    with threadpool_limits(1):
-        yield
 
 
 @pytest.fixture(scope="module")

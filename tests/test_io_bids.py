@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import shutil
 import warnings
@@ -31,7 +32,7 @@ def shared_rec(shared_bids_root):
 
 @pytest.fixture(scope="module")
 def mne_raw(shared_bids_root):
-    mne_bids = pytest.importorskip("mne_bids")
+    mne_bids = importlib.import_module("mne_bids")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         bp = mne_bids.BIDSPath(subject="01", task="squares", root=shared_bids_root, datatype="eeg")
@@ -300,8 +301,8 @@ def test_events_fallback_to_data_file(bids_copy, shared_rec):
 @pytest.mark.parametrize("fmt", ["EDF", "BrainVision", "EEGLAB"])
 def test_mne_bids_written_dataset(tmp_path, fmt):
     """Datasets written by MNE-BIDS in each format read as mne_bids.read_raw_bids reads them."""
-    mne = pytest.importorskip("mne")
-    mne_bids = pytest.importorskip("mne_bids")
+    mne = importlib.import_module("mne")
+    mne_bids = importlib.import_module("mne_bids")
     info = mne.create_info(["Fp1", "Fz", "Cz", "Pz", "O1", "EOG1"], 250.0, ["eeg"] * 5 + ["eog"])
     src = mne.io.RawArray(
         np.random.default_rng(0).standard_normal((6, 2500)) * 20e-6, info, verbose="error"

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import pytest
 
 from exgsrc.io import BidsError, read_raw
 from exgsrc.io.eeglab import read_eeglab
 
-eeglabio = pytest.importorskip("eeglabio.raw", reason="eeglabio is a test-only dependency")
-mne = pytest.importorskip("mne")
+eeglabio = importlib.import_module("eeglabio.raw")
+mne = importlib.import_module("mne")
 
 NAMES = ["Fz", "C4", "Cz", "C3", "EOG"]
 
@@ -126,7 +128,7 @@ def test_corrupt_set(tmp_path):
 @pytest.mark.parity
 def test_v73_with_fdt(tmp_path):
     """A MATLAB v7.3 (HDF5) .set whose data live in a .fdt file."""
-    h5py = pytest.importorskip("h5py")
+    h5py = importlib.import_module("h5py")
     x = np.random.default_rng(3).standard_normal((3, 200)) * 1e-5
     p = tmp_path / "h.set"
     eeglabio.export_set(str(p), x, 100.0, ["A", "B", "C"], fmt="v7.3")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 
 from exgsrc.io import BidsError, Montage, read_electrodes, standard_montage, standard_positions
 
-mne = pytest.importorskip("mne")
+mne = importlib.import_module("mne")
 
 
 def _angle(a, b):

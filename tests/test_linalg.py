@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import pytest
 
@@ -13,7 +15,7 @@ from exgsrc.linalg import (
     normal_tangent_basis,
 )
 
-mne = pytest.importorskip("mne")
+mne = importlib.import_module("mne")
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import warnings
 
 import numpy as np
@@ -20,7 +21,7 @@ from exgsrc.preprocessing import (
     set_average_reference,
 )
 
-mne = pytest.importorskip("mne")
+mne = importlib.import_module("mne")
 
 
 @pytest.mark.parity

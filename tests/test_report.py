@@ -9,6 +9,7 @@ through Playwright.
 from __future__ import annotations
 
 import html
+import importlib
 import json
 import re
 from pathlib import Path
@@ -253,7 +254,7 @@ def test_whitened_gfp_of_pure_noise_is_one():
 @pytest.mark.parity
 def test_whitened_gfp_matches_mne_whiten_evoked():
     """Our whitened GFP equals MNE's plot_white quantity: sum(whiten_evoked(...)**2) / rank."""
-    mne = pytest.importorskip("mne")
+    mne = importlib.import_module("mne")
     rng = np.random.default_rng(0)
     n, n_t, nave = 24, 200, 17
     names = [f"E{i}" for i in range(n)]
@@ -491,7 +492,7 @@ def test_reports_from_netcdf_files_and_classify_paths(synthetic, tmp_path):
 def test_reports_in_headless_chromium(xss_report, tmp_path):
     if not Path(CHROMIUM).exists():
         pytest.skip(f"no browser: {CHROMIUM} is not installed (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    sync_api = importlib.import_module("playwright.sync_api")
     sub_html, _, summary, inputs = xss_report
     sums = _cohort_summaries()
     sums[0] = dict(summary, subject="01")
@@ -593,7 +594,7 @@ def test_report_rules_in_workflow_dag(tmp_path):
 
 def test_failed_step_files_written_by_the_store(synthetic, tmp_path):
     """Placeholders from exgsrc.store.write_failed render as failed sections with the reason."""
-    store = pytest.importorskip("exgsrc.store")
+    store = importlib.import_module("exgsrc.store")
     cov = store.write_failed(tmp_path / "sub-06_task-x_cov.nc", "ValueError: only 3 epochs")
     summary = subject_summary("06", **dict(synthetic, cov=cov))
     assert summary["section_status"]["cov"] == "failed"
@@ -602,7 +603,7 @@ def test_failed_step_files_written_by_the_store(synthetic, tmp_path):
 
 def test_every_step_failed_still_renders(tmp_path):
     """A subject whose montage step failed: every section says failed, with the reason."""
-    store = pytest.importorskip("exgsrc.store")
+    store = importlib.import_module("exgsrc.store")
     files = {}
     for kind, suffix in [
         ("montage", "montage"),
