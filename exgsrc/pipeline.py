@@ -650,29 +650,144 @@ def _all_labels(ep):
     return labels
 
 
+def read_noise_recording(bids_root, subject, task, ch_names, filter_cfg=None):
+    """A subject's noise recording(s) prepared as the epochs: channels, filter, reference.
+
+    Every recording of ``task`` for the subject (all sessions/runs, found as
+    :func:`step_epochs` finds the main task's) is read with
+    :func:`exgsrc.io.bids.read_recording`, reduced to ``ch_names`` in that
+    order (the montage's good EEG channels, as the epochs), band-passed with
+    :func:`exgsrc.preprocessing.filter_raw` and re-referenced to the average.
+    Several recordings are then concatenated in time.
+
+    Parameters
+    ----------
+    bids_root : path-like
+    subject, task : str
+        Labels without ``sub-``/``task-``.
+    ch_names : sequence of str
+        Channels to keep, in order.
+    filter_cfg : mapping | None
+        ``{"l_freq": ..., "h_freq": ...}`` as the workflow's ``filter`` section.
+
+    Returns
+    -------
+    raw : Raw
+        Good EEG channels only (``bads`` empty); ``meta["recordings"]`` lists
+        the files, ``meta["warnings"]`` collects the readers' warnings.
+
+    Raises
+    ------
+    ValueError
+        No recording of ``task`` for the subject, or channels missing from it.
+    """
+    from dataclasses import replace
+
+    import numpy as np
+
+    from .io.bids import BidsError, discover, read_recording
+    from .preprocessing import filter_raw, set_average_reference
+
+    try:
+        recs = discover(bids_root, subjects=[subject], task=task)
+    except BidsError as exc:
+        recs, why = [], f" ({exc})"
+    else:
+        why = ""
+    if not recs:
+        raise ValueError(
+            f"config covariance.noise_task={task!r}: no noise recording of sub-{subject} "
+            f"for task {task!r} in {bids_root}{why}"
+        )
+    names = list(ch_names)
+    flt = dict(filter_cfg or {})
+    parts, warnings = [], []
+    for rec in recs:
+        raw = read_recording(rec)
+        missing = [n for n in names if n not in raw.ch_names]
+        if missing:
+            raise ValueError(
+                f"{rec.data_path}: noise recording lacks channels {missing} of the montage"
+            )
+        marked = [n for n in names if n in raw.bads]
+        if marked:
+            warnings.append(
+                f"{rec.data_path}: channels {marked} are marked bad in the noise recording but "
+                "used (good in the main task's montage)"
+            )
+        raw = replace(raw.pick_channels(names), bads=())
+        if flt.get("l_freq") is not None or flt.get("h_freq") is not None:
+            raw = filter_raw(raw, flt.get("l_freq"), flt.get("h_freq"))
+        raw = set_average_reference(raw)
+        warnings += list(raw.warnings)
+        parts.append((rec, raw))
+    raw0 = parts[0][1]
+    sfreqs = sorted({r.sfreq for _, r in parts})
+    if len(sfreqs) > 1:
+        raise ValueError(f"noise recordings of sub-{subject} differ in sampling rate: {sfreqs}")
+    meta = dict(raw0.meta)
+    meta["recordings"] = [str(rec.data_path) for rec, _ in parts]
+    meta["warnings"] = warnings
+    data = np.concatenate([r.data for _, r in parts], axis=1) if len(parts) > 1 else raw0.data
+    return replace(raw0, data=data, meta=meta)
+
+
 def step_noise_cov(ctx: StepContext) -> None:
-    """Noise covariance from the pre-stimulus baseline of all kept epochs (``cov.nc``)."""
+    """Noise covariance (``cov.nc``).
+
+    From the pre-stimulus baseline (``covariance.tmin``..``tmax``) of all kept
+    epochs, or, when ``covariance.noise_task`` is set, from all samples of the
+    subject's noise recording(s) prepared by :func:`read_noise_recording`.
+    ``covariance.regularize > 0`` then adds diagonal loading
+    (:func:`exgsrc.covariance.regularize`) whatever the estimator; with the
+    data-driven estimators (shrunk, ledoit_wolf, oas, diagonal_fixed, auto)
+    users normally set ``regularize: 0``.
+    """
     from .covariance import regularize
+    from .linalg import compute_rank
     from .preprocessing import baseline_covariance
 
     cfg = ctx.params.covariance
-    epochs = load_epochs(ctx.input.epochs)
-    cov = baseline_covariance(epochs, cfg["tmin"], cfg["tmax"], method=cfg["method"])
+    noise_task = cfg.get("noise_task")
+    extra = {}
+    if noise_task:
+        mont = _ok(ctx.input.montage)
+        raw = read_noise_recording(
+            ctx.params.bids_root,
+            ctx.wildcards.subject,
+            noise_task,
+            _used_channels(mont),
+            ctx.params.filter,
+        )
+        cov = baseline_covariance(raw, method=cfg["method"])
+        extra = dict(
+            cov_source="noise recording",
+            noise_task=noise_task,
+            noise_recordings=raw.meta["recordings"],
+            n_samples=int(raw.n_times),
+            warnings=list(raw.meta["warnings"]),
+        )
+    else:
+        epochs = load_epochs(ctx.input.epochs)
+        cov = baseline_covariance(epochs, cfg["tmin"], cfg["tmax"], method=cfg["method"])
+        extra = dict(
+            cov_source="epochs baseline",
+            cov_tmin=cfg["tmin"],
+            cov_tmax=cfg["tmax"],
+            n_epochs=int(epochs.n_epochs),
+        )
     if cfg["regularize"] > 0:
         cov = regularize(cov, eeg=float(cfg["regularize"]))
-    from .linalg import compute_rank
-
     rank = compute_rank(cov.data)
     ctx.write(
         cov.to_xarray(),
         ctx.output[0],
         subject=ctx.wildcards.subject,
         cov_method=cfg["method"],
+        cov_method_used=str(cov.method),
         regularize=float(cfg["regularize"]),
-        cov_tmin=cfg["tmin"],
-        cov_tmax=cfg["tmax"],
         rank_estimated=int(rank),
-        n_epochs=int(epochs.n_epochs),
+        **extra,
     )
 
 

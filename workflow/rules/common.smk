@@ -27,6 +27,8 @@ LAMBDA2 = (
     else 1.0 / float(config["inverse"]["snr"]) ** 2
 )
 DEMO_TASK = "demo"
+# separate noise recording (empty room / rest) for the noise covariance; None = epoch baseline
+NOISE_TASK = config["covariance"]["noise_task"]
 
 # Files whose parents other rule files (report.smk) may add to the default target.
 REPORT_TARGETS = []
@@ -80,13 +82,15 @@ def _discover_task(subjects):
             m = re.search(r"_task-([A-Za-z0-9]+)", os.path.basename(f))
             if m:
                 tasks.add(m.group(1))
+    tasks.discard(NOISE_TASK)  # the noise recording is never the main task
     if len(tasks) != 1:
         _bids_error(f"set config 'task' to one of the tasks found: {sorted(tasks)}")
     return tasks.pop()
 
 
-def _task_files(subject):
-    return [f for f in _eeg_files(subject) if f"_task-{TASK}_" in os.path.basename(f)]
+def _task_files(subject, task=None):
+    task = TASK if task is None else task
+    return [f for f in _eeg_files(subject) if f"_task-{task}_" in os.path.basename(f)]
 
 
 def _discover_conditions(subjects):
@@ -122,6 +126,14 @@ if not IS_DEMO:
     _empty = [s for s in SUBJECTS if not _task_files(s)]
     if _empty:
         _bids_error(f"no EEG recording for task {TASK!r} in: {', '.join('sub-' + s for s in _empty)}")
+if NOISE_TASK is not None:
+    if IS_DEMO:
+        raise ValueError(
+            f"config covariance.noise_task={NOISE_TASK!r}: the simulated demo cohort has no noise "
+            "recording; use noise_task: null (epoch baseline) or point bids_root at your data"
+        )
+    if NOISE_TASK == TASK:
+        raise ValueError(f"config covariance.noise_task={NOISE_TASK!r} equals the main task")
 CONDITIONS = _discover_conditions(SUBJECTS)
 # path-safe, reversible labels (see exgsrc.pipeline.condition_label)
 COND_LABELS = {condition_label(c): c for c in CONDITIONS}
@@ -161,20 +173,39 @@ def recording_inputs(wildcards):
             str(d / f"{base}_events.tsv"),
             str(d / f"sub-{wildcards.subject}_space-CapTrak_electrodes.tsv"),
         ]
+    files = _recording_files(wildcards.subject, TASK)
+    eeg_dir = os.path.dirname(files[0])
+    files += sorted(glob.glob(os.path.join(eeg_dir, "*_electrodes.tsv")))
+    return files
+
+
+def _recording_files(subject, task, extras=("_channels.tsv", "_events.tsv", "_eeg.json")):
+    """Data files of one subject's recordings of ``task`` (all sessions/runs) + sidecars."""
     files = []
-    for f in _task_files(wildcards.subject):
+    for f in _task_files(subject, task):
         files.append(f)
         stem = re.sub(r"_eeg\.[a-z]+$", "", f)
-        for extra in (stem + "_channels.tsv", stem + "_events.tsv", stem + "_eeg.json"):
-            if os.path.exists(extra):
-                files.append(extra)
+        files += [stem + e for e in extras if os.path.exists(stem + e)]
         if f.endswith(".set") and os.path.exists(f[:-4] + ".fdt"):
             files.append(f[:-4] + ".fdt")
         if f.endswith(".vhdr"):
             files += [g for g in (f[:-5] + ".eeg", f[:-5] + ".vmrk") if os.path.exists(g)]
-    eeg_dir = os.path.dirname(files[0])
-    files += sorted(glob.glob(os.path.join(eeg_dir, "*_electrodes.tsv")))
     return files
+
+
+def noise_cov_inputs(wildcards):
+    """Inputs of the noise covariance: the epochs, or the montage + the noise recording.
+
+    With ``covariance.noise_task`` set, a subject without that recording gets no
+    noise files here; its noise_cov job then fails with a message naming the
+    subject and the task (recorded as that subject's failure under on_error: record).
+    """
+    if NOISE_TASK is None:
+        return {"epochs": sub_path("epo.nc").format(subject=wildcards.subject)}
+    return {
+        "montage": sub_path("montage.nc").format(subject=wildcards.subject),
+        "noise": _recording_files(wildcards.subject, NOISE_TASK, ("_channels.tsv", "_eeg.json")),
+    }
 
 
 def demo_truth():

@@ -1,4 +1,5 @@
-# Per subject: epochs (filter, average reference, rejection) -> baseline noise covariance;
+# Per subject: epochs (filter, average reference, rejection) -> noise covariance (baseline of
+# the kept epochs, or a separate noise recording when covariance.noise_task is set);
 # per condition: evoked.
 
 
@@ -25,11 +26,13 @@ rule epochs:
 
 rule noise_cov:
     input:
-        epochs=sub_path("epo.nc"),
+        unpack(noise_cov_inputs),
     output:
         sub_path("cov.nc"),
     params:
         covariance=config["covariance"],
+        bids_root=str(BIDS_ROOT),
+        filter=config["filter"] if NOISE_TASK else None,
     log:
         log_path("noise_cov"),
     benchmark:

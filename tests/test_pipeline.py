@@ -1,0 +1,313 @@
+"""Workflow steps run directly (no Snakemake): the noise covariance options.
+
+``covariance.method`` (every estimator of exgsrc.covariance through
+step_noise_cov) and ``covariance.noise_task`` (the covariance of a separate noise
+recording, checked against ``mne.compute_raw_covariance``).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import yaml
+
+from exgsrc import store
+from exgsrc.pipeline import run_step, step_epochs, step_montage, step_noise_cov
+from exgsrc.simulate import _write_edf, make_demo_bids
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
+CONFIG = ROOT / "config" / "config.yaml"
+SUB = "01"
+NOISE_TASK = "rest"
+FILTER = {"l_freq": 1.0, "h_freq": 40.0}
+
+
+class _Named(list):
+    """Minimal stand-in for Snakemake's named lists (list + attributes + items())."""
+
+    def __init__(self, **kw):
+        super().__init__(kw.values())
+        self.__dict__.update(kw)
+
+    def items(self):
+        return self.__dict__.items()
+
+
+def _run(step, inputs, output, params, on_error="raise"):
+    sm = SimpleNamespace(
+        input=_Named(**inputs),
+        output=[str(output)],
+        params=SimpleNamespace(**params),
+        wildcards=_Named(subject=SUB),
+        config={"on_error": on_error, "precision": "float64"},
+        rule=step.__name__.removeprefix("step_"),
+        log=[str(Path(output).with_suffix(".log"))],
+    )
+    run_step(sm, step)
+    return Path(output)
+
+
+def _tsv(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh, delimiter="\t"))
+
+
+def _cov_cfg(**kw):
+    cfg = {"method": "empirical", "tmin": None, "tmax": 0.0, "regularize": 0.0}
+    cfg["noise_task"] = None
+    cfg.update(kw)
+    return cfg
+
+
+# ---------------------------------------------------------------------------
+# the schema (fast)
+
+
+def _validator():
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = yaml.safe_load(SCHEMA.read_text())
+    return jsonschema.Draft202012Validator(schema)
+
+
+def test_schema_covariance_methods_match_the_library():
+    from exgsrc.covariance import _ALIASES, _AUTO_METHODS, _METHODS
+
+    schema = yaml.safe_load(SCHEMA.read_text())
+    enum = schema["properties"]["covariance"]["properties"]["method"]["enum"]
+    assert set(enum) == set(_METHODS) | set(_ALIASES) | {"auto"}
+    assert set(_AUTO_METHODS) <= set(enum)
+    v = _validator()
+    for m in enum:
+        assert not list(v.iter_errors({"covariance": {"method": m}})), m
+    cfg = yaml.safe_load(CONFIG.read_text())
+    assert not list(v.iter_errors(cfg))
+    assert cfg["covariance"]["noise_task"] is None  # default: epoch baseline
+
+
+def test_schema_rejects_unknown_covariance_method_naming_it():
+    v = _validator()
+    errs = list(v.iter_errors({"covariance": {"method": "ledoitwolf"}}))
+    assert errs
+    assert any("ledoitwolf" in e.message for e in errs)
+    assert any(list(e.path) == ["covariance", "method"] for e in errs)
+    assert list(v.iter_errors({"covariance": {"noise_task": "rest-1"}}))  # not a BIDS label
+    assert not list(v.iter_errors({"covariance": {"noise_task": "rest"}}))
+
+
+# ---------------------------------------------------------------------------
+# a small BIDS dataset with a noise recording as a second task
+
+
+@pytest.fixture(scope="module")
+def bids(tmp_path_factory):
+    """1 subject (2 conditions x 6 trials) + ``task-rest`` noise recording (20 s)."""
+    root = tmp_path_factory.mktemp("bids")
+    make_demo_bids(root, n_subjects=1, conditions=("auditory", "visual"), seed=5, n_trials=6)
+    eeg = root / f"sub-{SUB}" / "eeg"
+    main = f"sub-{SUB}_task-demo"
+    noise = f"sub-{SUB}_task-{NOISE_TASK}"
+    chans = _tsv(eeg / f"{main}_channels.tsv")
+    names = [c["name"] for c in chans]
+    sfreq = 250.0
+    rng = np.random.default_rng(11)
+    n = int(20 * sfreq)
+    t = np.arange(n) / sfreq
+    mix = rng.standard_normal((len(names), 6))
+    data_uv = 4.0 * rng.standard_normal((len(names), n))  # sensor noise
+    data_uv += mix @ np.cumsum(rng.standard_normal((6, n)), axis=1) * 0.3  # correlated drift
+    data_uv += 8.0 * np.outer(rng.standard_normal(len(names)), np.sin(2 * np.pi * 10 * t))
+    data_uv += 30.0  # DC offset: removed by the high-pass
+    _write_edf(eeg / f"{noise}_eeg.edf", data_uv, names, sfreq, ["uV"] * len(names))
+    shutil.copy(eeg / f"{main}_channels.tsv", eeg / f"{noise}_channels.tsv")
+    side = json.loads((eeg / f"{main}_eeg.json").read_text())
+    side.update(TaskName=NOISE_TASK, TaskDescription="resting noise", RecordingDuration=n / sfreq)
+    (eeg / f"{noise}_eeg.json").write_text(json.dumps(side))
+    return root
+
+
+@pytest.fixture(scope="module")
+def steps(bids, tmp_path_factory):
+    """montage.nc and epo.nc of the subject, made by the workflow's step functions."""
+    out = tmp_path_factory.mktemp("out")
+    mont = _run(step_montage, {}, out / "montage.nc", {"bids_root": str(bids), "task": "demo"})
+    epo = _run(
+        step_epochs,
+        {"montage": str(mont)},
+        out / "epo.nc",
+        {
+            "bids_root": str(bids),
+            "task": "demo",
+            "conditions": ["auditory", "visual"],
+            "filter": FILTER,
+            "epochs": {"tmin": -0.2, "tmax": 0.5, "baseline": [None, 0.0]},
+            "reject": {"eeg": None},
+        },
+    )
+    return SimpleNamespace(root=bids, montage=mont, epochs=epo, out=out)
+
+
+def _noise_cov(steps, name, **cfg):
+    eeg = steps.root / f"sub-{SUB}" / "eeg"
+    noise_files = sorted(str(p) for p in eeg.glob(f"*_task-{NOISE_TASK}_*"))
+    return _run(
+        step_noise_cov,
+        {"montage": str(steps.montage), "noise": noise_files},
+        steps.out / name,
+        {
+            "covariance": _cov_cfg(noise_task=NOISE_TASK, **cfg),
+            "bids_root": str(steps.root),
+            "filter": FILTER,
+        },
+    )
+
+
+@pytest.mark.parametrize(
+    "method",
+    [
+        "empirical",
+        "shrunk",
+        "shrinkage",
+        "ledoit_wolf",
+        "oas",
+        "diagonal_fixed",
+        "diagonal",
+        "auto",
+    ],
+)
+def test_every_schema_method_through_step_noise_cov(steps, method):
+    out = _run(
+        step_noise_cov,
+        {"epochs": str(steps.epochs)},
+        steps.out / f"cov-{method}.nc",
+        {"covariance": _cov_cfg(method=method, regularize=0.1), "bids_root": str(steps.root)},
+    )
+    ds = store.open_dataset(out)
+    assert ds.attrs["cov_method"] == method
+    assert ds.attrs["cov_source"] == "epochs baseline"
+    cov = store.load_cov(out)
+    mont = store.open_dataset(steps.montage)
+    used = [str(c) for c, u in zip(mont["channel"].values, mont["used"].values, strict=True) if u]
+    assert list(cov.ch_names) == used
+    c = cov.data
+    np.testing.assert_allclose(c, c.T, atol=1e-12 * np.abs(c).max())
+    w = np.linalg.eigvalsh(c)
+    assert w[-1] > 0 and w[0] > -1e-10 * w[-1]
+    # the average reference direction stays empty; the rest has full rank
+    assert ds.attrs["rank_estimated"] == len(used) - 1
+
+
+def test_noise_recording_cov_matches_mne(steps):
+    """Covariance of the noise recording vs mne.compute_raw_covariance on the same data.
+
+    exgsrc's FIR design is MNE's default (firwin, hamming, zero phase), so the
+    filtered data agree to rounding and exact parity is expected.
+    """
+    mne = pytest.importorskip("mne")
+    out = _noise_cov(steps, "cov-noise.nc")
+    ds = store.open_dataset(out)
+    assert ds.attrs["cov_source"] == "noise recording"
+    assert ds.attrs["noise_task"] == NOISE_TASK
+    assert Path(ds.attrs["noise_recordings"][0]).name == f"sub-{SUB}_task-{NOISE_TASK}_eeg.edf"
+    assert ds.attrs["n_samples"] == 5000
+    # provenance: the noise file's checksum is recorded
+    inputs = {Path(r["path"]).name: r["sha256"] for r in ds.attrs["inputs"]}
+    edf = steps.root / f"sub-{SUB}" / "eeg" / f"sub-{SUB}_task-{NOISE_TASK}_eeg.edf"
+    assert inputs[edf.name] == store.file_sha256(edf)
+    ours = store.load_cov(out)
+    # same channels, same order as the epochs (forward/cov/inverse names match)
+    epo = store.open_dataset(steps.epochs)
+    assert list(ours.ch_names) == [str(c) for c in epo["channel"].values]
+
+    chans = _tsv(edf.with_name(f"sub-{SUB}_task-{NOISE_TASK}_channels.tsv"))
+    raw = mne.io.read_raw_edf(edf, preload=True, verbose="error")
+    raw.set_channel_types({c["name"]: c["type"].lower() for c in chans if c["type"] != "EEG"})
+    raw.info["bads"] = [c["name"] for c in chans if c["status"] == "bad"]
+    raw.filter(FILTER["l_freq"], FILTER["h_freq"], fir_design="firwin", verbose="error")
+    raw.set_eeg_reference("average", projection=True, verbose="error")
+    raw.apply_proj(verbose="error")
+    raw.pick(list(ours.ch_names))
+    mcov = mne.compute_raw_covariance(raw, tstep=None, method="empirical", verbose="error")
+    assert mcov.ch_names == list(ours.ch_names)
+    ref = mcov.data
+    err = np.abs(ours.data - ref).max() / np.abs(ref).max()
+    print(f"noise-recording covariance vs MNE: max rel error {err:.2e}")
+    np.testing.assert_allclose(ours.data, ref, rtol=1e-6, atol=1e-6 * np.abs(ref).max())
+    assert ours.nfree == mcov["nfree"]
+
+
+def test_noise_recording_bad_channel_kept_with_warning(steps, tmp_path):
+    """A montage channel marked bad only in the noise recording is kept (names must match)."""
+    root = tmp_path / "bids"
+    shutil.copytree(steps.root, root)
+    tsv = root / f"sub-{SUB}" / "eeg" / f"sub-{SUB}_task-{NOISE_TASK}_channels.tsv"
+    rows = _tsv(tsv)
+    good = next(r for r in rows if r["type"] == "EEG" and r["status"] == "good")
+    good["status"] = "bad"
+    with open(tsv, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]), delimiter="\t", lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+    out = _run(
+        step_noise_cov,
+        {"montage": str(steps.montage), "noise": [str(tsv)]},
+        tmp_path / "cov.nc",
+        {
+            "covariance": _cov_cfg(noise_task=NOISE_TASK),
+            "bids_root": str(root),
+            "filter": FILTER,
+        },
+    )
+    ds = store.open_dataset(out)
+    assert good["name"] in [str(c) for c in ds["channel"].values]
+    assert any(good["name"] in w and "marked bad" in w for w in ds.attrs["warnings"])
+
+
+def test_missing_noise_recording_is_the_subjects_failure(steps):
+    params = {
+        "covariance": _cov_cfg(noise_task="empty"),
+        "bids_root": str(steps.root),
+        "filter": FILTER,
+    }
+    inputs = {"montage": str(steps.montage), "noise": []}
+    out = _run(step_noise_cov, inputs, steps.out / "cov-missing.nc", params, on_error="record")
+    assert store.is_failed(out)
+    msg = store.open_dataset(out).attrs["exgsrc_error"]
+    assert "sub-01" in msg and "'empty'" in msg and "noise_task" in msg
+    with pytest.raises(ValueError, match="no noise recording of sub-01 for task 'empty'"):
+        _run(step_noise_cov, inputs, steps.out / "cov-missing2.nc", params)
+
+
+@pytest.mark.workflow
+def test_dry_run_noise_cov_takes_the_noise_recording(steps, tmp_path):
+    cfg = tmp_path / "noise.yaml"
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "bids_root": str(steps.root),
+                "output": str(tmp_path / "results"),
+                "covariance": {"noise_task": NOISE_TASK},
+                "resolution": {"enabled": False},
+            }
+        )
+    )
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory"]
+    cmd += [str(tmp_path), "--configfile", str(cfg), "-n", "--cores", "1"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    text = res.stdout + res.stderr
+    block = text[text.index("rule noise_cov:") :].splitlines()
+    end = next(i for i, ln in enumerate(block[1:], 1) if ln.strip().startswith("jobid:"))
+    block = "\n".join(block[:end])  # input/output/log lines of the noise_cov job
+    edf = f"sub-{SUB}_task-{NOISE_TASK}_eeg.edf"
+    assert edf in block and "montage.nc" in block and "epo.nc" not in block
+    # the main task stays the only one found (task: null) although two tasks exist
+    assert "task-demo_cov.nc" in block
