@@ -46,7 +46,7 @@ fixed forward and a fixed inverse it is ``|R[i, j]|``.
 from __future__ import annotations
 
 import numbers
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -273,6 +273,7 @@ def resolution_metrics_from_kernel(
     max_block_bytes: int = _DEFAULT_BLOCK_BYTES,
     meta: dict | None = None,
     as_xarray: bool = True,
+    progress: Callable[[str, int, int], None] | None = None,
 ):
     """Per-source PSF and CTF resolution metrics, computed blockwise from ``K`` and ``G``.
 
@@ -322,6 +323,10 @@ def resolution_metrics_from_kernel(
     as_xarray : bool
         Return an :class:`xarray.Dataset` (default) or a
         :class:`ResolutionMetrics`.
+    progress : callable | None
+        Called after each block as ``progress(function, n_done, n_sources)``
+        with ``function`` ``"psf"`` or ``"ctf"`` (e.g. to log progress of long
+        runs; the numerics themselves do no I/O).
 
     Returns
     -------
@@ -392,6 +397,8 @@ def resolution_metrics_from_kernel(
             amp = _amplitude(left @ right, n_b, n_t)
             _block_metrics(amp, js, aux, wanted, threshold, out)
             del amp
+            if progress is not None:
+                progress(func, stop, n_src)
         for metric in ("peak_amp", "sum_amp"):
             if metric in out:
                 out[metric] = out[metric] / out[metric].max()
@@ -738,6 +745,7 @@ def resolution_metrics(
     metrics: Iterable[str] = ALL_METRICS,
     threshold: float = 0.5,
     max_block_bytes: int = _DEFAULT_BLOCK_BYTES,
+    progress: Callable[[str, int, int], None] | None = None,
 ):
     """Per-source PSF/CTF resolution metrics of an inverse method, blockwise.
 
@@ -751,7 +759,7 @@ def resolution_metrics(
         Regularisation parameter.
     method : {'MNE', 'dSPM', 'sLORETA', 'eLORETA'}
         Inverse method.
-    block_size, metrics, threshold, max_block_bytes
+    block_size, metrics, threshold, max_block_bytes, progress
         See :func:`resolution_metrics_from_kernel`.
 
     Returns
@@ -771,4 +779,5 @@ def resolution_metrics(
         threshold=threshold,
         max_block_bytes=max_block_bytes,
         meta={"method": str(method), "lambda2": float(lambda2)},
+        progress=progress,
     )

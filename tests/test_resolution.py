@@ -316,6 +316,14 @@ def test_block_size_does_not_change_results(mne_model, dspm_free):
         got = resolution_metrics_from_kernel(G, K, pos, block_size=bs, as_xarray=False).values
         for name in ALL_METRICS:
             np.testing.assert_allclose(got[name], ref[name], rtol=1e-12, atol=0, err_msg=name)
+    # progress is reported after every block, PSFs then CTFs, ending at n_sources
+    calls = []
+    resolution_metrics_from_kernel(
+        G, K, pos, block_size=13, as_xarray=False, progress=lambda *a: calls.append(a)
+    )
+    n = len(pos)
+    steps = list(range(13, n, 13)) + [n]
+    assert calls == [("psf", k, n) for k in steps] + [("ctf", k, n) for k in steps]
     # the memory cap also only changes blocking
     tiny = resolution_metrics_from_kernel(G, K, pos, max_block_bytes=50_000, as_xarray=False)
     assert tiny.meta["block_size_psf"] < 20
