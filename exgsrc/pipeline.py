@@ -39,6 +39,7 @@ import json
 import logging
 import os
 import sys
+import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -904,6 +905,21 @@ def step_snr(ctx: StepContext) -> None:
     ctx.write(ds, ctx.output[0], subject=ctx.wildcards.subject)
 
 
+def _progress_logger(what: str, every: float = 0.1):
+    """A ``progress(part, done, total)`` callback that logs about every 10 %."""
+    state = {"next": {}}
+
+    def progress(part: str, done: int, total: int) -> None:
+        nxt = state["next"].get(part, 0.0)
+        if done >= total or done / total >= nxt:
+            log.info(
+                "%s %s: %d / %d sources (%.0f %%)", what, part, done, total, 100 * done / total
+            )
+            state["next"][part] = done / total + every
+
+    return progress
+
+
 def step_resolution(ctx: StepContext) -> None:
     """PSF/CTF resolution metrics per method, stacked on ``method`` (``resolution.nc``)."""
     import xarray as xr
@@ -918,9 +934,16 @@ def step_resolution(ctx: StepContext) -> None:
     lambda2 = float(ctx.params.lambda2)
     parts = []
     for method in ctx.params.methods:
+        t0 = time.perf_counter()
         ds = resolution_metrics(
-            fwd, inv, lambda2=lambda2, method=method, block_size=int(ctx.params.block_size)
+            fwd,
+            inv,
+            lambda2=lambda2,
+            method=method,
+            block_size=int(ctx.params.block_size),
+            progress=_progress_logger(f"resolution {method}"),
         )
+        log.info("resolution %s: done in %.1f s", method, time.perf_counter() - t0)
         parts.append(ds.expand_dims(method=[method]))
     out = xr.concat(parts, dim="method", combine_attrs="drop_conflicts")
     for name in out.data_vars:
