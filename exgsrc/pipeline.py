@@ -558,7 +558,7 @@ def step_epochs(ctx: StepContext) -> None:
     import xarray as xr
 
     from .io.bids import read_events, read_recording
-    from .preprocessing import filter_raw, make_epochs, set_average_reference
+    from .preprocessing import make_epochs
 
     p = ctx.params
     mont = _ok(ctx.input.montage)
@@ -570,10 +570,7 @@ def step_epochs(ctx: StepContext) -> None:
         missing = [n for n in used if n not in raw.ch_names]
         if missing:
             raise ValueError(f"{rec.data_path}: channels {missing} of the montage are missing")
-        raw = raw.pick_channels(used)
-        if p.filter["l_freq"] is not None or p.filter["h_freq"] is not None:
-            raw = filter_raw(raw, p.filter["l_freq"], p.filter["h_freq"])
-        raw = set_average_reference(raw)
+        raw = prepare_continuous(raw.pick_channels(used), p.filter)
         ev = read_events(rec, sfreq=raw.sfreq)
         base = p.epochs["baseline"]
         ep = make_epochs(
@@ -651,6 +648,38 @@ def _all_labels(ep):
     return labels
 
 
+def prepare_continuous(raw, filter_cfg=None):
+    """Band-pass, optionally resample, and average-reference continuous data.
+
+    The steps every recording goes through before epoching (and a noise
+    recording before its covariance), in this order: zero-phase FIR band-pass
+    (:func:`exgsrc.preprocessing.filter_raw`), resampling
+    (:func:`exgsrc.preprocessing.resample`, FFT), average reference.
+
+    Parameters
+    ----------
+    raw : Raw
+        Continuous data (V), the channels to keep only.
+    filter_cfg : mapping | None
+        The workflow's ``filter`` section: ``l_freq``, ``h_freq`` (Hz or None),
+        ``resample`` (Hz or None).
+
+    Returns
+    -------
+    raw : Raw
+    """
+    from .preprocessing import filter_raw, resample, set_average_reference
+
+    flt = dict(filter_cfg or {})
+    if flt.get("l_freq") is not None or flt.get("h_freq") is not None:
+        raw = filter_raw(raw, flt.get("l_freq"), flt.get("h_freq"))
+    new_sfreq = flt.get("resample")
+    if new_sfreq is not None and float(new_sfreq) != raw.sfreq:
+        log.info("resampling %s Hz -> %s Hz", raw.sfreq, new_sfreq)
+        raw = resample(raw, float(new_sfreq))
+    return set_average_reference(raw)
+
+
 def read_noise_recording(bids_root, subject, task, ch_names, filter_cfg=None):
     """A subject's noise recording(s) prepared as the epochs: channels, filter, reference.
 
@@ -687,7 +716,6 @@ def read_noise_recording(bids_root, subject, task, ch_names, filter_cfg=None):
     import numpy as np
 
     from .io.bids import BidsError, discover, read_recording
-    from .preprocessing import filter_raw, set_average_reference
 
     try:
         recs = discover(bids_root, subjects=[subject], task=task)
@@ -701,7 +729,6 @@ def read_noise_recording(bids_root, subject, task, ch_names, filter_cfg=None):
             f"for task {task!r} in {bids_root}{why}"
         )
     names = list(ch_names)
-    flt = dict(filter_cfg or {})
     parts, warnings = [], []
     for rec in recs:
         raw = read_recording(rec)
@@ -716,10 +743,7 @@ def read_noise_recording(bids_root, subject, task, ch_names, filter_cfg=None):
                 f"{rec.data_path}: channels {marked} are marked bad in the noise recording but "
                 "used (good in the main task's montage)"
             )
-        raw = replace(raw.pick_channels(names), bads=())
-        if flt.get("l_freq") is not None or flt.get("h_freq") is not None:
-            raw = filter_raw(raw, flt.get("l_freq"), flt.get("h_freq"))
-        raw = set_average_reference(raw)
+        raw = prepare_continuous(replace(raw.pick_channels(names), bads=()), filter_cfg)
         warnings += list(raw.warnings)
         parts.append((rec, raw))
     raw0 = parts[0][1]

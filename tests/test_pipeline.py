@@ -73,7 +73,8 @@ def _cov_cfg(**kw):
 
 
 def _validator():
-    jsonschema = pytest.importorskip("jsonschema")
+    import jsonschema
+
     schema = yaml.safe_load(SCHEMA.read_text())
     return jsonschema.Draft202012Validator(schema)
 
@@ -211,7 +212,8 @@ def test_noise_recording_cov_matches_mne(steps):
     exgsrc's FIR design is MNE's default (firwin, hamming, zero phase), so the
     filtered data agree to rounding and exact parity is expected.
     """
-    mne = pytest.importorskip("mne")
+    import mne
+
     out = _noise_cov(steps, "cov-noise.nc")
     ds = store.open_dataset(out)
     assert ds.attrs["cov_source"] == "noise recording"
@@ -311,3 +313,31 @@ def test_dry_run_noise_cov_takes_the_noise_recording(steps, tmp_path):
     assert edf in block and "montage.nc" in block and "epo.nc" not in block
     # the main task stays the only one found (task: null) although two tasks exist
     assert "task-demo_cov.nc" in block
+
+
+@pytest.mark.parity
+def test_prepare_continuous_filter_resample_reference_matches_mne(bids):
+    """filter -> resample -> average reference equals MNE's raw.filter/resample/reference."""
+    import mne
+
+    from exgsrc.io.bids import discover, read_recording
+    from exgsrc.pipeline import prepare_continuous
+
+    rec = discover(bids, subjects=[SUB], task=NOISE_TASK)[0]
+    raw = read_recording(rec)
+    eeg = [n for n, t in zip(raw.ch_names, raw.ch_types, strict=True) if t == "eeg"]
+    ours = prepare_continuous(raw.pick_channels(eeg), {**FILTER, "resample": 100.0})
+    assert ours.sfreq == 100.0 and ours.data.shape == (len(eeg), 2000)
+
+    m = mne.io.read_raw_edf(rec.data_path, preload=True, verbose="error").pick(eeg)
+    m.info["bads"] = [n for n in raw.bads if n in eeg]  # channels.tsv status, as ours
+    m.filter(FILTER["l_freq"], FILTER["h_freq"], verbose="error")
+    m.resample(100.0, verbose="error")
+    m.set_eeg_reference("average", verbose="error")
+    ref = m.get_data()
+    err = np.abs(ours.data - ref).max() / np.abs(ref).max()
+    print(f"filter+resample+reference vs MNE: max rel error {err:.2e}")
+    np.testing.assert_allclose(ours.data, ref, rtol=0, atol=1e-6 * np.abs(ref).max())
+    # without resampling the rate is kept
+    same = prepare_continuous(raw.pick_channels(eeg), {**FILTER, "resample": None})
+    assert same.sfreq == raw.sfreq
