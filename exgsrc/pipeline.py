@@ -412,7 +412,7 @@ def step_montage(ctx: StepContext) -> None:
         for n, t in zip(raw.ch_names, raw.ch_types, strict=True)
         if t == "eeg" and n not in raw.bads
     ]
-    mont = read_montage(rec, ch_names=eeg_good)
+    mont = read_montage(rec, ch_names=eeg_good, fallback=ctx.params.fallback)
     lut = dict(zip(mont.ch_names, mont.pos, strict=True))
     pos = np.array([lut.get(n, (np.nan,) * 3) for n in raw.ch_names], float).reshape(-1, 3)
     used = np.array([n in lut for n in raw.ch_names], bool)

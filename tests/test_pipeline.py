@@ -135,11 +135,15 @@ def bids(tmp_path_factory):
     return root
 
 
+def _montage_params(root, fallback="standard_1005"):
+    return {"bids_root": str(root), "task": "demo", "fallback": fallback}
+
+
 @pytest.fixture(scope="module")
 def steps(bids, tmp_path_factory):
     """montage.nc and epo.nc of the subject, made by the workflow's step functions."""
     out = tmp_path_factory.mktemp("out")
-    mont = _run(step_montage, {}, out / "montage.nc", {"bids_root": str(bids), "task": "demo"})
+    mont = _run(step_montage, {}, out / "montage.nc", _montage_params(bids))
     epo = _run(
         step_epochs,
         {"montage": str(mont)},
@@ -341,3 +345,23 @@ def test_prepare_continuous_filter_resample_reference_matches_mne(bids):
     # without resampling the rate is kept
     same = prepare_continuous(raw.pick_channels(eeg), {**FILTER, "resample": None})
     assert same.sfreq == raw.sfreq
+
+
+def test_montage_fallback_when_no_electrodes_file(bids, tmp_path):
+    """No electrodes.tsv: standard positions with a recorded warning, or an error naming the file."""
+    root = tmp_path / "bids"
+    shutil.copytree(bids, root)
+    for p in (root / f"sub-{SUB}" / "eeg").glob("*_electrodes.tsv"):
+        p.unlink()
+    out = _run(step_montage, {}, tmp_path / "m.nc", _montage_params(root, "standard_1020"))
+    ds = store.open_dataset(out)
+    assert int(ds["used"].sum()) >= 19
+    assert any("no electrodes.tsv" in w and "standard_1020" in w for w in ds.attrs["warnings"])
+    # positions lie on the standard sphere (95 mm)
+    pos = ds["pos"].values[ds["used"].values.astype(bool)]
+    np.testing.assert_allclose(np.linalg.norm(pos, axis=1), 0.095, rtol=1e-9)
+    failed = _run(
+        step_montage, {}, tmp_path / "m2.nc", _montage_params(root, None), on_error="record"
+    )
+    assert store.is_failed(failed)
+    assert "no electrodes.tsv" in store.open_dataset(failed).attrs["exgsrc_error"]
