@@ -50,7 +50,7 @@ def run_ours(path, events, labels):
     raw = read_edf(path)
     t["read"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    raw = filter_raw(raw, 1.0, 40.0)
+    raw = filter_raw(raw, 1.0, 40.0, copy=False)  # in place, as mne.io.Raw.filter
     t["filter"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     ep = make_epochs(raw, events, labels, -0.2, 0.8, (None, 0.0), {"eeg": 150e-6})

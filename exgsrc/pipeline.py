@@ -659,7 +659,8 @@ def prepare_continuous(raw, filter_cfg=None):
     Parameters
     ----------
     raw : Raw
-        Continuous data (V), the channels to keep only.
+        Continuous data (V), the channels to keep only; its data array may be
+        filtered in place (the caller's copy is not kept).
     filter_cfg : mapping | None
         The workflow's ``filter`` section: ``l_freq``, ``h_freq`` (Hz or None),
         ``resample`` (Hz or None).
@@ -672,7 +673,7 @@ def prepare_continuous(raw, filter_cfg=None):
 
     flt = dict(filter_cfg or {})
     if flt.get("l_freq") is not None or flt.get("h_freq") is not None:
-        raw = filter_raw(raw, flt.get("l_freq"), flt.get("h_freq"))
+        raw = filter_raw(raw, flt.get("l_freq"), flt.get("h_freq"), copy=False)
     new_sfreq = flt.get("resample")
     if new_sfreq is not None and float(new_sfreq) != raw.sfreq:
         log.info("resampling %s Hz -> %s Hz", raw.sfreq, new_sfreq)

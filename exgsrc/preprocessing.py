@@ -420,14 +420,76 @@ def filter_data(
 
 
 def _filter_rows_inplace(x: np.ndarray, rows: np.ndarray, h: np.ndarray) -> None:
-    """Zero-phase filter ``x[rows]`` in place (one row at a time: bounded memory)."""
+    """Zero-phase filter ``x[rows]`` in place, one row at a time (bounded memory).
+
+    The padded row, the FFT blocks and the convolution output live in buffers
+    allocated once for all rows: on long recordings, allocating (and first
+    touching) fresh arrays per row costs more than the FFTs.
+    """
     n_x = x.shape[1]
     n_pad = max(min(h.size, n_x) - 1, 0)
     start = n_pad + (h.size - 1) // 2  # undo padding and the group delay
+    conv = _OverlapAdd(h, n_x + 2 * n_pad)
+    padded = np.empty((1, n_x + 2 * n_pad))
     for r in rows:
-        xp = _reflect_limited_pad(x[r : r + 1], n_pad)
-        y = _overlap_add(xp, h)
-        x[r] = y[0, start : start + n_x]
+        _reflect_limited_pad(x[r : r + 1], n_pad, out=padded)
+        x[r] = conv(padded[0])[start : start + n_x]
+
+
+class _OverlapAdd:
+    """Full linear convolution with fixed taps ``h`` by FFT overlap-add, buffers reused.
+
+    Parameters
+    ----------
+    h : ndarray, shape (n_h,)
+        Filter taps.
+    n : int
+        Length of the signals that will be convolved.
+    """
+
+    def __init__(self, h: np.ndarray, n: int):
+        from scipy import fft
+
+        self.n, self.n_h = int(n), h.size
+        # block length: the power of two minimising the FFT work per output sample
+        k0 = int(np.ceil(np.log2(2 * self.n_h - 1)))
+        k1 = max(k0, int(np.ceil(np.log2(self.n + self.n_h - 1))))
+        cands = 2 ** np.arange(k0, k1 + 1)
+        cost = np.ceil(self.n / (cands - self.n_h + 1)) * cands * (np.log2(cands) + 1)
+        self.n_fft = int(cands[np.argmin(cost)])
+        self.seg = self.n_fft - self.n_h + 1
+        self.n_seg = -(-self.n // self.seg)
+        self.H = fft.rfft(h, self.n_fft)
+        self.out = np.empty((self.n_seg + 1) * self.seg)
+        # ~8 MB of blocks per FFT call: stays in cache
+        self.batch = max(1, min(self.n_seg, int(2**20 // self.n_fft)))
+        self.blocks = np.zeros((self.batch, self.n_fft))
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """Convolve one signal ``x (n,)``; returns a view ``(n + n_h - 1,)`` of the buffer."""
+        from scipy import fft
+
+        n, seg, n_seg = self.n, self.seg, self.n_seg
+        tail = self.n_fft - seg  # = n_h - 1 <= seg because n_fft >= 2 n_h - 1
+        self.out[:] = 0.0
+        view = self.out.reshape(n_seg + 1, seg)
+        for b0 in range(0, n_seg, self.batch):
+            nb = min(self.batch, n_seg - b0)
+            lo, hi = b0 * seg, min((b0 + nb) * seg, n)
+            blk = self.blocks[:nb]
+            blk[:, seg:] = 0.0
+            flat = blk[:, :seg]
+            n_full = (hi - lo) // seg
+            flat[:n_full] = x[lo : lo + n_full * seg].reshape(n_full, seg)
+            if n_full < nb:
+                flat[n_full] = 0.0
+                flat[n_full, : hi - lo - n_full * seg] = x[lo + n_full * seg : hi]
+            spec = fft.rfft(blk, axis=-1)
+            spec *= self.H
+            y = fft.irfft(spec, self.n_fft, axis=-1)
+            view[b0 : b0 + nb] += y[:, :seg]
+            view[b0 + 1 : b0 + nb + 1, :tail] += y[:, seg:]
+        return self.out[: n + self.n_h - 1]
 
 
 def _overlap_add(x: np.ndarray, h: np.ndarray) -> np.ndarray:
@@ -442,60 +504,30 @@ def _overlap_add(x: np.ndarray, h: np.ndarray) -> np.ndarray:
     -------
     y : ndarray, shape (n_rows, n + n_h - 1)
     """
-    from scipy import fft
-
-    n_rows, n = x.shape
-    n_h = h.size
-    # block length: the power of two minimising the FFT work per output sample
-    k0 = int(np.ceil(np.log2(2 * n_h - 1)))
-    k1 = max(k0, int(np.ceil(np.log2(n + n_h - 1))))
-    cands = 2 ** np.arange(k0, k1 + 1)
-    cost = np.ceil(n / (cands - n_h + 1)) * cands * (np.log2(cands) + 1)
-    n_fft = int(cands[np.argmin(cost)])
-    seg = n_fft - n_h + 1
-    n_seg = -(-n // seg)
-    H = fft.rfft(h, n_fft)
-    out = np.zeros((n_rows, (n_seg + 1) * seg))
-    tail = n_fft - seg  # = n_h - 1 <= seg because n_fft >= 2 n_h - 1
-    batch = max(1, min(n_seg, int(2**20 // n_fft)))  # ~8 MB of blocks: stays in cache
-    blocks = np.zeros((batch, n_fft))
-    for r in range(n_rows):
-        view = out[r].reshape(n_seg + 1, seg)
-        for b0 in range(0, n_seg, batch):
-            nb = min(batch, n_seg - b0)
-            lo, hi = b0 * seg, min((b0 + nb) * seg, n)
-            blk = blocks[:nb]
-            blk[:, seg:] = 0.0
-            flat = blk[:, :seg]
-            n_full = (hi - lo) // seg
-            flat[:n_full] = x[r, lo : lo + n_full * seg].reshape(n_full, seg)
-            if n_full < nb:
-                flat[n_full] = 0.0
-                flat[n_full, : hi - lo - n_full * seg] = x[r, lo + n_full * seg : hi]
-            spec = fft.rfft(blk, axis=-1)
-            spec *= H
-            y = fft.irfft(spec, n_fft, axis=-1)
-            view[b0 : b0 + nb] += y[:, :seg]
-            view[b0 + 1 : b0 + nb + 1, :tail] += y[:, seg:]
-    return out[:, : n + n_h - 1]
+    conv = _OverlapAdd(h, x.shape[1])
+    return np.stack([conv(row).copy() for row in x])
 
 
-def _reflect_limited_pad(x: np.ndarray, n_pad) -> np.ndarray:
+def _reflect_limited_pad(x: np.ndarray, n_pad, out: np.ndarray | None = None) -> np.ndarray:
     """Odd reflection about the edge samples (``2 * x[0] - x[k]``), zero-filled past the data.
 
-    ``n_pad`` is one int (both sides) or a pair (left, right).
+    ``n_pad`` is one int (both sides) or a pair (left, right); ``out`` an optional
+    preallocated ``(n_rows, n_left + n + n_right)`` array to write into.
     """
     n_left, n_right = (n_pad, n_pad) if np.isscalar(n_pad) else n_pad
-    n_x = x.shape[1]
-    left = np.zeros((x.shape[0], n_left))
-    right = np.zeros((x.shape[0], n_right))
+    n_rows, n_x = x.shape
+    if out is None:
+        out = np.empty((n_rows, n_left + n_x + n_right))
+    out[:, :n_left] = 0.0
+    out[:, n_left + n_x :] = 0.0
+    out[:, n_left : n_left + n_x] = x
     k = min(n_left, n_x - 1)
     if k > 0:
-        left[:, n_left - k :] = 2 * x[:, :1] - x[:, k:0:-1]
+        out[:, n_left - k : n_left] = 2 * x[:, :1] - x[:, k:0:-1]
     k = min(n_right, n_x - 1)
     if k > 0:
-        right[:, :k] = 2 * x[:, -1:] - x[:, -2 : -2 - k : -1]
-    return np.concatenate([left, x, right], axis=1)
+        out[:, n_left + n_x : n_left + n_x + k] = 2 * x[:, -1:] - x[:, -2 : -2 - k : -1]
+    return out
 
 
 def filter_raw(
@@ -503,6 +535,7 @@ def filter_raw(
     l_freq: float | None,
     h_freq: float | None,
     ch_types: tuple[str, ...] = ("eeg", "seeg", "ecog", "dbs"),
+    copy: bool = True,
     **kwargs,
 ) -> Raw:
     """Filter the channels of ``raw`` with :func:`filter_data`; returns a new Raw.
@@ -515,6 +548,10 @@ def filter_raw(
     ch_types : tuple of str
         Channel types to filter. The default filters only data channels (EOG,
         ECG, stim... stay untouched), as ``mne.io.Raw.filter`` does by default.
+    copy : bool
+        False filters ``raw.data`` in place (float64 data only) and the returned
+        Raw shares it: no second copy of a long recording in memory, as
+        ``mne.io.Raw.filter`` works.
     **kwargs
         Passed to :func:`filter_data`.
 
@@ -524,7 +561,10 @@ def filter_raw(
         With ``meta["filter"]`` describing the design.
     """
     idx = np.asarray([i for i, t in enumerate(raw.ch_types) if t in ch_types], dtype=int)
-    out = np.array(raw.data, dtype=np.float64, copy=True)
+    if copy or raw.data.dtype != np.float64:
+        out = np.array(raw.data, dtype=np.float64, copy=True)
+    else:
+        out = raw.data
     if idx.size and (l_freq is not None or h_freq is not None):
         h = design_fir_filter(raw.sfreq, l_freq, h_freq, **kwargs)
         _filter_rows_inplace(out, idx, h)
@@ -812,6 +852,13 @@ def make_epochs(
             drop_log.append(())
     keep_ok = ~bad_ep
     selection = ok_idx[keep_ok]
+    if bad_ep.any():
+        # compact in place (one block move per kept epoch) rather than data[keep_ok],
+        # which would hold a second copy of all epochs at once
+        for dst, src_i in enumerate(np.flatnonzero(keep_ok)):
+            if dst != src_i:
+                data[dst] = data[src_i]
+        data = data[: selection.size]
     warnings: list[str] = []
     for cond in dict.fromkeys(labels):
         n_tot = sum(lab == cond for lab in labels)
@@ -819,7 +866,7 @@ def make_epochs(
         if n_kept == 0:
             warnings.append(f"condition {cond!r}: all {n_tot} epochs were rejected")
     return Epochs(
-        data=data[keep_ok],
+        data=data,
         times=times,
         labels=tuple(labels[i] for i in selection),
         ch_names=raw.ch_names,

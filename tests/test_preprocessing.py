@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -92,6 +93,11 @@ def test_filtered_evoked_and_cov_match_mne(shared):
         preload=True,
         verbose="error",
     )
+    # in place: the same numbers, no second copy of the recording
+    data = np.array(raw.data, copy=True)
+    inplace = filter_raw(replace(raw, data=data), 1.0, 30.0, copy=False)
+    assert inplace.data is data
+    np.testing.assert_array_equal(inplace.data, fraw.data)
     for cond in ("square", "rt"):
         ours, theirs = average(ep, cond), mep[cond].average(picks="all")
         assert ours.nave == theirs.nave
