@@ -152,6 +152,16 @@ class InverseOperator:
         return whitener_from_eig(self.noise_eig, self.noise_eigvec)
 
 
+def _n_cpus() -> int:
+    """CPUs this process may run on (affinity-aware)."""
+    import os
+
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover (not Linux)
+        return max(1, os.cpu_count() or 1)
+
+
 @dataclass(frozen=True)
 class PreparedInverse:
     """An inverse operator reduced to one imaging kernel.
@@ -245,22 +255,40 @@ class PreparedInverse:
         if out is None:
             out = np.empty((n_src, n_t), dtype=self.kernel.dtype)
         # time blocks so that the (3 n_src, block) intermediate stays near cache
-        # size (~8 MB); at least 512 samples so that per-call BLAS threading
-        # overhead stays small on busy machines. The sum of squares over the
-        # three component slabs is one einsum pass (measured ~10% faster than
-        # square + two adds at 64 ch x 642 sources x 60 000 samples).
+        # size (~8 MB); at least 512 samples so that per-call BLAS overhead stays
+        # small. The sum of squares over the three component slabs is one einsum
+        # pass (~10% faster than square + two adds).
         item = self.kernel.dtype.itemsize
         block = int(min(n_t, max(512, (8 << 20) // (item * 3 * max(n_src, 1)))))
-        buf = np.empty((3 * n_src, block), dtype=self.kernel.dtype)
+        starts = list(range(0, n_t, block))
+        n_workers = min(_n_cpus(), len(starts))
+        bufs = [np.empty((3 * n_src, block), dtype=self.kernel.dtype) for _ in range(n_workers)]
         kcm = self._kernel_cm
-        for start in range(0, n_t, block):
-            stop = min(start + block, n_t)
-            tmp = buf[:, : stop - start]
-            np.matmul(kcm, data[:, start:stop], out=tmp)
-            xyz = tmp.reshape(3, n_src, stop - start)
-            o = out[:, start:stop]
-            np.einsum("kvt,kvt->vt", xyz, xyz, out=o)
-            np.sqrt(o, out=o)
+
+        def run(worker: int) -> None:
+            buf = bufs[worker]
+            for start in starts[worker::n_workers]:
+                stop = min(start + block, n_t)
+                tmp = buf[:, : stop - start]
+                np.matmul(kcm, data[:, start:stop], out=tmp)
+                xyz = tmp.reshape(3, n_src, stop - start)
+                o = out[:, start:stop]
+                np.einsum("kvt,kvt->vt", xyz, xyz, out=o)
+                np.sqrt(o, out=o)
+
+        if n_workers == 1:
+            run(0)
+            return out
+        # Blocks are independent: one thread per core, each with single-threaded
+        # BLAS, overlaps the matmul of one block with the (single-threaded) norm
+        # of another; measured 340 -> 240 ms at 64 ch x 642 sources x 60 000
+        # samples on 2 cores. Results are identical (same operations per block).
+        from concurrent.futures import ThreadPoolExecutor
+
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(n_workers) as pool:
+            list(pool.map(run, range(n_workers)))
         return out
 
 
