@@ -352,7 +352,14 @@ def load_evoked(path):
 
 
 def step_demo_bids(ctx: StepContext) -> None:
-    """Simulate the demo cohort into ``config["demo"]["root"]``."""
+    """Simulate the demo cohort into ``config["demo"]["root"]``.
+
+    Parameters
+    ----------
+    ctx : StepContext
+        The job's inputs, outputs, params and wildcards (see :func:`run_step`);
+        outputs are written through ``ctx.write`` (atomic, with provenance).
+    """
     from .simulate import make_demo_bids
 
     demo = dict(ctx.params.demo)
@@ -369,7 +376,14 @@ def step_demo_bids(ctx: StepContext) -> None:
 
 
 def step_dataset_description(ctx: StepContext) -> None:
-    """Write the derivatives' ``dataset_description.json`` (GeneratedBy: exgsrc)."""
+    """Write the derivatives' ``dataset_description.json`` (GeneratedBy: exgsrc).
+
+    Parameters
+    ----------
+    ctx : StepContext
+        The job's inputs, outputs, params and wildcards (see :func:`run_step`);
+        outputs are written through ``ctx.write`` (atomic, with provenance).
+    """
     import datetime as dt
 
     from . import __version__
@@ -399,7 +413,14 @@ def step_dataset_description(ctx: StepContext) -> None:
 
 
 def step_montage(ctx: StepContext) -> None:
-    """Channel table and electrode positions of one subject (``montage.nc``)."""
+    """Channel table and electrode positions of one subject (``montage.nc``).
+
+    Parameters
+    ----------
+    ctx : StepContext
+        The job's inputs, outputs, params and wildcards (see :func:`run_step`);
+        outputs are written through ``ctx.write`` (atomic, with provenance).
+    """
     import numpy as np
     import xarray as xr
 
@@ -456,7 +477,14 @@ def step_montage(ctx: StepContext) -> None:
 
 
 def step_head_model(ctx: StepContext) -> None:
-    """Sphere head model: fitted to the electrodes or from config (``headmodel.nc``)."""
+    """Sphere head model: fitted to the electrodes or from config (``headmodel.nc``).
+
+    Parameters
+    ----------
+    ctx : StepContext
+        The job's inputs, outputs, params and wildcards (see :func:`run_step`);
+        outputs are written through ``ctx.write`` (atomic, with provenance).
+    """
     import numpy as np
     import xarray as xr
 
@@ -518,7 +546,14 @@ def _sphere_from_ds(ds):
 
 
 def step_source_space(ctx: StepContext) -> None:
-    """Source space scaled to the subject's sphere (``src.nc``)."""
+    """Source space scaled to the subject's sphere (``src.nc``).
+
+    Parameters
+    ----------
+    ctx : StepContext
+        The job's inputs, outputs, params and wildcards (see :func:`run_step`);
+        outputs are written through ``ctx.write`` (atomic, with provenance).
+    """
     from .source_space import grid_source_space, ico_source_space
 
     cfg = ctx.params.source_space
@@ -539,7 +574,14 @@ def step_source_space(ctx: StepContext) -> None:
 
 
 def step_forward(ctx: StepContext) -> None:
-    """Free-orientation sphere forward (``fwd.nc``)."""
+    """Free-orientation sphere forward (``fwd.nc``).
+
+    Parameters
+    ----------
+    ctx : StepContext
+        The job's inputs, outputs, params and wildcards (see :func:`run_step`);
+        outputs are written through ``ctx.write`` (atomic, with provenance).
+    """
     from .forward import make_sphere_forward_free
     from .source_space import SourceSpace
 
@@ -553,7 +595,14 @@ def step_forward(ctx: StepContext) -> None:
 
 
 def step_epochs(ctx: StepContext) -> None:
-    """Filtered, average-referenced, baseline-corrected epochs of all conditions."""
+    """Filtered, average-referenced, baseline-corrected epochs of all conditions.
+
+    Parameters
+    ----------
+    ctx : StepContext
+        The job's inputs, outputs, params and wildcards (see :func:`run_step`);
+        outputs are written through ``ctx.write`` (atomic, with provenance).
+    """
     import numpy as np
     import xarray as xr
 
@@ -768,6 +817,12 @@ def step_noise_cov(ctx: StepContext) -> None:
     (:func:`exgsrc.covariance.regularize`) whatever the estimator; with the
     data-driven estimators (shrunk, ledoit_wolf, oas, diagonal_fixed, auto)
     users normally set ``regularize: 0``.
+
+    Parameters
+    ----------
+    ctx : StepContext
+        The job's inputs, outputs, params and wildcards (see :func:`run_step`);
+        outputs are written through ``ctx.write`` (atomic, with provenance).
     """
     from .covariance import regularize
     from .linalg import compute_rank
@@ -818,7 +873,14 @@ def step_noise_cov(ctx: StepContext) -> None:
 
 
 def step_evoked(ctx: StepContext) -> None:
-    """Average of one condition (``cond-<c>_ave.nc``)."""
+    """Average of one condition (``cond-<c>_ave.nc``).
+
+    Parameters
+    ----------
+    ctx : StepContext
+        The job's inputs, outputs, params and wildcards (see :func:`run_step`);
+        outputs are written through ``ctx.write`` (atomic, with provenance).
+    """
     import xarray as xr
 
     from .preprocessing import average
@@ -834,7 +896,14 @@ def step_evoked(ctx: StepContext) -> None:
 
 
 def step_inverse_operator(ctx: StepContext) -> None:
-    """Method-independent inverse operator (``inv.nc``)."""
+    """Method-independent inverse operator (``inv.nc``).
+
+    Parameters
+    ----------
+    ctx : StepContext
+        The job's inputs, outputs, params and wildcards (see :func:`run_step`);
+        outputs are written through ``ctx.write`` (atomic, with provenance).
+    """
     from .inverse import make_inverse_operator
     from .store import inverse_to_xarray, load_cov, load_forward
 
@@ -856,7 +925,14 @@ def step_inverse_operator(ctx: StepContext) -> None:
 
 
 def step_source_estimate(ctx: StepContext) -> None:
-    """Source estimate of one condition with one method (``desc-<method>_stc.nc``)."""
+    """Source estimate of one condition with one method (``desc-<method>_stc.nc``).
+
+    Parameters
+    ----------
+    ctx : StepContext
+        The job's inputs, outputs, params and wildcards (see :func:`run_step`);
+        outputs are written through ``ctx.write`` (atomic, with provenance).
+    """
     from .inverse import apply_inverse
     from .store import load_inverse
 
@@ -887,7 +963,14 @@ def step_source_estimate(ctx: StepContext) -> None:
 
 
 def step_snr(ctx: StepContext) -> None:
-    """Estimated SNR over time for every condition (``snr.nc``)."""
+    """Estimated SNR over time for every condition (``snr.nc``).
+
+    Parameters
+    ----------
+    ctx : StepContext
+        The job's inputs, outputs, params and wildcards (see :func:`run_step`);
+        outputs are written through ``ctx.write`` (atomic, with provenance).
+    """
     import numpy as np
     import xarray as xr
 
@@ -946,7 +1029,14 @@ def _progress_logger(what: str, every: float = 0.1):
 
 
 def step_resolution(ctx: StepContext) -> None:
-    """PSF/CTF resolution metrics per method, stacked on ``method`` (``resolution.nc``)."""
+    """PSF/CTF resolution metrics per method, stacked on ``method`` (``resolution.nc``).
+
+    Parameters
+    ----------
+    ctx : StepContext
+        The job's inputs, outputs, params and wildcards (see :func:`run_step`);
+        outputs are written through ``ctx.write`` (atomic, with provenance).
+    """
     import xarray as xr
 
     from .resolution import resolution_metrics
@@ -996,6 +1086,12 @@ def step_grand_average(ctx: StepContext) -> None:
     template (ico or grid) scaled to the subject's sphere, so index ``i`` is the
     same relative location in every head. The ``x, y, z`` coordinates are the
     mean of the subjects' positions. Failed subjects are skipped and listed.
+
+    Parameters
+    ----------
+    ctx : StepContext
+        The job's inputs, outputs, params and wildcards (see :func:`run_step`);
+        outputs are written through ``ctx.write`` (atomic, with provenance).
     """
     import numpy as np
 
@@ -1057,7 +1153,14 @@ def _peak(ds, tmin=0.0, tmax=None):
 
 
 def step_localisation_error(ctx: StepContext) -> None:
-    """Demo only: distance between each true dipole and the estimate's peak."""
+    """Demo only: distance between each true dipole and the estimate's peak.
+
+    Parameters
+    ----------
+    ctx : StepContext
+        The job's inputs, outputs, params and wildcards (see :func:`run_step`);
+        outputs are written through ``ctx.write`` (atomic, with provenance).
+    """
     import numpy as np
 
     from .store import open_dataset
@@ -1097,7 +1200,14 @@ def _write_tsv(path, header, rows) -> None:
 
 
 def step_qc_table(ctx: StepContext) -> None:
-    """One row per subject with the QC figures that matter (``group/qc.tsv``)."""
+    """One row per subject with the QC figures that matter (``group/qc.tsv``).
+
+    Parameters
+    ----------
+    ctx : StepContext
+        The job's inputs, outputs, params and wildcards (see :func:`run_step`);
+        outputs are written through ``ctx.write`` (atomic, with provenance).
+    """
     import numpy as np
 
     from .store import open_dataset

@@ -44,7 +44,26 @@ __all__ = [
 
 
 def read_raw(path, **kwargs):
-    """Read an EEG file by extension (``.edf``, ``.bdf``, ``.vhdr``, ``.set``) into a Raw (V)."""
+    """Read an EEG file by extension (``.edf``, ``.bdf``, ``.vhdr``, ``.set``) into a Raw (V).
+
+    Parameters
+    ----------
+    path : path-like
+        The data file (for BrainVision the ``.vhdr`` header).
+    **kwargs
+        Passed to :func:`read_edf`, :func:`read_brainvision` or :func:`read_eeglab`.
+
+    Returns
+    -------
+    raw : exgsrc.preprocessing.Raw
+        Data in volts, channel names and types, sampling rate, and the reader's
+        warnings in ``meta["warnings"]``.
+
+    Raises
+    ------
+    BidsError
+        Unknown extension, or the reader's error naming the file and the problem.
+    """
     from pathlib import Path
 
     ext = Path(path).suffix.lower()
