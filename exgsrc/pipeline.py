@@ -981,7 +981,12 @@ def step_snr(ctx: StepContext) -> None:
     inv = load_inverse(ctx.input.inv)
     snrs, ests, conds, labels, naves = [], [], [], [], []
     times = None
+    skipped = {}
     for path in _flatten(ctx.input.evoked):
+        ok, why = _read_status(path)
+        if not ok:  # one condition's failure (e.g. absent) leaves the others' SNR
+            skipped[Path(path).name] = why
+            continue
         ev = load_evoked(path)
         snr, est = estimate_snr(ev.data, inv, nave=ev.nave, ch_names=list(ev.ch_names))
         snrs.append(snr)
@@ -990,6 +995,8 @@ def step_snr(ctx: StepContext) -> None:
         labels.append(condition_label(ev.condition))
         naves.append(ev.nave)
         times = ev.times
+    if not snrs:
+        raise UpstreamFailed(f"every evoked response failed: {skipped}")
     ds = xr.Dataset(
         {
             "snr": (
@@ -1010,7 +1017,7 @@ def step_snr(ctx: StepContext) -> None:
             "time": ("time", np.asarray(times), {"units": "s"}),
         },
     )
-    ctx.write(ds, ctx.output[0], subject=ctx.wildcards.subject)
+    ctx.write(ds, ctx.output[0], subject=ctx.wildcards.subject, skipped_evokeds=skipped)
 
 
 def _progress_logger(what: str, every: float = 0.1):
@@ -1247,15 +1254,24 @@ def step_qc_table(ctx: StepContext) -> None:
         if res_files:
             files.append(("resolution", res_files[i]))
         files += [("stc", f) for f in stc_files[i * n_stc : (i + 1) * n_stc]]
-        loaded = {}
+        loaded, failed_stc = {}, []
         for kind, f in files:
             ok, why = _read_status(f)
             if not ok:
-                if status == "ok":
+                if kind == "stc":
+                    failed_stc.append((Path(f).name, why))
+                elif status == "ok":
                     status, failed_step, reason = "failed", kind, why
                 continue
             if kind != "stc":
                 loaded[kind] = open_dataset(f)
+        if status == "ok" and failed_stc:
+            # some conditions failed (e.g. absent from this subject), the rest is usable
+            status = "failed" if len(failed_stc) == n_stc else "warning"
+            failed_step = "stc"
+            reason = f"{len(failed_stc)} of {n_stc} source estimates failed: " + "; ".join(
+                f"{name}: {why}" for name, why in failed_stc
+            )
         row.update(status=status, failed_step=failed_step or "", reason=reason)
         warns = []
         if "montage" in loaded:

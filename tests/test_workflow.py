@@ -265,6 +265,35 @@ def test_killed_run_resumes_to_same_files(run):
             np.testing.assert_array_equal(after[name][var], val, err_msg=f"{name}:{var}")
 
 
+def test_condition_absent_from_a_subject_is_a_warning(run):
+    """sub-02 without 'visual' events: its other condition still gives results (warning)."""
+    events = run / "resources" / "demo_bids" / "sub-02" / "eeg" / "sub-02_task-demo_events.tsv"
+    original = events.read_text()
+    lines = original.splitlines()
+    events.write_text("\n".join([lines[0]] + [ln for ln in lines[1:] if "visual" not in ln]))
+    try:
+        snakemake(run)  # on_error: record (default)
+        qc = {r["subject"]: r for r in _tsv(run / "results" / "group" / "qc.tsv")}
+        assert qc["01"]["status"] == "ok"
+        assert qc["02"]["status"] == "warning" and qc["02"]["failed_step"] == "stc"
+        assert "visual" in qc["02"]["reason"] and qc["02"]["snr_peak_auditory"] != "n/a"
+        snr = xr.open_dataset(_sub(run, "02", "snr.nc"))
+        assert list(snr["condition"].values) == ["auditory"]
+        from exgsrc.store import open_dataset
+
+        ga = open_dataset(
+            run / "results" / "group" / "task-demo_cond-visual_desc-sLORETA_grandavg.nc"
+        )
+        assert list(ga.attrs["subjects"]) == ["01"] and "02" in ga.attrs["failed_subjects"]
+        summary = json.loads(
+            (run / "results" / "sub-02" / "sub-02_task-demo_report.json").read_text()
+        )
+        assert summary["status"] == "warning", summary["status_reasons"]
+        assert any("visual" in r for r in summary["status_reasons"])
+    finally:
+        events.write_text(original)
+
+
 def test_failing_subject_is_recorded_and_cohort_proceeds(run):
     """Break sub-02's electrode file: its steps record failure; cohort outputs still come."""
     elec = (

@@ -405,6 +405,7 @@ def _sec_data(ctx: _Ctx) -> _Result:
     )
     rows, info, warns = _epoch_counts(ctx)
     ctx.summary["epochs"] = {}
+    empty = []
     for cond, kept, total, _dropped, _ in rows:
         ctx.summary["epochs"][str(cond)] = None if kept is None else int(kept)
         if total and kept is not None and int(total) - int(kept) > 0.3 * int(total):
@@ -412,7 +413,13 @@ def _sec_data(ctx: _Ctx) -> _Result:
                 f"condition {cond}: {int(total) - int(kept)} of {total} epochs dropped (> 30%)"
             )
         if kept is not None and int(kept) == 0:
-            res.status = "failed"
+            empty.append(str(cond))
+            res.warnings.append(
+                f"condition {cond}: no epochs kept"
+                + (f" (all {total} rejected)" if total else " (no such event in this subject)")
+            )
+    if rows and len(empty) == len(rows):
+        res.status = "failed"  # no condition has a single epoch: nothing to analyse
     res.notes += [f"reader: {w}" for w in warns]
     if rows:
         parts.append("<h3>Epochs per condition</h3>")
@@ -641,12 +648,26 @@ def _sec_cov(ctx: _Ctx) -> _Result:
     return res
 
 
+def _blocks_status(res: _Result, failed: list, other: list, n_blocks: int, what: str) -> str:
+    """Status of a section made of per-condition blocks.
+
+    When some blocks failed but others are usable, the subject still has results:
+    the section is a warning naming the failed blocks; when all failed, it failed.
+    ``failed`` holds the names of failed blocks, ``other`` the non-ok statuses of
+    the rest.
+    """
+    if failed and len(failed) < n_blocks:
+        res.warnings.append(f"{len(failed)} of {n_blocks} {what} failed: {', '.join(failed)}")
+        return worst_status([*other, "warning"])
+    return worst_status(other + ["failed"] * len(failed))
+
+
 def _sec_evokeds(ctx: _Ctx) -> _Result:
     res = _Result()
     conds = list(ctx.inputs.get("evokeds", {}))
     if not conds:
         raise MissingInput("no evoked files were given")
-    parts, statuses = [], []
+    parts, statuses, failed = [], [], []
     for cond in conds:
         try:
             ds = _get(ctx, ("evoked", cond))
@@ -690,12 +711,12 @@ def _sec_evokeds(ctx: _Ctx) -> _Result:
             statuses.append("missing")
             parts.append(notice("missing", f"evoked {cond}", str(err)))
         except StepFailed as err:
-            statuses.append("failed")
+            failed.append(str(cond))
             parts.append(notice("failed", f"evoked {cond}", str(err)))
         except Exception as err:  # noqa: BLE001 - shown in the report
-            statuses.append("failed")
+            failed.append(str(cond))
             parts.append(notice("failed", f"evoked {cond}", f"{type(err).__name__}: {err}"))
-    res.status = worst_status(statuses)
+    res.status = _blocks_status(res, failed, statuses, len(conds), "evoked responses")
     res.body = "\n".join(parts)
     return res
 
@@ -759,7 +780,7 @@ def _sec_stcs(ctx: _Ctx) -> _Result:
     stcs = ctx.inputs.get("stcs", {})
     if not stcs:
         raise MissingInput("no source-estimate files were given")
-    parts, statuses, rows = [], [], []
+    parts, statuses, rows, failed = [], [], [], []
     ctx.summary["peak_snr"] = {}
     ctx.summary["loc_error_true_mm"] = {}
     for cond, method in stcs:
@@ -837,10 +858,10 @@ def _sec_stcs(ctx: _Ctx) -> _Result:
             statuses.append("missing")
             parts.append(notice("missing", f"source estimate {cond}/{method}", str(err)))
         except StepFailed as err:
-            statuses.append("failed")
+            failed.append(f"{cond}/{method}")
             parts.append(notice("failed", f"source estimate {cond}/{method}", str(err)))
         except Exception as err:  # noqa: BLE001
-            statuses.append("failed")
+            failed.append(f"{cond}/{method}")
             parts.append(
                 notice(
                     "failed", f"source estimate {cond}/{method}", f"{type(err).__name__}: {err}"
@@ -859,7 +880,7 @@ def _sec_stcs(ctx: _Ctx) -> _Result:
         ],
         rows,
     )
-    res.status = worst_status(statuses)
+    res.status = _blocks_status(res, failed, statuses, len(stcs), "source estimates")
     res.body = head + "\n" + "\n".join(parts)
     return res
 
