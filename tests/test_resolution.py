@@ -509,7 +509,7 @@ def test_make_resolution_matrix_parity(mne_model, method, fixed, depth):
     R_sq = _rectify_resolution_matrix(R_mne)
     for name in ("psf_peak_err", "psf_sd_ext", "ctf_cog_err", "ctf_peak_amp"):
         exp = _expected(R_sq, mne_model, name)
-        np.testing.assert_allclose(ds[name].values, exp, rtol=1e-5, atol=1e-9, err_msg=name)
+        np.testing.assert_allclose(ds[name].values, exp, rtol=RTOL, atol=1e-9, err_msg=name)
 
 
 @pytest.mark.parity
