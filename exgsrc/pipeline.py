@@ -271,12 +271,22 @@ def lambda2_from(inverse_cfg: Mapping) -> float:
     return 1.0 / snr**2
 
 
-def _recordings(bids_root, subject, task):
+def _recordings(bids_root, subject, task, selection=None):
+    """Recordings of one subject's task, restricted to ``selection`` (session, runs)."""
     from .io.bids import discover
 
-    recs = discover(bids_root, subjects=[subject], task=task)
+    sel = dict(selection or {})
+    session, runs = sel.get("session"), sel.get("runs")
+    recs = discover(
+        bids_root,
+        subjects=[subject],
+        task=task,
+        sessions=None if session is None else [session],
+        runs=runs,
+    )
     if not recs:
-        raise ValueError(f"{bids_root}: no recording for sub-{subject} task-{task}")
+        what = "".join(f" {k}-{v}" for k, v in (("ses", session), ("run", runs)) if v)
+        raise ValueError(f"{bids_root}: no recording for sub-{subject} task-{task}{what}")
     return recs
 
 
@@ -426,7 +436,12 @@ def step_montage(ctx: StepContext) -> None:
 
     from .io.bids import read_montage, read_recording
 
-    rec = _recordings(ctx.params.bids_root, ctx.wildcards.subject, ctx.params.task)[0]
+    rec = _recordings(
+        ctx.params.bids_root,
+        ctx.wildcards.subject,
+        ctx.params.task,
+        getattr(ctx.params, "selection", None),
+    )[0]
     raw = read_recording(rec)
     eeg_good = [
         n
@@ -614,7 +629,9 @@ def step_epochs(ctx: StepContext) -> None:
     used = _used_channels(mont)
     parts = []
     warnings = []
-    for rec in _recordings(p.bids_root, ctx.wildcards.subject, p.task):
+    for rec in _recordings(
+        p.bids_root, ctx.wildcards.subject, p.task, getattr(p, "selection", None)
+    ):
         raw = read_recording(rec)
         missing = [n for n in used if n not in raw.ch_names]
         if missing:
@@ -730,7 +747,7 @@ def prepare_continuous(raw, filter_cfg=None):
     return set_average_reference(raw)
 
 
-def read_noise_recording(bids_root, subject, task, ch_names, filter_cfg=None):
+def read_noise_recording(bids_root, subject, task, ch_names, filter_cfg=None, session=None):
     """A subject's noise recording(s) prepared as the epochs: channels, filter, reference.
 
     Every recording of ``task`` for the subject (all sessions/runs, found as
@@ -749,6 +766,9 @@ def read_noise_recording(bids_root, subject, task, ch_names, filter_cfg=None):
         Channels to keep, in order.
     filter_cfg : mapping | None
         ``{"l_freq": ..., "h_freq": ...}`` as the workflow's ``filter`` section.
+    session : str | None
+        Session label of the main task's recordings: the noise recording is taken
+        from the same session (same cap placement). None: any session.
 
     Returns
     -------
@@ -768,7 +788,12 @@ def read_noise_recording(bids_root, subject, task, ch_names, filter_cfg=None):
     from .io.bids import BidsError, discover, read_recording
 
     try:
-        recs = discover(bids_root, subjects=[subject], task=task)
+        recs = discover(
+            bids_root,
+            subjects=[subject],
+            task=task,
+            sessions=None if session is None else [session],
+        )
     except BidsError as exc:
         recs, why = [], f" ({exc})"
     else:
@@ -839,6 +864,7 @@ def step_noise_cov(ctx: StepContext) -> None:
             noise_task,
             _used_channels(mont),
             ctx.params.filter,
+            session=(getattr(ctx.params, "selection", None) or {}).get("session"),
         )
         cov = baseline_covariance(raw, method=cfg["method"])
         extra = dict(

@@ -365,3 +365,71 @@ def test_montage_fallback_when_no_electrodes_file(bids, tmp_path):
     )
     assert store.is_failed(failed)
     assert "no electrodes.tsv" in store.open_dataset(failed).attrs["exgsrc_error"]
+
+
+@pytest.fixture(scope="module")
+def sessions_bids(bids, tmp_path_factory):
+    """sub-01 with two sessions of task-demo; session 2 has runs 1 and 2."""
+    root = tmp_path_factory.mktemp("sessions") / "bids"
+    shutil.copytree(bids, root)
+    flat = root / f"sub-{SUB}" / "eeg"
+    files = [p for p in flat.iterdir() if "task-demo" in p.name or "electrodes" in p.name]
+    files += [p for p in flat.iterdir() if "coordsystem" in p.name]
+    layout = {"1": [None], "2": ["1", "2"]}
+    for ses, runs in layout.items():
+        d = root / f"sub-{SUB}" / f"ses-{ses}" / "eeg"
+        d.mkdir(parents=True)
+        for p in files:
+            for run in runs if "task-demo" in p.name else [None]:
+                name = p.name.replace(f"sub-{SUB}_", f"sub-{SUB}_ses-{ses}_")
+                if run is not None:
+                    name = name.replace("_task-demo_", f"_task-demo_run-{run}_")
+                shutil.copy(p, d / name)
+    shutil.rmtree(flat)
+    return root
+
+
+def _dry_run(tmp_path, root, **cfg):
+    path = tmp_path / "cfg.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {"bids_root": str(root), "output": str(tmp_path / "results"), "task": "demo", **cfg}
+        )
+    )
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory"]
+    cmd += [str(tmp_path), "--configfile", str(path), "-n", "--cores", "1"]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+
+
+def _rule_block(text, rule):
+    block = text[text.index(f"rule {rule}:") :].splitlines()
+    end = next(i for i, ln in enumerate(block[1:], 1) if ln.strip().startswith("jobid:"))
+    return "\n".join(block[:end])
+
+
+def test_session_and_run_selection(sessions_bids, tmp_path):
+    from exgsrc.pipeline import _recordings
+
+    # two sessions and no choice: stop, naming them
+    res = _dry_run(tmp_path, sessions_bids)
+    assert res.returncode != 0
+    assert "sessions ['1', '2']" in res.stdout + res.stderr
+    # session 2 (an integer in YAML), both runs: the epochs read exactly those files
+    res = _dry_run(tmp_path, sessions_bids, session=2)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    block = _rule_block(res.stdout + res.stderr, "epochs")
+    assert "ses-2_task-demo_run-1_eeg.edf" in block and "run-2_eeg.edf" in block
+    assert "ses-1" not in block
+    # runs: [2] keeps run 2 only
+    res = _dry_run(tmp_path, sessions_bids, session="2", runs=[2])
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    block = _rule_block(res.stdout + res.stderr, "epochs")
+    assert "run-2_eeg.edf" in block and "run-1_eeg.edf" not in block
+    # a session the subject does not have: an error naming the selection
+    res = _dry_run(tmp_path, sessions_bids, session="3")
+    assert res.returncode != 0 and "session '3'" in res.stdout + res.stderr
+    # the steps read the same recordings the rules list
+    recs = _recordings(sessions_bids, SUB, "demo", {"session": "2", "runs": ["2"]})
+    assert [(r.session, r.run) for r in recs] == [("2", "2")]
+    recs = _recordings(sessions_bids, SUB, "demo", {"session": "1", "runs": None})
+    assert [(r.session, r.run) for r in recs] == [("1", None)]

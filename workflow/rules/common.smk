@@ -62,13 +62,40 @@ def _discover_subjects():
     return wanted
 
 
-def _eeg_files(subject):
-    """Raw EEG files of one subject (any session/run), for the configured task."""
+def _label(value):
+    """A config label as text ("ses-2" -> "2"); integers stay numeric for matching."""
+    return value if isinstance(value, int) else str(value).split("-", 1)[-1]
+
+
+def _same_label(found, wanted):
+    """BIDS label match; YAML reads 01 as 1, so integers match numerically."""
+    if isinstance(wanted, int):
+        return found is not None and found.isdigit() and int(found) == wanted
+    return found == wanted
+
+
+def _entity(path, key):
+    m = re.search(rf"_{key}-([A-Za-z0-9]+)", os.path.basename(path))
+    return m.group(1) if m else None
+
+
+SESSION = None if config["session"] is None else _label(config["session"])
+RUNS = None if config["runs"] == "all" else [_label(r) for r in config["runs"]]
+
+
+def _eeg_files(subject, session=True):
+    """Raw EEG files of one subject for the configured session and runs (any task).
+
+    ``session=False`` lists every session (to report what exists).
+    """
     pats = [f"sub-{subject}/eeg/*_eeg.*", f"sub-{subject}/ses-*/eeg/*_eeg.*"]
     files = []
     for pat in pats:
         files += glob.glob(str(BIDS_ROOT / pat))
-    return sorted(f for f in files if re.search(r"\.(edf|bdf|set|vhdr)$", f))
+    files = [f for f in files if re.search(r"\.(edf|bdf|set|vhdr)$", f)]
+    if session and SESSION is not None:
+        files = [f for f in files if _same_label(_entity(f, "ses"), SESSION)]
+    return sorted(files)
 
 
 def _discover_task(subjects):
@@ -89,8 +116,46 @@ def _discover_task(subjects):
 
 
 def _task_files(subject, task=None):
+    """Recordings of ``task`` (default: the main task; runs filtered for the main task only)."""
+    main = task is None or task == TASK
     task = TASK if task is None else task
-    return [f for f in _eeg_files(subject) if f"_task-{task}_" in os.path.basename(f)]
+    files = [f for f in _eeg_files(subject) if f"_task-{task}_" in os.path.basename(f)]
+    if main and RUNS is not None:
+        files = [f for f in files if any(_same_label(_entity(f, "run"), r) for r in RUNS)]
+    return files
+
+
+def recording_selection(wildcards):
+    """Session and run labels (as spelled in the files) of one subject's main-task recordings.
+
+    Passed to the steps that read recordings (``exgsrc.pipeline`` discovers with them), so
+    the files read are exactly the rule's inputs.
+    """
+    if IS_DEMO:
+        return {"session": None, "runs": None}
+    files = _task_files(wildcards.subject)
+    sessions = sorted({_entity(f, "ses") for f in files} - {None})
+    runs = sorted({_entity(f, "run") for f in files} - {None}) if RUNS is not None else None
+    return {"session": sessions[0] if sessions else None, "runs": runs}
+
+
+def _check_sessions(subjects):
+    """One session per subject: stop with the sessions found when the choice is ambiguous."""
+    for s in subjects:
+        found = sorted(
+            {
+                _entity(f, "ses")
+                for f in _eeg_files(s, session=False)
+                if f"_task-{TASK}_" in os.path.basename(f)
+            }
+            - {None}
+        )
+        if SESSION is None and len(found) > 1:
+            _bids_error(
+                f"sub-{s} has sessions {found} of task {TASK!r}: set config 'session' to one "
+                "of them (each session is a separate cap placement; run the workflow once per "
+                "session, with its own 'output')"
+            )
 
 
 def _discover_conditions(subjects):
@@ -123,9 +188,15 @@ def _discover_conditions(subjects):
 SUBJECTS = _discover_subjects()
 TASK = _discover_task(SUBJECTS)
 if not IS_DEMO:
+    _check_sessions(SUBJECTS)
     _empty = [s for s in SUBJECTS if not _task_files(s)]
     if _empty:
-        _bids_error(f"no EEG recording for task {TASK!r} in: {', '.join('sub-' + s for s in _empty)}")
+        _sel = "".join(
+            f", {k} {v!r}" for k, v in (("session", SESSION), ("runs", RUNS)) if v is not None
+        )
+        _bids_error(
+            f"no EEG recording for task {TASK!r}{_sel} in: {', '.join('sub-' + s for s in _empty)}"
+        )
 if NOISE_TASK is not None:
     if IS_DEMO:
         raise ValueError(

@@ -9,6 +9,7 @@ rule montage:
     params:
         bids_root=str(BIDS_ROOT),
         task=TASK,
+        selection=recording_selection,
         fallback=config["montage"]["fallback"],
     log:
         log_path("montage"),

@@ -12,6 +12,7 @@ rule epochs:
     params:
         bids_root=str(BIDS_ROOT),
         task=TASK,
+        selection=recording_selection,
         conditions=CONDITIONS,
         filter=config["filter"],
         epochs=config["epochs"],
@@ -32,6 +33,7 @@ rule noise_cov:
     params:
         covariance=config["covariance"],
         bids_root=str(BIDS_ROOT),
+        selection=recording_selection,
         filter=config["filter"] if NOISE_TASK else None,
     log:
         log_path("noise_cov"),
