@@ -1092,8 +1092,8 @@ def step_resolution(ctx: StepContext) -> None:
             progress=_progress_logger(f"resolution {method}"),
         )
         log.info("resolution %s: done in %.1f s", method, time.perf_counter() - t0)
-        parts.append(ds.expand_dims(method=[method]))
-    out = xr.concat(parts, dim="method", combine_attrs="drop_conflicts")
+        parts.append(ds.expand_dims(inverse_method=[method]))
+    out = xr.concat(parts, dim="inverse_method", combine_attrs="drop_conflicts")
     for name in out.data_vars:
         out[name].attrs = dict(parts[0][name].attrs)
     out.attrs = {k: v for k, v in parts[0].attrs.items() if k != "method"}
@@ -1265,7 +1265,7 @@ def step_qc_table(ctx: StepContext) -> None:
         for f in res_files:
             ok, _ = _read_status(f)
             if ok:
-                res_methods = [str(m) for m in open_dataset(f)["method"].values]
+                res_methods = [str(m) for m in open_dataset(f)["inverse_method"].values]
                 break
     header += [f"psf_peak_err_mm_median_{m}" for m in res_methods]
     if truth:
@@ -1327,9 +1327,8 @@ def step_qc_table(ctx: StepContext) -> None:
         if "resolution" in loaded:
             r = loaded["resolution"]
             for m in res_methods:
-                if "psf_peak_err" in r and m in r["method"].values:
-                    # .sel(method=...) would be read as the selection *method* keyword
-                    v = float(np.median(r["psf_peak_err"].sel({"method": m}).values)) * 1000
+                if "psf_peak_err" in r and m in r["inverse_method"].values:
+                    v = float(np.median(r["psf_peak_err"].sel(inverse_method=m).values)) * 1000
                     row[f"psf_peak_err_mm_median_{m}"] = f"{v:.2f}"
         if truth and sub in truth["subjects"]:
             k = 0

@@ -172,11 +172,11 @@ def _synthetic(
         ("ctf_peak_amp", 1.0),
     ]:
         res_vars[name] = (
-            ("method", "source"),
+            ("inverse_method", "source"),
             rng.gamma(2.0, scale / 2, (len(meths), n_src)),
             {"units": "m" if "amp" not in name else "1"},
         )
-    resolution = xr.Dataset(res_vars, coords={**src_coords, "method": meths})
+    resolution = xr.Dataset(res_vars, coords={**src_coords, "inverse_method": meths})
     return dict(
         montage=montage,
         fwd=fwd,

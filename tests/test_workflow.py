@@ -140,8 +140,9 @@ def test_outputs_dims_coords_attrs(run):
     assert set(epo["condition"].values) == {"auditory", "visual"}
     assert epo.sizes["epoch"] < 80  # the simulated blink epochs were rejected
     res = xr.open_dataset(_sub(run, "01", "resolution.nc"))
-    assert list(res["method"].values) == ["sLORETA", "eLORETA"]
-    assert res["psf_peak_err"].dims == ("method", "source")
+    assert list(res["inverse_method"].values) == ["sLORETA", "eLORETA"]
+    assert res["psf_peak_err"].dims == ("inverse_method", "source")
+    assert res["psf_peak_err"].sel(inverse_method="eLORETA").shape == (642,)
     snr = xr.open_dataset(_sub(run, "01", "snr.nc"))
     assert snr["snr"].dims == ("condition", "time")
     ga = xr.open_dataset(
@@ -157,6 +158,29 @@ def test_outputs_dims_coords_attrs(run):
         assert float(qc[0][f"psf_peak_err_mm_median_{m}"]) == pytest.approx(med, abs=0.01)
     assert (run / "results" / "logs" / "forward" / "sub-01.log").is_file()
     assert (run / "results" / "benchmarks" / "forward" / "sub-01.tsv").is_file()
+
+
+def test_open_source_estimates_stacks_the_cohort(run):
+    from exgsrc.store import open_source_estimates
+
+    ds = open_source_estimates(run / "results")
+    assert ds["stc"].dims == ("subject", "condition", "inverse_method", "source", "time")
+    assert list(ds["subject"].values) == ["01", "02"]
+    assert set(ds["inverse_method"].values) == {"sLORETA", "eLORETA"}
+    units = dict(zip(ds["inverse_method"].values, ds["units"].values, strict=True))
+    assert units["eLORETA"] == "A·m"
+    assert (ds["status"].values == "ok").all()
+    one = xr.open_dataset(_sub(run, "02", "cond-visual_desc-eLORETA_stc.nc"))
+    got = ds["stc"].sel(subject="02", condition="visual", inverse_method="eLORETA")
+    np.testing.assert_array_equal(got.values, one["stc"].values)
+    np.testing.assert_array_equal(ds["pos"].sel(subject="02").values[:, 2], one["z"].values)
+    ga = xr.open_dataset(
+        run / "results" / "group" / "task-demo_cond-visual_desc-sLORETA_grandavg.nc"
+    )
+    mean = ds["stc"].sel(condition="visual", inverse_method="sLORETA").mean("subject")
+    np.testing.assert_allclose(mean.values, ga["stc"].values, rtol=1e-12)
+    sub = open_source_estimates(run / "results", subjects=["01"], methods=["sLORETA"])
+    assert sub.sizes["subject"] == 1 and sub.sizes["inverse_method"] == 1
 
 
 def test_demo_localisation_error_within_15mm(run):
@@ -320,6 +344,13 @@ def test_failing_subject_is_recorded_and_cohort_proceeds(run):
     np.testing.assert_allclose(ga["stc"].values, s1["stc"].values)
     fwd2 = xr.open_dataset(_sub(run, "02", "fwd.nc"))
     assert fwd2.attrs["exgsrc_status"] == "failed"
+    from exgsrc.store import open_source_estimates
+
+    cohort = open_source_estimates(run / "results")
+    status = cohort["status"].sel(subject="02").values
+    assert all(str(v).startswith("failed") for v in status.ravel())
+    assert np.isnan(cohort["stc"].sel(subject="02").values).all()
+    assert np.isfinite(cohort["stc"].sel(subject="01").values).all()
 
 
 @pytest.mark.slow

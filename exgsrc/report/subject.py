@@ -901,16 +901,16 @@ def _resolution_by_method(ds) -> dict:
     present = [m for m in _RES_METRICS if m in ds.data_vars]
     if not present:
         raise ValueError(f"resolution file has none of {list(_RES_METRICS)}")
-    if "method" in ds.dims:
-        methods = [str(m) for m in ds["method"].values]
+    if "inverse_method" in ds.dims:
+        methods = [str(m) for m in ds["inverse_method"].values]
     else:
         methods = [str(attr_json(ds, "method", default="method"))]
     for i, meth in enumerate(methods):
         out[meth] = {}
         for m in present:
             da = ds[m]
-            if "method" in da.dims:
-                da = da.isel(method=i)
+            if "inverse_method" in da.dims:
+                da = da.isel(inverse_method=i)
             scale = _RES_METRICS[m][2]
             if m.endswith(("_err", "_ext")) and da.attrs.get("units") == "mm":
                 scale = 1.0
