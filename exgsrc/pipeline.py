@@ -632,11 +632,24 @@ def step_epochs(ctx: StepContext) -> None:
     for rec in _recordings(
         p.bids_root, ctx.wildcards.subject, p.task, getattr(p, "selection", None)
     ):
+        t0 = time.perf_counter()
         raw = read_recording(rec)
+        log.info(
+            "read %s: %d channels, %.1f s at %g Hz (%.1f s)",
+            rec.data_path.name,
+            len(raw.ch_names),
+            raw.data.shape[1] / raw.sfreq,
+            raw.sfreq,
+            time.perf_counter() - t0,
+        )
         missing = [n for n in used if n not in raw.ch_names]
         if missing:
             raise ValueError(f"{rec.data_path}: channels {missing} of the montage are missing")
+        t0 = time.perf_counter()
         raw = prepare_continuous(raw.pick_channels(used), p.filter)
+        log.info(
+            "filtered and re-referenced %d channels (%.1f s)", len(used), time.perf_counter() - t0
+        )
         ev = read_events(rec, sfreq=raw.sfreq)
         base = p.epochs["baseline"]
         ep = make_epochs(
@@ -651,6 +664,7 @@ def step_epochs(ctx: StepContext) -> None:
         )
         warnings += list(raw.warnings) + list(ev.meta.get("warnings", []))
         warnings += list(ep.meta.get("warnings", []))
+        log.info("%s: %d of %d epochs kept", rec.data_path.name, ep.n_epochs, len(ep.drop_log))
         parts.append((rec, ep))
     ep0 = parts[0][1]
     data = np.concatenate([ep.data for _, ep in parts])
