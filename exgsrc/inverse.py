@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._system import available_cpus
 from .linalg import (
     average_reference_projector,
     eigh_whitening,
@@ -152,16 +153,6 @@ class InverseOperator:
         return whitener_from_eig(self.noise_eig, self.noise_eigvec)
 
 
-def _n_cpus() -> int:
-    """CPUs this process may run on (affinity-aware)."""
-    import os
-
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover (not Linux)
-        return max(1, os.cpu_count() or 1)
-
-
 @dataclass(frozen=True)
 class PreparedInverse:
     """An inverse operator reduced to one imaging kernel.
@@ -261,7 +252,7 @@ class PreparedInverse:
         item = self.kernel.dtype.itemsize
         block = int(min(n_t, max(512, (8 << 20) // (item * 3 * max(n_src, 1)))))
         starts = list(range(0, n_t, block))
-        n_workers = min(_n_cpus(), len(starts))
+        n_workers = min(available_cpus(), len(starts))
         bufs = [np.empty((3 * n_src, block), dtype=self.kernel.dtype) for _ in range(n_workers)]
         kcm = self._kernel_cm
 

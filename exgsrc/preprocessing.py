@@ -40,6 +40,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from ._system import available_cpus
+
 __all__ = [
     "Raw",
     "Epochs",
@@ -464,6 +466,9 @@ class _OverlapAdd:
         # ~8 MB of blocks per FFT call: stays in cache
         self.batch = max(1, min(self.n_seg, int(2**20 // self.n_fft)))
         self.blocks = np.zeros((self.batch, self.n_fft))
+        # the FFTs of a batch of blocks run on every core (pocketfft threads split the
+        # batch; each transform is computed exactly as on one thread)
+        self.workers = available_cpus()
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """Convolve one signal ``x (n,)``; returns a view ``(n + n_h - 1,)`` of the buffer."""
@@ -484,9 +489,9 @@ class _OverlapAdd:
             if n_full < nb:
                 flat[n_full] = 0.0
                 flat[n_full, : hi - lo - n_full * seg] = x[lo + n_full * seg : hi]
-            spec = fft.rfft(blk, axis=-1)
+            spec = fft.rfft(blk, axis=-1, workers=self.workers)
             spec *= self.H
-            y = fft.irfft(spec, self.n_fft, axis=-1)
+            y = fft.irfft(spec, self.n_fft, axis=-1, workers=self.workers)
             view[b0 : b0 + nb] += y[:, :seg]
             view[b0 + 1 : b0 + nb + 1, :tail] += y[:, seg:]
         return self.out[: n + self.n_h - 1]
