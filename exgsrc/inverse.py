@@ -689,8 +689,18 @@ def make_inverse_operator(
 
 
 def _svd(a: np.ndarray):
+    """Economy SVD ``a = u @ diag(s) @ vt``.
+
+    The gains here are wide (channels x 3 sources): LAPACK is ~2.5x faster on the
+    tall transpose (64 x 1926: 7.5 vs 20 ms), and ``a.T = vt.T s u.T`` gives the
+    same factors (each singular pair's sign may flip together, which no product
+    ``u_i s_i v_i`` and no kernel built from them can see).
+    """
     from scipy import linalg
 
+    if a.shape[0] < a.shape[1]:
+        v, s, ut = _svd(np.ascontiguousarray(a.T))
+        return ut.T, s, v.T
     try:
         return linalg.svd(a, full_matrices=False, lapack_driver="gesdd")
     except np.linalg.LinAlgError:  # pragma: no cover - gesdd rarely fails
