@@ -14,7 +14,17 @@ from snakemake.utils import min_version, validate
 min_version("8.0")
 
 
-configfile: "config/config.yaml"
+# The working directory's config/config.yaml (the catalog's convention), else the
+# defaults shipped beside this Snakefile (snakemake -s <checkout>/Snakefile --directory
+# <elsewhere>); --configfile and --config extend either.
+_DEFAULT_CONFIG = (
+    "config/config.yaml"
+    if os.path.exists("config/config.yaml")
+    else os.path.join(workflow.basedir, "config", "config.yaml")
+)
+
+
+configfile: _DEFAULT_CONFIG
 
 
 include: "workflow/rules/common.smk"
@@ -26,9 +36,7 @@ include: "workflow/rules/resolution.smk"
 include: "workflow/rules/cohort.smk"
 
 
-if os.path.exists(os.path.join(workflow.basedir, "workflow/rules/report.smk")):
-
-    include: "workflow/rules/report.smk"
+include: "workflow/rules/report.smk"
 
 
 # cheap steps: run in the main process on clusters (see workflow/profiles/slurm)

@@ -85,6 +85,20 @@ def test_dry_run_dag(tmp_path):
     assert counts["total"] == sum(v for k, v in counts.items() if k != "total")
 
 
+def test_shipped_defaults_when_run_from_another_directory(tmp_path):
+    """`snakemake -s <checkout>/Snakefile --directory <elsewhere>` uses the shipped config."""
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--directory", str(tmp_path)]
+    cmd += ["-n", "--quiet", "rules"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    counts = {}
+    for line in res.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            counts[parts[0]] = int(parts[1])
+    assert counts["demo_bids"] == 1 and counts["forward"] == 6  # the 6-subject demo
+
+
 def test_config_rejects_unknown_and_wrong_type(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(TINY.read_text() + "\ninvrse:\n  snr: 3\n")
