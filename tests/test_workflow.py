@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -286,15 +287,35 @@ def test_killed_run_resumes_to_same_files(run):
         "--configfile",
         str(TINY),
     ]
-    proc = subprocess.Popen(cmd, cwd=run, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        cmd,
+        cwd=run,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its own process group: a hard kill takes the jobs too
+    )
     deadline = time.time() + 120
     while time.time() < deadline and not list((run / "results" / "sub-02").rglob("*_stc.nc")):
         time.sleep(0.1)
     proc.send_signal(signal.SIGTERM)  # like `kill`
-    proc.wait(timeout=60)
+    try:
+        proc.wait(timeout=30)
+        hard_kill = False
+    except subprocess.TimeoutExpired:
+        # Snakemake's own shutdown occasionally hangs (seen once in ~10 runs on a loaded
+        # machine). What a user, or a crashed node, does then: kill -9, which leaves
+        # Snakemake's lock behind, so the documented `--unlock` comes first.
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        hard_kill = True
+        snakemake(run, "--unlock")
     n_done = len(list((run / "results" / "sub-02").rglob("*_stc.nc")))
     assert n_done < 4, "the run was not interrupted"
-    assert not list((run / "results").rglob(".*.tmp")), "partial files left behind"
+    if not hard_kill:  # a clean interruption removes its temporaries
+        assert not list((run / "results").rglob(".*.tmp")), "partial files left behind"
+    # nothing that looks complete is partial: every finished file opens
+    for p in (run / "results").rglob("*.nc"):
+        xr.open_dataset(p).close()
     snakemake(run, "--rerun-incomplete")
     after = _data_fingerprint(run)
     assert after.keys() == before.keys()
