@@ -436,19 +436,15 @@ def step_montage(ctx: StepContext) -> None:
 
     from .io.bids import read_montage, read_recording
 
-    rec = _recordings(
-        ctx.params.bids_root,
-        ctx.wildcards.subject,
-        ctx.params.task,
-        getattr(ctx.params, "selection", None),
-    )[0]
+    p = ctx.params
+    rec = _recordings(p.bids_root, ctx.wildcards.subject, p.task, p.selection)[0]
     raw = read_recording(rec)
     eeg_good = [
         n
         for n, t in zip(raw.ch_names, raw.ch_types, strict=True)
         if t == "eeg" and n not in raw.bads
     ]
-    mont = read_montage(rec, ch_names=eeg_good, fallback=ctx.params.fallback)
+    mont = read_montage(rec, ch_names=eeg_good, fallback=p.fallback)
     lut = dict(zip(mont.ch_names, mont.pos, strict=True))
     pos = np.array([lut.get(n, (np.nan,) * 3) for n in raw.ch_names], float).reshape(-1, 3)
     used = np.array([n in lut for n in raw.ch_names], bool)
@@ -629,9 +625,7 @@ def step_epochs(ctx: StepContext) -> None:
     used = _used_channels(mont)
     parts = []
     warnings = []
-    for rec in _recordings(
-        p.bids_root, ctx.wildcards.subject, p.task, getattr(p, "selection", None)
-    ):
+    for rec in _recordings(p.bids_root, ctx.wildcards.subject, p.task, p.selection):
         t0 = time.perf_counter()
         raw = read_recording(rec)
         log.info(
@@ -799,24 +793,15 @@ def read_noise_recording(bids_root, subject, task, ch_names, filter_cfg=None, se
 
     import numpy as np
 
-    from .io.bids import BidsError, discover, read_recording
+    from .io.bids import read_recording
 
     try:
-        recs = discover(
-            bids_root,
-            subjects=[subject],
-            task=task,
-            sessions=None if session is None else [session],
-        )
-    except BidsError as exc:
-        recs, why = [], f" ({exc})"
-    else:
-        why = ""
-    if not recs:
+        recs = _recordings(bids_root, subject, task, {"session": session})
+    except ValueError as exc:  # BidsError is a ValueError too
         raise ValueError(
             f"config covariance.noise_task={task!r}: no noise recording of sub-{subject} "
-            f"for task {task!r} in {bids_root}{why}"
-        )
+            f"for task {task!r} in {bids_root} ({exc})"
+        ) from exc
     names = list(ch_names)
     parts, warnings = [], []
     for rec in recs:
@@ -878,7 +863,7 @@ def step_noise_cov(ctx: StepContext) -> None:
             noise_task,
             _used_channels(mont),
             ctx.params.filter,
-            session=(getattr(ctx.params, "selection", None) or {}).get("session"),
+            session=(ctx.params.selection or {}).get("session"),
         )
         cov = baseline_covariance(raw, method=cfg["method"])
         extra = dict(
@@ -1023,11 +1008,11 @@ def step_snr(ctx: StepContext) -> None:
     times = None
     skipped = {}
     for path in _flatten(ctx.input.evoked):
-        ok, why = _read_status(path)
-        if not ok:  # one condition's failure (e.g. absent) leaves the others' SNR
-            skipped[Path(path).name] = why
+        try:
+            ev = load_evoked(path)
+        except UpstreamFailed as exc:  # one condition's failure (e.g. absent) spares the rest
+            skipped[Path(path).name] = str(exc)
             continue
-        ev = load_evoked(path)
         snr, est = estimate_snr(ev.data, inv, nave=ev.nave, ch_names=list(ev.ch_names))
         snrs.append(snr)
         ests.append(est)
@@ -1076,7 +1061,7 @@ def _progress_logger(what: str, every: float = 0.1):
 
 
 def step_resolution(ctx: StepContext) -> None:
-    """PSF/CTF resolution metrics per method, stacked on ``method`` (``resolution.nc``).
+    """PSF/CTF resolution metrics per method, stacked on ``inverse_method`` (``resolution.nc``).
 
     Parameters
     ----------

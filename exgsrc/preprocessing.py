@@ -497,22 +497,6 @@ class _OverlapAdd:
         return self.out[: n + self.n_h - 1]
 
 
-def _overlap_add(x: np.ndarray, h: np.ndarray) -> np.ndarray:
-    """Full linear convolution of each row of ``x`` with ``h`` by FFT overlap-add.
-
-    Parameters
-    ----------
-    x : ndarray, shape (n_rows, n)
-    h : ndarray, shape (n_h,)
-
-    Returns
-    -------
-    y : ndarray, shape (n_rows, n + n_h - 1)
-    """
-    conv = _OverlapAdd(h, x.shape[1])
-    return np.stack([conv(row).copy() for row in x])
-
-
 def _reflect_limited_pad(x: np.ndarray, n_pad, out: np.ndarray | None = None) -> np.ndarray:
     """Odd reflection about the edge samples (``2 * x[0] - x[k]``), zero-filled past the data.
 

@@ -46,7 +46,7 @@ def _run(step, inputs, output, params, on_error="raise"):
     sm = SimpleNamespace(
         input=_Named(**inputs),
         output=[str(output)],
-        params=SimpleNamespace(**params),
+        params=SimpleNamespace(**{"selection": None, **params}),  # as the rules pass it
         wildcards=_Named(subject=SUB),
         config={"on_error": on_error, "precision": "float64"},
         rule=step.__name__.removeprefix("step_"),
