@@ -141,6 +141,8 @@ def recording_selection(wildcards):
 
 def _check_sessions(subjects):
     """One session per subject: stop with the sessions found when the choice is ambiguous."""
+    if SESSION is not None:
+        return
     for s in subjects:
         found = sorted(
             {
@@ -150,7 +152,7 @@ def _check_sessions(subjects):
             }
             - {None}
         )
-        if SESSION is None and len(found) > 1:
+        if len(found) > 1:
             _bids_error(
                 f"sub-{s} has sessions {found} of task {TASK!r}: set config 'session' to one "
                 "of them (each session is a separate cap placement; run the workflow once per "
