@@ -52,6 +52,16 @@ def snakemake(workdir, *args, configfile=TINY, check=True, timeout=300):
     return res
 
 
+def _rule_counts(stdout):
+    """{rule: number of jobs} from `snakemake -n --quiet rules` output."""
+    counts = {}
+    for line in stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            counts[parts[0]] = int(parts[1])
+    return counts
+
+
 def _tsv(path):
     with open(path, newline="") as fh:
         return list(csv.DictReader(fh, delimiter="\t"))
@@ -70,11 +80,7 @@ def _sub(wd, sub, suffix):
 
 def test_dry_run_dag(tmp_path):
     res = snakemake(tmp_path, "-n", "--quiet", "rules")
-    counts = {}
-    for line in res.stdout.splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[1].isdigit():
-            counts[parts[0]] = int(parts[1])
+    counts = _rule_counts(res.stdout)
     assert counts["demo_bids"] == 1
     for rule in ("montage", "head_model", "source_space", "forward", "epochs", "noise_cov"):
         assert counts[rule] == 2, rule  # once per subject, shared by conditions
@@ -92,11 +98,7 @@ def test_shipped_defaults_when_run_from_another_directory(tmp_path):
     cmd += ["-n", "--quiet", "rules"]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
-    counts = {}
-    for line in res.stdout.splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[1].isdigit():
-            counts[parts[0]] = int(parts[1])
+    counts = _rule_counts(res.stdout)
     assert counts["demo_bids"] == 1 and counts["forward"] == 6  # the 6-subject demo
 
 
@@ -257,11 +259,7 @@ def test_parameter_change_reruns_only_downstream(run, tmp_path):
     cmd += ["-n", "--quiet", "rules", "--configfile", str(TINY), str(extra)]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=run)
     assert res.returncode == 0, res.stderr[-3000:]
-    counts = {}
-    for line in res.stdout.splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[1].isdigit():
-            counts[parts[0]] = int(parts[1])
+    counts = _rule_counts(res.stdout)
     assert counts["source_estimate"] == 8 and counts["resolution"] == 2
     upstream = {"demo_bids", "montage", "head_model", "source_space", "forward", "epochs"}
     upstream |= {"noise_cov", "evoked", "inverse_operator", "snr"}
