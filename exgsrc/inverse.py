@@ -248,7 +248,7 @@ class PreparedInverse:
         # time blocks so that the (3 n_src, block) intermediate stays near cache
         # size (~8 MB); at least 512 samples so that per-call BLAS overhead stays
         # small. The sum of squares over the three component slabs is one einsum
-        # pass (~10% faster than square + two adds).
+        # pass instead of square + two adds (one read of the block instead of three).
         item = self.kernel.dtype.itemsize
         block = int(min(n_t, max(512, (8 << 20) // (item * 3 * max(n_src, 1)))))
         starts = list(range(0, n_t, block))
@@ -272,8 +272,8 @@ class PreparedInverse:
             return out
         # Blocks are independent: one thread per core, each with single-threaded
         # BLAS, overlaps the matmul of one block with the (single-threaded) norm
-        # of another; measured 340 -> 240 ms at 64 ch x 642 sources x 60 000
-        # samples on 2 cores. Results are identical (same operations per block).
+        # of another (benchmarks/bench_inverse.py, "sLORETA free" row). Results are
+        # identical: the same operations per block.
         from concurrent.futures import ThreadPoolExecutor
 
         from threadpoolctl import threadpool_limits
@@ -691,8 +691,9 @@ def make_inverse_operator(
 def _svd(a: np.ndarray):
     """Economy SVD ``a = u @ diag(s) @ vt``.
 
-    The gains here are wide (channels x 3 sources): LAPACK is ~2.5x faster on the
-    tall transpose (64 x 1926: 7.5 vs 20 ms), and ``a.T = vt.T s u.T`` gives the
+    The gains here are wide (channels x 3 sources) and LAPACK is faster on the
+    tall transpose (operator construction in benchmarks/bench_inverse.py), and
+    ``a.T = vt.T s u.T`` gives the
     same factors (each singular pair's sign may flip together, which no product
     ``u_i s_i v_i`` and no kernel built from them can see).
     """
