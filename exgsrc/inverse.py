@@ -692,10 +692,9 @@ def _svd(a: np.ndarray):
     """Economy SVD ``a = u @ diag(s) @ vt``.
 
     The gains here are wide (channels x 3 sources) and LAPACK is faster on the
-    tall transpose (operator construction in benchmarks/bench_inverse.py), and
-    ``a.T = vt.T s u.T`` gives the
-    same factors (each singular pair's sign may flip together, which no product
-    ``u_i s_i v_i`` and no kernel built from them can see).
+    tall transpose (operator construction in benchmarks/bench_inverse.py);
+    ``a.T = vt.T s u.T`` gives the same factors (a singular pair's signs may flip
+    together, which no product ``u_i s_i v_i`` and no kernel built from them sees).
     """
     from scipy import linalg
 
