@@ -205,15 +205,29 @@ class PreparedInverse:
             return "vector"
         return "fixed" if self.orientation == "fixed" else "normal"
 
-    _kernel_cm: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
+    _split_kernels: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
-    def __post_init__(self):
-        if self.combine:
-            # component-major copy (all x rows, then y, then z) so that the norm
-            # over orientations works on contiguous slices
-            n_src, n_ch = self.kernel.shape[0] // 3, self.kernel.shape[1]
-            kcm = self.kernel.reshape(n_src, 3, n_ch).transpose(1, 0, 2).reshape(3 * n_src, n_ch)
-            object.__setattr__(self, "_kernel_cm", np.ascontiguousarray(kcm))
+    def _component_major_slabs(self, n_parts: int) -> list[tuple[int, int, np.ndarray]]:
+        """Kernel cut into ``n_parts`` contiguous source ranges, each component-major.
+
+        Each part is ``(first_source, stop_source, rows)`` with ``rows`` of shape
+        ``(3 * n_part_sources, n_channels)``: all x rows, then y, then z, so the
+        norm over orientations reads three contiguous slabs. Cached per
+        ``n_parts`` (the copies together are one kernel's size).
+        """
+        if n_parts not in self._split_kernels:
+            n_src, n_ch = self.n_sources, self.kernel.shape[1]
+            per_source = self.kernel.reshape(n_src, 3, n_ch)
+            bounds = np.linspace(0, n_src, n_parts + 1).astype(int)
+            self._split_kernels[n_parts] = [
+                (
+                    int(a),
+                    int(b),
+                    np.ascontiguousarray(per_source[a:b].transpose(1, 0, 2)).reshape(-1, n_ch),
+                )
+                for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+            ]
+        return self._split_kernels[n_parts]
 
     def apply(self, data: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Apply the kernel to data.
@@ -245,41 +259,44 @@ class PreparedInverse:
         n_src = self.n_sources
         if out is None:
             out = np.empty((n_src, n_t), dtype=self.kernel.dtype)
-        # time blocks so that the (3 n_src, block) intermediate stays near cache
-        # size (~8 MB); at least 512 samples so that per-call BLAS overhead stays
-        # small. The sum of squares over the three component slabs is one einsum
-        # pass instead of square + two adds (one read of the block instead of three).
+        # One worker per core, each owning a contiguous range of sources (rows of
+        # ``out``) and running single-threaded BLAS over cache-sized time blocks:
+        # matmul -> sum of squares of the x/y/z slabs (one einsum pass) into a
+        # small buffer -> sqrt straight into ``out``. Owning whole rows means each
+        # worker first-touches its own half of the freshly allocated output and
+        # the intermediate (3 n_src, n_times) product never exists; this beats
+        # one plain ``kernel @ data`` of the same shape (benchmarks/bench_inverse.py,
+        # "sLORETA free" row). Small problems stay on the calling thread.
+        n_workers = min(available_cpus(), n_src)
+        if 3 * n_src * n_t < 4_000_000:
+            n_workers = 1
+        parts = self._component_major_slabs(n_workers)
         item = self.kernel.dtype.itemsize
-        block = int(min(n_t, max(512, (8 << 20) // (item * 3 * max(n_src, 1)))))
-        starts = list(range(0, n_t, block))
-        n_workers = min(available_cpus(), len(starts))
-        bufs = [np.empty((3 * n_src, block), dtype=self.kernel.dtype) for _ in range(n_workers)]
-        kcm = self._kernel_cm
+        widest = max(stop - first for first, stop, _ in parts)
+        block = int(min(n_t, max(512, (8 << 20) // (item * 3 * widest))))
 
-        def run(worker: int) -> None:
-            buf = bufs[worker]
-            for start in starts[worker::n_workers]:
+        def run(part: tuple[int, int, np.ndarray]) -> None:
+            first, stop_src, rows = part
+            n_part = stop_src - first
+            prod = np.empty((3 * n_part, block), dtype=self.kernel.dtype)
+            power = np.empty((n_part, block), dtype=self.kernel.dtype)
+            for start in range(0, n_t, block):
                 stop = min(start + block, n_t)
-                tmp = buf[:, : stop - start]
-                np.matmul(kcm, data[:, start:stop], out=tmp)
-                xyz = tmp.reshape(3, n_src, stop - start)
-                o = out[:, start:stop]
-                np.einsum("kvt,kvt->vt", xyz, xyz, out=o)
-                np.sqrt(o, out=o)
+                width = stop - start
+                xyz = np.matmul(rows, data[:, start:stop], out=prod[:, :width])
+                xyz = xyz.reshape(3, n_part, width)
+                np.einsum("kvt,kvt->vt", xyz, xyz, out=power[:, :width])
+                np.sqrt(power[:, :width], out=out[first:stop_src, start:stop])
 
         if n_workers == 1:
-            run(0)
+            run(parts[0])
             return out
-        # Blocks are independent: one thread per core, each with single-threaded
-        # BLAS, overlaps the matmul of one block with the (single-threaded) norm
-        # of another (benchmarks/bench_inverse.py, "sLORETA free" row). Results are
-        # identical: the same operations per block.
         from concurrent.futures import ThreadPoolExecutor
 
         from threadpoolctl import threadpool_limits
 
         with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(n_workers) as pool:
-            list(pool.map(run, range(n_workers)))
+            list(pool.map(run, parts))
         return out
 
 
