@@ -208,6 +208,29 @@ def test_iter_apply_matches_mne_raw(cases):
         prepare_inverse(inv, 1, LAMBDA2, "dSPM", dtype=np.int32)
 
 
+def test_free_apply_same_for_any_worker_count(cases, monkeypatch):
+    """The threaded norm-over-orientations apply gives the same values, in the
+    same order, whatever source ranges the workers own (to BLAS rounding: the
+    row count of each part changes the summation order inside the matmul)."""
+    import exgsrc.inverse as inverse_module
+
+    case = cases["biosemi32-ico2"]
+    _, inv = _operators(case, 1.0, 0.8)
+    prep = prepare_inverse(inv, 1, LAMBDA2, "sLORETA")
+    data = np.random.default_rng(11).standard_normal((len(case["names"]), 12_001)) * 1e-6
+    expected = np.linalg.norm(
+        (prep.kernel @ data).reshape(prep.n_sources, 3, data.shape[1]), axis=1
+    )
+    results = {}
+    for n_cpus in (1, 2, 3, 7):
+        monkeypatch.setattr(inverse_module, "available_cpus", lambda n=n_cpus: n)
+        results[n_cpus] = prep.apply(data)
+        np.testing.assert_allclose(results[n_cpus], expected, rtol=1e-12)
+    for n_cpus in (2, 3, 7):
+        np.testing.assert_allclose(results[n_cpus], results[1], rtol=1e-13)
+    assert set(prep._split_kernels) == {1, 2, 3, 7}
+
+
 def test_prepared_kernel_layout(cases):
     case = cases["biosemi32-ico2"]
     _, inv = _operators(case, 0.2, 0.8)
