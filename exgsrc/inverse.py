@@ -153,6 +153,12 @@ class InverseOperator:
         return whitener_from_eig(self.noise_eig, self.noise_eigvec)
 
 
+# Tiling of the free-orientation apply (PreparedInverse.apply), tuned with
+# benchmarks/bench_inverse.py on 642-10 242 sources x 64 channels.
+_SOURCES_PER_PART = 96
+_PRODUCT_BLOCK_BYTES = 16 << 20
+
+
 @dataclass(frozen=True)
 class PreparedInverse:
     """An inverse operator reduced to one imaging kernel.
@@ -260,43 +266,49 @@ class PreparedInverse:
         if out is None:
             out = np.empty((n_src, n_t), dtype=self.kernel.dtype)
         # One worker per core, each owning a contiguous range of sources (rows of
-        # ``out``) and running single-threaded BLAS over cache-sized time blocks:
-        # matmul -> sum of squares of the x/y/z slabs (one einsum pass) into a
-        # small buffer -> sqrt straight into ``out``. Owning whole rows means each
-        # worker first-touches its own half of the freshly allocated output and
-        # the intermediate (3 n_src, n_times) product never exists; this beats
-        # one plain ``kernel @ data`` of the same shape (benchmarks/bench_inverse.py,
-        # "sLORETA free" row). Small problems stay on the calling thread.
+        # ``out``) cut into parts of ~96 sources, and running single-threaded
+        # BLAS over time blocks of ~16 MB of product per part: matmul -> sum of
+        # squares of the x/y/z slabs (one einsum pass) into a small buffer ->
+        # sqrt straight into ``out``. Owning whole rows means each worker
+        # first-touches its own share of the freshly allocated output, and the
+        # (3 n_src, n_times) product never exists; this beats one plain
+        # ``kernel @ data`` of the same shape (benchmarks/bench_inverse.py,
+        # "sLORETA free" row). Few rows per part allow long time blocks, which
+        # keep BLAS efficient for the short (n_channels) inner dimension. Small
+        # problems stay on the calling thread.
         n_workers = min(available_cpus(), n_src)
         if 3 * n_src * n_t < 4_000_000:
             n_workers = 1
-        parts = self._component_major_slabs(n_workers)
+        parts_per_worker = -(-n_src // (n_workers * _SOURCES_PER_PART))
+        parts = self._component_major_slabs(n_workers * parts_per_worker)
         item = self.kernel.dtype.itemsize
         widest = max(stop - first for first, stop, _ in parts)
-        block = int(min(n_t, max(512, (8 << 20) // (item * 3 * widest))))
+        block = int(min(n_t, max(512, _PRODUCT_BLOCK_BYTES // (item * 3 * widest))))
 
-        def run(part: tuple[int, int, np.ndarray]) -> None:
-            first, stop_src, rows = part
-            n_part = stop_src - first
-            prod = np.empty((3 * n_part, block), dtype=self.kernel.dtype)
-            power = np.empty((n_part, block), dtype=self.kernel.dtype)
+        def run(worker: int) -> None:
+            own = parts[worker * parts_per_worker : (worker + 1) * parts_per_worker]
+            prod = np.empty((3 * widest, block), dtype=self.kernel.dtype)
+            power = np.empty((widest, block), dtype=self.kernel.dtype)
             for start in range(0, n_t, block):
                 stop = min(start + block, n_t)
                 width = stop - start
-                xyz = np.matmul(rows, data[:, start:stop], out=prod[:, :width])
-                xyz = xyz.reshape(3, n_part, width)
-                np.einsum("kvt,kvt->vt", xyz, xyz, out=power[:, :width])
-                np.sqrt(power[:, :width], out=out[first:stop_src, start:stop])
+                chunk = data[:, start:stop]
+                for first, stop_src, rows in own:
+                    n_part = stop_src - first
+                    xyz = np.matmul(rows, chunk, out=prod[: 3 * n_part, :width])
+                    xyz = xyz.reshape(3, n_part, width)
+                    np.einsum("kvt,kvt->vt", xyz, xyz, out=power[:n_part, :width])
+                    np.sqrt(power[:n_part, :width], out=out[first:stop_src, start:stop])
 
         if n_workers == 1:
-            run(parts[0])
+            run(0)
             return out
         from concurrent.futures import ThreadPoolExecutor
 
         from threadpoolctl import threadpool_limits
 
         with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(n_workers) as pool:
-            list(pool.map(run, parts))
+            list(pool.map(run, range(n_workers)))
         return out
 
 

