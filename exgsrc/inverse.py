@@ -884,6 +884,16 @@ def _pick_data_channels(data, inv_ch_names: tuple, ch_names, axis: int):
     return np.take(data, idx, axis=axis)
 
 
+def _check_times(times, n_times: int) -> np.ndarray:
+    """Sample times in s (sample indices when None), one per data column."""
+    if times is None:
+        return np.arange(n_times, dtype=np.float64)
+    times = np.asarray(times, dtype=np.float64)
+    if times.shape != (n_times,):
+        raise ValueError(f"times has shape {times.shape}, expected ({n_times},)")
+    return times
+
+
 def _as_prepared(inv, nave, lambda2, method, pick_ori, eloreta_options) -> PreparedInverse:
     if isinstance(inv, PreparedInverse):
         return inv
@@ -925,12 +935,8 @@ def apply_inverse(
     prep = _as_prepared(inv, nave, lambda2, method, pick_ori, eloreta_options)
     data = np.asarray(data)
     data = _pick_data_channels(data, prep.ch_names, ch_names, axis=0)
+    times = _check_times(times, data.shape[-1])
     sol = prep.apply(data)
-    if times is None:
-        times = np.arange(data.shape[1], dtype=np.float64)
-    times = np.asarray(times, dtype=np.float64)
-    if times.shape != (data.shape[1],):
-        raise ValueError(f"times has shape {times.shape}, expected ({data.shape[1]},)")
     return SourceEstimate(
         data=sol,
         src=prep.src,
@@ -972,14 +978,12 @@ def apply_inverse_epochs(
     prep = _as_prepared(inv, nave, lambda2, method, pick_ori, eloreta_options)
     epochs = _pick_data_channels(epochs, prep.ch_names, ch_names, axis=1)
     n_ep, n_ch, n_t = epochs.shape
+    times = _check_times(times, n_t)
     flat = np.ascontiguousarray(epochs.transpose(1, 0, 2)).reshape(n_ch, n_ep * n_t)
     _check_data(flat, len(prep.ch_names), "epochs")
     sol = prep.apply(flat)
     sol = sol.reshape(sol.shape[:-1] + (n_ep, n_t))
     sol = np.moveaxis(sol, -2, 0)
-    if times is None:
-        times = np.arange(n_t, dtype=np.float64)
-    times = np.asarray(times, dtype=np.float64)
     return [
         SourceEstimate(
             data=np.ascontiguousarray(s),

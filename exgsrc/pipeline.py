@@ -44,6 +44,8 @@ import traceback
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from .store import write_text_atomic
+
 __all__ = [
     "condition_label",
     "condition_from_label",
@@ -151,13 +153,11 @@ def _write_failed_outputs(outputs: Sequence[str], error: str, prov: Mapping) -> 
         if p.suffix == ".nc":
             write_failed(p, error, prov)
         else:
-            p.parent.mkdir(parents=True, exist_ok=True)
-            tmp = p.with_name(f".{p.name}.tmp")
             if p.suffix == ".json":
-                tmp.write_text(json.dumps({"exgsrc_status": "failed", "exgsrc_error": error}))
+                text = json.dumps({"exgsrc_status": "failed", "exgsrc_error": error})
             else:
-                tmp.write_text(f"# FAILED: {error}\n")
-            os.replace(tmp, p)
+                text = f"# FAILED: {error}\n"
+            write_text_atomic(p, text)
 
 
 class StepContext:
@@ -415,11 +415,7 @@ def step_dataset_description(ctx: StepContext) -> None:
             "config": ctx.config,
         },
     }
-    out = Path(ctx.output[0])
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(json.dumps(desc, indent=2, default=str) + "\n")
-    os.replace(tmp, out)
+    write_text_atomic(ctx.output[0], json.dumps(desc, indent=2, default=str) + "\n")
 
 
 def step_montage(ctx: StepContext) -> None:
@@ -1221,14 +1217,10 @@ def step_localisation_error(ctx: StepContext) -> None:
 
 
 def _write_tsv(path, header, rows) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
     esc = str.maketrans({"\t": " ", "\n": " ", "\r": " "})
     lines = ["\t".join(header)]
     lines += ["\t".join(str(v).translate(esc) for v in row) for row in rows]
-    tmp.write_text("\n".join(lines) + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, "\n".join(lines) + "\n")
 
 
 def step_qc_table(ctx: StepContext) -> None:

@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .store import write_text_atomic
+
 __all__ = [
     "DEMO_CONDITIONS",
     "DEMO_TASK",
@@ -375,18 +377,14 @@ def simulate_subject(
 
 
 def _write_json(path: Path, obj) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
 def _write_tsv(path: Path, header: Sequence[str], rows: Sequence[Sequence]) -> None:
     lines = ["\t".join(header)]
     for row in rows:
         lines.append("\t".join(_fmt(v) for v in row))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n")
+    write_text_atomic(path, "\n".join(lines) + "\n")
 
 
 def _fmt(v) -> str:

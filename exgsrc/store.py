@@ -47,6 +47,7 @@ __all__ = [
     "open_source_estimates",
     "write_failed",
     "write_netcdf",
+    "write_text_atomic",
 ]
 
 #: Attribute holding ``"ok"`` or ``"failed"`` on every file the workflow writes.
@@ -180,6 +181,36 @@ def decode_attr(value: Any) -> Any:
 
 def _clean_attrs(attrs: Mapping) -> dict:
     return {str(k): _encode_attr(v) for k, v in attrs.items()}
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write a text file so that it is either complete or absent.
+
+    The text goes to a hidden temporary file in the same folder, which is then
+    renamed over ``path`` (``os.replace`` is atomic on one filesystem): a crash
+    never leaves a half-written file under the final name.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Destination; parent folders are created.
+    text : str
+        Content, written as UTF-8.
+
+    Returns
+    -------
+    path : Path
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
 
 
 def write_netcdf(

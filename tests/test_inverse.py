@@ -330,6 +330,12 @@ def test_bad_inputs(cases):
         prepare_inverse(fixed_inv, 1, LAMBDA2, "dSPM", pick_ori="vector")
     with pytest.raises(ValueError, match="nave"):
         prepare_inverse(inv, 0, LAMBDA2, "dSPM")
+    n_t = case["data"].shape[1]
+    with pytest.raises(ValueError, match=rf"times has shape \(3,\), expected \({n_t},\)"):
+        apply_inverse(case["data"], inv, times=np.arange(3.0))
+    epochs = np.stack([case["data"]] * 2)
+    with pytest.raises(ValueError, match=rf"times has shape \(3,\), expected \({n_t},\)"):
+        apply_inverse_epochs(epochs, inv, times=np.arange(3.0))
 
 
 # ---------------------------------------------------------------------------

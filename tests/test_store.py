@@ -138,3 +138,16 @@ def test_forward_cov_loaders(tmp_path):
     c = store.load_cov(store.write_netcdf(cov.to_xarray(), tmp_path / "cov.nc"))
     np.testing.assert_array_equal(c.data, cov.data)
     assert c.ch_names == cov.ch_names
+
+
+def test_write_text_atomic_complete_or_untouched(tmp_path):
+    path = tmp_path / "sub" / "table.tsv"
+    assert store.write_text_atomic(path, "a\tb\n1\t2\n") == path
+    assert path.read_text(encoding="utf-8") == "a\tb\n1\t2\n"
+    store.write_text_atomic(path, "µV\n")  # overwrite, UTF-8
+    assert path.read_text(encoding="utf-8") == "µV\n"
+    # a write that fails half-way leaves the previous file and no temporary behind
+    with pytest.raises(TypeError):
+        store.write_text_atomic(path, b"not text")
+    assert path.read_text(encoding="utf-8") == "µV\n"
+    assert sorted(p.name for p in path.parent.iterdir()) == ["table.tsv"]

@@ -237,11 +237,7 @@ def render_page(title: str, body_parts: list[str], out=None) -> str:
     """
     html = str(page(title, "\n".join([*body_parts, _FOOTER])))
     if out is not None:
-        from pathlib import Path
+        from ..store import write_text_atomic
 
-        out = Path(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_text(html, encoding="utf-8")
-        tmp.replace(out)
+        write_text_atomic(out, html)
     return html

@@ -13,6 +13,8 @@ import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from ..store import write_text_atomic
+
 __all__ = ["run_subject_report", "run_cohort_report", "build_subject", "build_cohort"]
 
 log = logging.getLogger("exgsrc.report")
@@ -85,21 +87,13 @@ def build_subject(
     )
     summary["report"] = str(out_html)
     if out_summary is not None:
-        _atomic_text(out_summary, json.dumps(summary, indent=1, default=str))
+        write_text_atomic(out_summary, json.dumps(summary, indent=1, default=str))
     log.info("sub-%s report: status %s", subject, summary.get("status"))
     return summary
 
 
 def _pos(order, key):
     return order.index(key) if key in order else len(order)
-
-
-def _atomic_text(path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def build_cohort(
