@@ -243,18 +243,38 @@ class PreparedInverse:
         data : ndarray, shape (n_channels, n_times)
             Sensor data (V), rows in ``ch_names`` order, any reference.
         out : ndarray, shape of the result | None
-            Optional preallocated output (float64).
+            Optional preallocated, C-contiguous output with the kernel's dtype
+            (float64 unless prepared with ``dtype=float32``); reusing one
+            buffer over many calls avoids the page faults of a fresh array.
 
         Returns
         -------
         sol : ndarray, shape (n_sources, n_times) or (n_sources, 3, n_times)
             Source values; 3 components only for ``pick_ori='vector'`` on
             loose/free operators. For ``pick_ori=None`` on loose/free operators
-            the xyz product is formed in cache-sized time blocks and only the
-            norm is written out, so memory is ``n_sources x n_times``.
+            the xyz product is formed in cache-sized tiles, one range of
+            sources per CPU, and only the norm is written out, so memory is
+            ``n_sources x n_times``.
         """
         data = _check_data(data, len(self.ch_names))
         n_t = data.shape[1]
+        if out is not None:
+            shape = (
+                (self.n_sources, n_t)
+                if self.n_orient == 1 or self.combine
+                else (self.n_sources, 3, n_t)
+            )
+            if (
+                not isinstance(out, np.ndarray)
+                or out.shape != shape
+                or out.dtype != self.kernel.dtype
+                or not out.flags.c_contiguous
+            ):
+                raise ValueError(
+                    f"out must be a C-contiguous {self.kernel.dtype} array of shape {shape}, "
+                    f"got {getattr(out, 'dtype', type(out).__name__)} "
+                    f"{getattr(out, 'shape', '')}"
+                )
         if data.dtype != self.kernel.dtype:
             data = data.astype(self.kernel.dtype)
         if not self.combine:

@@ -331,6 +331,12 @@ def test_bad_inputs(cases):
     with pytest.raises(ValueError, match="nave"):
         prepare_inverse(inv, 0, LAMBDA2, "dSPM")
     n_t = case["data"].shape[1]
+    prep = prepare_inverse(inv, 1, LAMBDA2, "sLORETA")
+    good = np.empty((inv.n_sources, n_t))
+    assert prep.apply(case["data"], out=good) is good
+    for wrong in (np.empty((inv.n_sources, n_t + 1)), good.astype(np.float32), good.T.copy().T):
+        with pytest.raises(ValueError, match="out must be a C-contiguous float64 array"):
+            prep.apply(case["data"], out=wrong)
     with pytest.raises(ValueError, match=rf"times has shape \(3,\), expected \({n_t},\)"):
         apply_inverse(case["data"], inv, times=np.arange(3.0))
     epochs = np.stack([case["data"]] * 2)
