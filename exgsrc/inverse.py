@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._system import available_cpus
+from ._system import thread_budget
 from .linalg import (
     average_reference_projector,
     eigh_whitening,
@@ -296,9 +296,7 @@ class PreparedInverse:
         # "sLORETA free" row). Few rows per part allow long time blocks, which
         # keep BLAS efficient for the short (n_channels) inner dimension. Small
         # problems stay on the calling thread.
-        n_workers = min(available_cpus(), n_src)
-        if 3 * n_src * n_t < 4_000_000:
-            n_workers = 1
+        n_workers = 1 if 3 * n_src * n_t < 4_000_000 else min(thread_budget(), n_src)
         parts_per_worker = -(-n_src // (n_workers * _SOURCES_PER_PART))
         parts = self._component_major_slabs(n_workers * parts_per_worker)
         item = self.kernel.dtype.itemsize

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ._system import available_cpus
+from ._system import thread_budget
 
 __all__ = [
     "Raw",
@@ -466,9 +466,9 @@ class _OverlapAdd:
         # ~8 MB of blocks per FFT call: stays in cache
         self.batch = max(1, min(self.n_seg, int(2**20 // self.n_fft)))
         self.blocks = np.zeros((self.batch, self.n_fft))
-        # the FFTs of a batch of blocks run on every core (pocketfft threads split the
-        # batch; each transform is computed exactly as on one thread)
-        self.workers = available_cpus()
+        # the FFTs of a batch of blocks run on every core the job may use (pocketfft
+        # threads split the batch; each transform is computed exactly as on one thread)
+        self.workers = thread_budget()
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """Convolve one signal ``x (n,)``; returns a view ``(n + n_h - 1,)`` of the buffer."""

@@ -223,7 +223,7 @@ def test_free_apply_same_for_any_worker_count(cases, monkeypatch):
     )
     results = {}
     for n_cpus in (1, 2, 3, 7):
-        monkeypatch.setattr(inverse_module, "available_cpus", lambda n=n_cpus: n)
+        monkeypatch.setattr(inverse_module, "thread_budget", lambda n=n_cpus: n)
         results[n_cpus] = prep.apply(data)
         np.testing.assert_allclose(results[n_cpus], expected, rtol=1e-12)
     for n_cpus in (2, 3, 7):
