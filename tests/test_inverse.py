@@ -208,27 +208,37 @@ def test_iter_apply_matches_mne_raw(cases):
         prepare_inverse(inv, 1, LAMBDA2, "dSPM", dtype=np.int32)
 
 
-def test_free_apply_same_for_any_worker_count(cases, monkeypatch):
-    """The threaded norm-over-orientations apply gives the same values, in the
-    same order, whatever source ranges the workers own (to BLAS rounding: the
-    row count of each part changes the summation order inside the matmul)."""
+def test_apply_same_for_any_worker_count(cases, monkeypatch):
+    """The threaded applies give the same values, in the same order, whatever
+    rows or source ranges the workers own (to BLAS rounding: the row count of
+    each part changes the summation order inside the matmul)."""
     import exgsrc.inverse as inverse_module
 
     case = cases["biosemi32-ico2"]
-    _, inv = _operators(case, 1.0, 0.8)
-    prep = prepare_inverse(inv, 1, LAMBDA2, "sLORETA")
-    data = np.random.default_rng(11).standard_normal((len(case["names"]), 12_001)) * 1e-6
-    expected = np.linalg.norm(
-        (prep.kernel @ data).reshape(prep.n_sources, 3, data.shape[1]), axis=1
-    )
-    results = {}
-    for n_cpus in (1, 2, 3, 7):
-        monkeypatch.setattr(inverse_module, "thread_budget", lambda n=n_cpus: n)
-        results[n_cpus] = prep.apply(data)
-        np.testing.assert_allclose(results[n_cpus], expected, rtol=1e-12)
-    for n_cpus in (2, 3, 7):
-        np.testing.assert_allclose(results[n_cpus], results[1], rtol=1e-13)
-    assert len(prep._split_kernels) >= 3  # several different source partitions ran
+    _, inv = _operators(case, 0.2, 0.8)
+    rng = np.random.default_rng(11)
+    # each large enough for its threaded path (>= 4e6 output values)
+    for pick_ori, n_times in ((None, 9_001), ("normal", 25_001), ("vector", 9_001)):
+        data = rng.standard_normal((len(case["names"]), n_times)) * 1e-6
+        prep = prepare_inverse(inv, 1, LAMBDA2, "sLORETA", pick_ori=pick_ori)
+        product = prep.kernel @ data
+        if pick_ori is None:
+            expected = np.linalg.norm(product.reshape(prep.n_sources, 3, -1), axis=1)
+        elif pick_ori == "vector":
+            expected = product.reshape(prep.n_sources, 3, -1)
+        else:
+            expected = product
+        scale = np.abs(expected).max()
+        for n_cpus in (1, 2, 3, 7):
+            monkeypatch.setattr(inverse_module, "thread_budget", lambda n=n_cpus: n)
+            result = prep.apply(data)
+            assert result.shape == expected.shape
+            np.testing.assert_allclose(result, expected, rtol=1e-12, atol=1e-14 * scale)
+            # into a caller's buffer: same numbers, the buffer itself is returned
+            buf = np.empty_like(expected)
+            assert prep.apply(data, out=buf) is buf
+            np.testing.assert_array_equal(buf, result)
+    assert len(prep._split_kernels) == 0  # vector output never builds the norm tiles
 
 
 def test_prepared_kernel_layout(cases):
