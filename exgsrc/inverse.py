@@ -157,6 +157,9 @@ class InverseOperator:
 # benchmarks/bench_inverse.py on 642-10 242 sources x 64 channels.
 _SOURCES_PER_PART = 96
 _PRODUCT_BLOCK_BYTES = 16 << 20
+# Outputs smaller than this many values are computed on the calling thread
+# (thread start-up would cost more than it saves).
+_THREADED_MIN_VALUES = 4_000_000
 
 
 @dataclass(frozen=True)
@@ -293,7 +296,7 @@ class PreparedInverse:
         # "sLORETA free" row). Few rows per part allow long time blocks, which
         # keep BLAS efficient for the short (n_channels) inner dimension. Small
         # problems stay on the calling thread.
-        n_workers = 1 if 3 * n_src * n_t < 4_000_000 else min(thread_budget(), n_src)
+        n_workers = 1 if 3 * n_src * n_t < _THREADED_MIN_VALUES else min(thread_budget(), n_src)
         parts_per_worker = -(-n_src // (n_workers * _SOURCES_PER_PART))
         parts = self._component_major_slabs(n_workers * parts_per_worker)
         item = self.kernel.dtype.itemsize
@@ -323,13 +326,14 @@ class PreparedInverse:
 
         Large products are split by kernel rows: each worker writes its own
         contiguous rows of ``out`` with single-threaded BLAS, so it also
-        first-touches them itself; measured 15 % faster than one multithreaded
-        ``kernel @ data`` (benchmarks/bench_inverse.py, "dSPM fixed" row).
+        first-touches them itself, which is a few percent faster than one
+        multithreaded ``kernel @ data`` (benchmarks/bench_inverse.py, "dSPM
+        fixed" row).
         """
         n_rows, n_t = self.kernel.shape[0], data.shape[1]
         result = np.empty((n_rows, n_t), dtype=self.kernel.dtype) if out is None else out
         rows_out = result.reshape(n_rows, n_t)
-        n_workers = 1 if n_rows * n_t < 4_000_000 else min(thread_budget(), n_rows)
+        n_workers = 1 if n_rows * n_t < _THREADED_MIN_VALUES else min(thread_budget(), n_rows)
         if n_workers == 1:
             np.matmul(self.kernel, data, out=rows_out)
         else:
