@@ -67,10 +67,6 @@ def main():
         "--threads", type=int, default=None, help="limit BLAS threads (threadpoolctl), both sides"
     )
     args = ap.parse_args()
-    if args.threads is not None:
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(args.threads)
 
     import mne
     from mne.surface import _get_ico_surface
@@ -80,6 +76,10 @@ def main():
     from exgsrc.source_space import SourceSpace
 
     mne.set_log_level("error")
+    if args.threads is not None:  # after the imports: limits only reach loaded libraries
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(args.threads)
     unit = _get_ico_surface(args.grade)["rr"]
     rr = unit * 0.06 + np.array([0.0, 0.0, 0.04])
     src = mne.setup_volume_source_space(pos=dict(rr=rr, nn=unit), sphere=(0, 0, 0.04, 0.09))

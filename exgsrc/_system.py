@@ -40,6 +40,6 @@ def thread_budget() -> int:
 
     budget = available_cpus()
     blas = [int(lib["num_threads"]) for lib in threadpool_info() if lib["user_api"] == "blas"]
-    if blas:
-        budget = min(budget, max(blas))
+    if blas:  # numpy's and scipy's may be separate libraries: honour the tightest
+        budget = min(budget, *blas)
     return max(1, budget)
