@@ -26,3 +26,20 @@ def test_thread_budget_follows_the_environment_snakemake_sets():
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "1"
+
+
+def test_thread_budget_honours_the_tightest_blas_pool():
+    import scipy.linalg  # noqa: F401  (loads scipy's own BLAS beside numpy's)
+    from threadpoolctl import ThreadpoolController
+
+    blas = ThreadpoolController().select(user_api="blas").lib_controllers
+    numpy_blas = [c for c in blas if "numpy" in c.filepath]
+    assert numpy_blas and len(blas) >= 2, [c.filepath for c in blas]
+    # only numpy's pool limited (scipy's keeps its size): numpy's matmul is what
+    # our workers run, so the budget follows the tighter pool
+    before = numpy_blas[0].num_threads
+    numpy_blas[0].set_num_threads(1)
+    try:
+        assert thread_budget() == 1
+    finally:
+        numpy_blas[0].set_num_threads(before)
