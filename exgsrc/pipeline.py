@@ -218,7 +218,15 @@ def run_step(snakemake, func: Callable[[StepContext], None]) -> None:
     """
     ctx = StepContext(snakemake)
     _setup_logging(ctx.log_file)
-    log.info("rule %s, wildcards %s", ctx.rule, dict(ctx.wildcards.items()))
+    from ._system import thread_budget
+
+    log.info(
+        "rule %s, wildcards %s, threads %s (numerics use %d)",
+        ctx.rule,
+        dict(ctx.wildcards.items()),
+        getattr(snakemake, "threads", 1),
+        thread_budget(),
+    )
     try:
         func(ctx)
     except Exception as exc:  # noqa: BLE001 - policy decides

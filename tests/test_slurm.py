@@ -298,6 +298,8 @@ def test_workflow_runs_as_slurm_jobs(slurm_cluster, tmp_path):
         "--slurm-init-seconds-before-status-checks",
         str(STATUS_CHECK_SECONDS),
         "--slurm-keep-successful-logs",
+        # threads of one rule become that job's --cpus-per-task (README, "Threads")
+        "--set-threads=source_estimate=2",  # "=": the option takes several values
     ]
     if cl.mem_mb < 4000:  # the profile asks for 4 GB per job (these rules)
         cmd += ["--default-resources", f"mem_mb={cl.mem_mb // 2}", "runtime=30"]
@@ -346,11 +348,18 @@ def test_workflow_runs_as_slurm_jobs(slurm_cluster, tmp_path):
     }
     assert set(submitted.values()) == expected_rules, log[-4000:]
     run_id = re.search(r"SLURM run ID: (\S+)", log).group(1)
-    q = cl.run("squeue", "--states=all", "--noheader", f"--name={run_id}", "--format=%i|%T|%N")
+    q = cl.run("squeue", "--states=all", "--noheader", f"--name={run_id}", "--format=%i|%T|%N|%C")
     assert q.returncode == 0, q.stderr
-    seen = {int(i): (state, nodes) for i, state, nodes in (r.split("|") for r in q.stdout.split())}
+    seen = {
+        int(i): (state, nodes, int(cpus))
+        for i, state, nodes, cpus in (r.split("|") for r in q.stdout.split())
+    }
     assert set(seen) == set(submitted), (q.stdout, submitted)
-    assert all(state == "COMPLETED" and nodes == cl.node for state, nodes in seen.values()), seen
+    assert all(s == "COMPLETED" and n == cl.node for s, n, _ in seen.values()), seen
+    cpus = {submitted[j]: c for j, (_, _, c) in seen.items()}
+    assert cpus.pop("source_estimate") == 2 and set(cpus.values()) == {1}, cpus
+    est_log = tmp_path / "results" / "logs" / "source_estimate"
+    assert "threads 2 (numerics use" in next(est_log.glob("*.log")).read_text()
     # ... and each left its SLURM log, written on the compute node by the job itself
     for jobid, rule in submitted.items():
         logs = list(

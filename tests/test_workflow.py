@@ -70,8 +70,20 @@ def _tsv(path):
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     wd = tmp_path_factory.mktemp("wf")
-    snakemake(wd, "--config", "on_error=raise")
+    # more threads for one rule through Snakemake's own option (README, "Threads")
+    snakemake(wd, "--config", "on_error=raise", "--set-threads=resolution=2")
     return wd
+
+
+def test_jobs_run_with_their_rules_threads(run):
+    """Snakemake's per-job thread count reaches the numerics (OMP/OPENBLAS_NUM_THREADS)."""
+    from exgsrc._system import available_cpus
+
+    logs = run / "results" / "logs"
+    resolution = (logs / "resolution" / "sub-01.log").read_text()
+    assert f"threads 2 (numerics use {min(2, available_cpus())})" in resolution
+    epochs = (logs / "epochs" / "sub-01.log").read_text()
+    assert "threads 1 (numerics use 1)" in epochs
 
 
 def _sub(wd, sub, suffix):
