@@ -75,6 +75,17 @@ def run(tmp_path_factory):
     return wd
 
 
+def test_readme_output_examples_run(run, monkeypatch):
+    """The README's examples that open workflow outputs run on a real run's folder."""
+    from test_readme import readme_python_blocks
+
+    blocks = [b for b in readme_python_blocks() if '"results' in b]
+    assert len(blocks) == 2, blocks
+    monkeypatch.chdir(run)
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), {})
+
+
 def test_jobs_run_with_their_rules_threads(run):
     """Snakemake's per-job thread count reaches the numerics (OMP/OPENBLAS_NUM_THREADS)."""
     from exgsrc._system import available_cpus
