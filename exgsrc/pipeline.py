@@ -198,7 +198,20 @@ class StepContext:
         return self._prov
 
     def write(self, ds, path, **attrs):
-        """Write a Dataset to ``path`` with provenance and the configured precision."""
+        """Write a Dataset atomically with this job's provenance and precision.
+
+        Parameters
+        ----------
+        ds : xarray.Dataset
+        path : str | Path
+            One of the job's outputs.
+        **attrs
+            Extra file attributes (override the provenance ones).
+
+        Returns
+        -------
+        Path
+        """
         from .store import write_netcdf
 
         prov = dict(self.provenance)

@@ -131,11 +131,38 @@ class Raw:
         return self.meta.setdefault("warnings", [])
 
     def picks(self, ch_type: str | None = "eeg", exclude_bads: bool = True) -> np.ndarray:
-        """Indices of channels of a type (``None``: all), optionally without bads."""
+        """Indices of the channels of one type.
+
+        Parameters
+        ----------
+        ch_type : str | None
+            Channel type (``"eeg"``, ``"eog"``, ...); None: every channel.
+        exclude_bads : bool
+            Leave out the channels marked bad.
+
+        Returns
+        -------
+        idx : ndarray of int, shape (n_picked,)
+        """
         return _picks(self.ch_names, self.ch_types, self.bads, ch_type, exclude_bads)
 
     def pick_channels(self, names) -> Raw:
-        """A new Raw with only ``names`` (in that order); missing names raise ValueError."""
+        """A new Raw with only some channels.
+
+        Parameters
+        ----------
+        names : sequence of str
+            Channels to keep, in that order.
+
+        Returns
+        -------
+        Raw
+
+        Raises
+        ------
+        ValueError
+            Naming the channels the recording does not have.
+        """
         idx = _name_index(self.ch_names, names, "Raw")
         return replace(
             self,
@@ -201,7 +228,19 @@ class Epochs:
         return tuple(dict.fromkeys(self.labels))
 
     def picks(self, ch_type: str | None = "eeg", exclude_bads: bool = True) -> np.ndarray:
-        """Indices of channels of a type (``None``: all), optionally without bads."""
+        """Indices of the channels of one type.
+
+        Parameters
+        ----------
+        ch_type : str | None
+            Channel type (``"eeg"``, ``"eog"``, ...); None: every channel.
+        exclude_bads : bool
+            Leave out the channels marked bad.
+
+        Returns
+        -------
+        idx : ndarray of int, shape (n_picked,)
+        """
         return _picks(self.ch_names, self.ch_types, self.bads, ch_type, exclude_bads)
 
 
@@ -239,12 +278,39 @@ class Evoked:
         return float(1.0 / np.mean(np.diff(self.times))) if self.times.size > 1 else np.nan
 
     def picks(self, ch_type: str | None = "eeg", exclude_bads: bool = True) -> np.ndarray:
-        """Indices of channels of a type (``None``: all), optionally without bads."""
+        """Indices of the channels of one type.
+
+        Parameters
+        ----------
+        ch_type : str | None
+            Channel type (``"eeg"``, ``"eog"``, ...); None: every channel.
+        exclude_bads : bool
+            Leave out the channels marked bad.
+
+        Returns
+        -------
+        idx : ndarray of int, shape (n_picked,)
+        """
         types = self.ch_types or ("eeg",) * len(self.ch_names)
         return _picks(self.ch_names, types, self.bads, ch_type, exclude_bads)
 
     def pick_channels(self, names) -> Evoked:
-        """A new Evoked with only ``names`` (in that order)."""
+        """A new Evoked with only some channels.
+
+        Parameters
+        ----------
+        names : sequence of str
+            Channels to keep, in that order.
+
+        Returns
+        -------
+        Evoked
+
+        Raises
+        ------
+        ValueError
+            Naming the channels the evoked response does not have.
+        """
         idx = _name_index(self.ch_names, names, "Evoked")
         types = self.ch_types or ("eeg",) * len(self.ch_names)
         return replace(

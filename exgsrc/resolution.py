@@ -650,9 +650,21 @@ def get_point_spread(
 def get_cross_talk(R, idx, mode=None, n_comp=1, norm=None, n_sources=None, return_pca_vars=False):
     """Cross-talk functions (rows of ``R``) of chosen sources.
 
-    Parameters and returns as :func:`get_point_spread`, applied to ``R.T``:
-    ``funcs`` has shape (n_sources, n_funcs), combined over the forward
-    orientations when the forward had three columns per source.
+    :func:`get_point_spread` applied to ``R.T``.
+
+    Parameters
+    ----------
+    R, idx, mode, n_comp, norm, n_sources, return_pca_vars
+        As in :func:`get_point_spread`; ``idx`` selects rows (the sources
+        whose estimates are contaminated) instead of columns.
+
+    Returns
+    -------
+    funcs : ndarray, shape (n_sources, n_funcs) | list of ndarray
+        Combined over the forward orientations when the forward had three
+        columns per source.
+    pca_vars : ndarray, shape (n_comp,) | list | None
+        Only if ``return_pca_vars``.
     """
     return _get_funcs(R, idx, "ctf", mode, n_comp, norm, n_sources, return_pca_vars)
 

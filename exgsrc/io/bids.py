@@ -61,6 +61,18 @@ def validate_label(value, entity: str) -> str:
     """Return a BIDS label (alphanumeric) for ``entity`` or raise :class:`BidsError`.
 
     ``"sub-01"`` given for ``sub`` is accepted as ``"01"``.
+
+    Parameters
+    ----------
+    value : str | int
+        The label, with or without its ``<entity>-`` prefix.
+    entity : str
+        BIDS entity key (``"sub"``, ``"ses"``, ``"task"``, ``"run"``, ...).
+
+    Returns
+    -------
+    str
+        The bare label.
     """
     s = str(value)
     if s.startswith(f"{entity}-"):
@@ -554,7 +566,17 @@ class Events:
         return len(self.trial_type)
 
     def select(self, conditions=None) -> Events:
-        """See :func:`select_conditions`."""
+        """Select and rename conditions (see :func:`select_conditions`).
+
+        Parameters
+        ----------
+        conditions : None | sequence of str | dict of str -> str
+            As in :func:`select_conditions`.
+
+        Returns
+        -------
+        Events
+        """
         return select_conditions(self, conditions)
 
 

@@ -66,6 +66,12 @@ def _split_fields(value: str) -> list[str]:
 def read_vhdr(path: str | Path) -> dict:
     """Parse a ``.vhdr`` header.
 
+    Parameters
+    ----------
+    path : str | Path
+        The header file; a missing section or key raises :class:`BidsError`
+        naming the file.
+
     Returns
     -------
     dict
@@ -144,7 +150,19 @@ def read_vhdr(path: str | Path) -> dict:
 
 
 def read_vmrk(path: str | Path) -> list[tuple[str, str, int, int]]:
-    """Markers of a ``.vmrk`` file as (type, description, onset sample 0-based, duration samples)."""
+    """Markers of a BrainVision ``.vmrk`` file.
+
+    Parameters
+    ----------
+    path : str | Path
+        The marker file.
+
+    Returns
+    -------
+    markers : list of (str, str, int, int)
+        ``(type, description, onset, duration)`` per marker, onset as a 0-based
+        sample index and duration in samples, in file order.
+    """
     path = Path(path)
     cp = _ini(path, "marker")
     out = []

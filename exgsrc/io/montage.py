@@ -87,7 +87,25 @@ class Montage:
         return len(self.ch_names)
 
     def get_positions(self, names, case_sensitive: bool = False) -> np.ndarray:
-        """Positions (n, 3) m of ``names``; a name without a position raises ValueError."""
+        """Electrode positions of ``names``.
+
+        Parameters
+        ----------
+        names : sequence of str
+            Channel names, in the order wanted.
+        case_sensitive : bool
+            Match names exactly (default: ignore case).
+
+        Returns
+        -------
+        pos : ndarray, shape (n_names, 3)
+            Positions in m, in this montage's coordinate frame.
+
+        Raises
+        ------
+        ValueError
+            Naming the channels that have no position.
+        """
         if case_sensitive:
             lut = {n: i for i, n in enumerate(self.ch_names)}
             key = str
@@ -102,7 +120,24 @@ class Montage:
         return self.pos[[lut[key(n)] for n in names]]
 
     def pick_channels(self, names, case_sensitive: bool = False) -> Montage:
-        """A Montage restricted to ``names`` (in that order, names as given)."""
+        """A Montage restricted to ``names``.
+
+        Parameters
+        ----------
+        names : sequence of str
+            Channels to keep, in that order; the result uses the names as given.
+        case_sensitive : bool
+            Match names exactly (default: ignore case).
+
+        Returns
+        -------
+        Montage
+
+        Raises
+        ------
+        ValueError
+            Naming the channels that have no position.
+        """
         pos = self.get_positions(names, case_sensitive)
         return Montage(tuple(names), pos, self.coord_frame, dict(self.meta))
 

@@ -19,6 +19,15 @@ def volt_scale(unit: str) -> float | None:
     Accepts ``V``, ``mV``, ``uV``/``µV``/``μV`` (micro sign or Greek mu), ``nV``,
     ``kV``, and spelled-out forms (``microvolts``), case-insensitively for the
     spelled-out forms.
+
+    Parameters
+    ----------
+    unit : str
+        A ``units`` value of ``channels.tsv`` or a file header.
+
+    Returns
+    -------
+    float | None
     """
     u = unit.strip()
     low = u.lower()
@@ -81,7 +90,24 @@ def unit_scale(units, n_ch: int, path: str | Path, ch_names=None) -> np.ndarray:
 
 
 def length_scale(unit: str, path: str | Path) -> float:
-    """Factor converting ``m``, ``cm`` or ``mm`` to metres; anything else raises BidsError."""
+    """Factor converting a BIDS coordinate unit to metres.
+
+    Parameters
+    ----------
+    unit : str
+        ``"m"``, ``"cm"`` or ``"mm"``.
+    path : str | Path
+        The file that declares the unit (named in the error).
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    BidsError
+        For any other unit.
+    """
     table = {"m": 1.0, "cm": 1e-2, "mm": 1e-3}
     u = str(unit).strip()
     if u not in table:

@@ -1165,7 +1165,10 @@ def subject_summary(
 ) -> dict:
     """QC numbers of one subject (no figures), the row of the cohort table.
 
-    Parameters are those of :func:`subject_report`.
+    Parameters
+    ----------
+    subject, task, evokeds, stcs, truth, config, failures, **files
+        As in :func:`subject_report`.
 
     Returns
     -------

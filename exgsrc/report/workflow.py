@@ -156,7 +156,14 @@ def _setup_log(snakemake) -> None:
 
 
 def run_subject_report(snakemake) -> None:
-    """Entry of ``workflow/scripts/report_subject.py`` (rule ``report_subject``)."""
+    """Entry of ``workflow/scripts/report_subject.py`` (rule ``report_subject``).
+
+    Parameters
+    ----------
+    snakemake : snakemake.script.Snakemake
+        The object Snakemake injects into the script: the subject's output
+        files as input, the HTML and JSON summary as output.
+    """
     _setup_log(snakemake)
     p = snakemake.params
     files = [f for f in _flatten(snakemake.input) if not f.endswith(".json")]
@@ -173,7 +180,14 @@ def run_subject_report(snakemake) -> None:
 
 
 def run_cohort_report(snakemake) -> None:
-    """Entry of ``workflow/scripts/report_cohort.py`` (rule ``report_cohort``)."""
+    """Entry of ``workflow/scripts/report_cohort.py`` (rule ``report_cohort``).
+
+    Parameters
+    ----------
+    snakemake : snakemake.script.Snakemake
+        The object Snakemake injects into the script: the subjects' JSON
+        summaries and the grand averages as input, the cohort HTML as output.
+    """
     _setup_log(snakemake)
     p = snakemake.params
     ga_files = _flatten(snakemake.input.grandavg)
