@@ -409,6 +409,26 @@ def test_failing_subject_is_recorded_and_cohort_proceeds(run):
     assert np.isfinite(cohort["stc"].sel(subject="01").values).all()
 
 
+def test_shipped_real_dataset_config_plans_the_full_run(tmp_path, shared_bids_root):
+    """config/eeglab_squares.yaml (the README's real-data command) validates and plans
+    every step; only bids_root is made absolute, as the file's path is relative to
+    the project folder."""
+    res = snakemake(
+        tmp_path,
+        "--config",
+        f"bids_root={shared_bids_root}",
+        "-n",
+        "--quiet",
+        "rules",
+        configfile=ROOT / "config" / "eeglab_squares.yaml",
+    )
+    counts = _rule_counts(res.stdout)
+    # 1 subject x 2 conditions (square, rt) x 3 methods; resolution on by default
+    assert counts["source_estimate"] == 6 and counts["evoked"] == 2, counts
+    assert counts["resolution"] == 1 and counts["report_cohort"] == 1, counts
+    assert "demo_bids" not in counts
+
+
 @pytest.mark.slow
 def test_real_dataset_end_to_end(tmp_path, shared_bids_root):
     cfg = tmp_path / "real.yaml"
