@@ -197,7 +197,7 @@ class StepContext:
             )
         return self._prov
 
-    def write(self, ds, path, **attrs):
+    def write(self, ds, path, *, model: bool = False, **attrs):
         """Write a Dataset atomically with this job's provenance and precision.
 
         Parameters
@@ -205,6 +205,12 @@ class StepContext:
         ds : xarray.Dataset
         path : str | Path
             One of the job's outputs.
+        model : bool
+            A model file (montage, head model, source space, forward, noise
+            covariance, inverse operator): always float64, whatever the
+            configured ``precision``. Rounding them to float32 would make a
+            covariance indefinite (relative error ~1e-7 against eigenvalues that
+            span 1e-10) and degrade every estimate computed from them.
         **attrs
             Extra file attributes (override the provenance ones).
 
@@ -216,7 +222,8 @@ class StepContext:
 
         prov = dict(self.provenance)
         prov.update(attrs)
-        return write_netcdf(ds, path, prov, precision=self.precision)
+        precision = "float64" if model else self.precision
+        return write_netcdf(ds, path, prov, precision=precision)
 
 
 def run_step(snakemake, func: Callable[[StepContext], None]) -> None:
@@ -494,6 +501,7 @@ def step_montage(ctx: StepContext) -> None:
     ctx.write(
         ds,
         ctx.output[0],
+        model=True,
         subject=ctx.wildcards.subject,
         recording=str(rec.data_path),
         sfreq=float(raw.sfreq),
@@ -560,7 +568,7 @@ def step_head_model(ctx: StepContext) -> None:
         },
         coords={"shell": np.arange(sphere.n_shells), "xyz": ["x", "y", "z"], "channel": names},
     )
-    ctx.write(ds, ctx.output[0], kind=cfg["kind"], subject=ctx.wildcards.subject)
+    ctx.write(ds, ctx.output[0], model=True, kind=cfg["kind"], subject=ctx.wildcards.subject)
 
 
 def _sphere_from_ds(ds):
@@ -598,7 +606,7 @@ def step_source_space(ctx: StepContext) -> None:
         # spacing given at a 90 mm scalp radius: scaled so every subject has the same grid
         spacing = float(cfg["spacing"]) * sphere.scalp_radius / 0.09
         src = grid_source_space(spacing, radius, sphere.center)
-    ctx.write(src.to_xarray(), ctx.output[0], subject=ctx.wildcards.subject)
+    ctx.write(src.to_xarray(), ctx.output[0], model=True, subject=ctx.wildcards.subject)
 
 
 def step_forward(ctx: StepContext) -> None:
@@ -619,7 +627,7 @@ def step_forward(ctx: StepContext) -> None:
     sphere = _sphere_from_ds(_ok(ctx.input.head_model)).with_berg_scherg()
     src = SourceSpace.from_xarray(_ok(ctx.input.src))
     fwd = make_sphere_forward_free(pos, src, sphere, ch_names=names)
-    ctx.write(fwd.to_xarray(), ctx.output[0], subject=ctx.wildcards.subject)
+    ctx.write(fwd.to_xarray(), ctx.output[0], model=True, subject=ctx.wildcards.subject)
 
 
 def step_epochs(ctx: StepContext) -> None:
@@ -905,6 +913,7 @@ def step_noise_cov(ctx: StepContext) -> None:
     ctx.write(
         cov.to_xarray(),
         ctx.output[0],
+        model=True,
         subject=ctx.wildcards.subject,
         cov_method=cfg["method"],
         cov_method_used=str(cov.method),
@@ -960,6 +969,7 @@ def step_inverse_operator(ctx: StepContext) -> None:
     ctx.write(
         inverse_to_xarray(inv),
         ctx.output[0],
+        model=True,
         subject=ctx.wildcards.subject,
         loose=loose,
         depth=depth,

@@ -429,6 +429,34 @@ def test_shipped_real_dataset_config_plans_the_full_run(tmp_path, shared_bids_ro
     assert "demo_bids" not in counts
 
 
+def test_float32_precision_shrinks_data_files_but_not_the_models(tmp_path):
+    """precision: float32 stores the data outputs in float32; the model files (forward,
+    noise covariance, inverse operator, ...) stay float64, else the rounded covariance
+    is indefinite and the inverse step fails (it did, before they were kept)."""
+    import netCDF4
+
+    override = tmp_path / "float32.yaml"
+    override.write_text(
+        "precision: float32\non_error: raise\n"
+        "demo:\n  n_subjects: 1\n  conditions: [visual]\n"
+        "inverse:\n  methods: [sLORETA]\n"
+    )
+    # the override on top of the tiny config (a later --configfile replaces the helper's)
+    res = snakemake(tmp_path, "--configfile", str(TINY), str(override))
+    assert "steps (100%) done" in res.stderr + res.stdout
+
+    def dtypes(suffix):
+        with netCDF4.Dataset(_sub(tmp_path, "01", suffix)) as nc:
+            return {k: str(v.dtype) for k, v in nc.variables.items() if v.ndim > 1}
+
+    assert dtypes("cond-visual_desc-sLORETA_stc.nc") == {"stc": "float32"}
+    assert dtypes("epo.nc")["epochs"] == "float32"
+    for model in ("fwd.nc", "cov.nc", "inv.nc", "src.nc"):
+        assert all(t in ("float64", "int64") for t in dtypes(model).values()), model
+    qc = _tsv(tmp_path / "results" / "group" / "qc.tsv")
+    assert [row["status"] for row in qc] == ["ok"]
+
+
 @pytest.mark.slow
 def test_real_dataset_end_to_end(tmp_path, shared_bids_root):
     cfg = tmp_path / "real.yaml"
