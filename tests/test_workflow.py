@@ -134,6 +134,13 @@ def test_config_rejects_unknown_and_wrong_type(tmp_path):
     bad.write_text(TINY.read_text() + "\nprecision: 64\n")
     res = snakemake(tmp_path, "-n", configfile=bad, check=False)
     assert res.returncode != 0 and "precision" in res.stdout + res.stderr
+    # a volume grid with a loose orientation prior: refused before any job runs
+    bad.write_text(TINY.read_text() + "\nsource_space: {kind: grid}\n")
+    res = snakemake(tmp_path, "-n", configfile=bad, check=False)
+    assert res.returncode != 0
+    assert "inverse.loose=0.2 needs surface normals" in res.stdout + res.stderr
+    bad.write_text(TINY.read_text() + "\nsource_space: {kind: grid}\ninverse: {loose: 1.0}\n")
+    assert snakemake(tmp_path, "-n", configfile=bad, check=False).returncode == 0
 
 
 def test_outputs_dims_coords_attrs(run):

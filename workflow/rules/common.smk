@@ -27,6 +27,20 @@ LAMBDA2 = (
     else 1.0 / float(config["inverse"]["snr"]) ** 2
 )
 DEMO_TASK = "demo"
+# A volume grid has no surface normals: only free orientations apply to it. Said here,
+# before any job runs, rather than by every subject's inverse_operator job.
+if config["source_space"]["kind"] == "grid":
+    if float(config["inverse"]["loose"]) != 1.0:
+        raise ValueError(
+            f"config inverse.loose={config['inverse']['loose']} needs surface normals, but "
+            "source_space.kind='grid' (a volume) has none: set inverse.loose: 1 (free "
+            "orientation) or use source_space.kind: ico"
+        )
+    if config["inverse"]["pick_ori"] == "normal":
+        raise ValueError(
+            "config inverse.pick_ori='normal' needs surface normals, but "
+            "source_space.kind='grid' (a volume) has none: use pick_ori: null"
+        )
 # separate noise recording (empty room / rest) for the noise covariance; None = epoch baseline
 NOISE_TASK = config["covariance"]["noise_task"]
 
