@@ -57,8 +57,38 @@ __all__ = [
 ]
 
 
+class _ChannelPicks:
+    """``picks`` for the containers below (each has ch_names, ch_types, bads)."""
+
+    def picks(self, ch_type: str | None = "eeg", exclude_bads: bool = True) -> np.ndarray:
+        """Indices of the channels of one type.
+
+        Parameters
+        ----------
+        ch_type : str | None
+            Channel type (``"eeg"``, ``"eog"``, ...); None: every channel.
+        exclude_bads : bool
+            Leave out the channels marked bad.
+
+        Returns
+        -------
+        idx : ndarray of int, shape (n_picked,)
+        """
+        # an Evoked read from a file without channel types holds EEG only
+        types = self.ch_types or ("eeg",) * len(self.ch_names)
+        return np.asarray(
+            [
+                i
+                for i, (name, kind) in enumerate(zip(self.ch_names, types, strict=True))
+                if (ch_type is None or kind == ch_type)
+                and not (exclude_bads and name in self.bads)
+            ],
+            dtype=int,
+        )
+
+
 @dataclass(frozen=True)
-class Raw:
+class Raw(_ChannelPicks):
     """A continuous recording.
 
     Parameters
@@ -130,22 +160,6 @@ class Raw:
         """Recorded warnings (also in ``meta["warnings"]``)."""
         return self.meta.setdefault("warnings", [])
 
-    def picks(self, ch_type: str | None = "eeg", exclude_bads: bool = True) -> np.ndarray:
-        """Indices of the channels of one type.
-
-        Parameters
-        ----------
-        ch_type : str | None
-            Channel type (``"eeg"``, ``"eog"``, ...); None: every channel.
-        exclude_bads : bool
-            Leave out the channels marked bad.
-
-        Returns
-        -------
-        idx : ndarray of int, shape (n_picked,)
-        """
-        return _picks(self.ch_names, self.ch_types, self.bads, ch_type, exclude_bads)
-
     def pick_channels(self, names) -> Raw:
         """A new Raw with only some channels.
 
@@ -175,7 +189,7 @@ class Raw:
 
 
 @dataclass(frozen=True)
-class Epochs:
+class Epochs(_ChannelPicks):
     """Epochs cut around events.
 
     Parameters
@@ -227,25 +241,9 @@ class Epochs:
         """Distinct condition labels of kept epochs, in first-seen order."""
         return tuple(dict.fromkeys(self.labels))
 
-    def picks(self, ch_type: str | None = "eeg", exclude_bads: bool = True) -> np.ndarray:
-        """Indices of the channels of one type.
-
-        Parameters
-        ----------
-        ch_type : str | None
-            Channel type (``"eeg"``, ``"eog"``, ...); None: every channel.
-        exclude_bads : bool
-            Leave out the channels marked bad.
-
-        Returns
-        -------
-        idx : ndarray of int, shape (n_picked,)
-        """
-        return _picks(self.ch_names, self.ch_types, self.bads, ch_type, exclude_bads)
-
 
 @dataclass(frozen=True)
-class Evoked:
+class Evoked(_ChannelPicks):
     """An average of epochs of one condition.
 
     Parameters
@@ -277,23 +275,6 @@ class Evoked:
         """Sampling frequency (Hz) from ``times``."""
         return float(1.0 / np.mean(np.diff(self.times))) if self.times.size > 1 else np.nan
 
-    def picks(self, ch_type: str | None = "eeg", exclude_bads: bool = True) -> np.ndarray:
-        """Indices of the channels of one type.
-
-        Parameters
-        ----------
-        ch_type : str | None
-            Channel type (``"eeg"``, ``"eog"``, ...); None: every channel.
-        exclude_bads : bool
-            Leave out the channels marked bad.
-
-        Returns
-        -------
-        idx : ndarray of int, shape (n_picked,)
-        """
-        types = self.ch_types or ("eeg",) * len(self.ch_names)
-        return _picks(self.ch_names, types, self.bads, ch_type, exclude_bads)
-
     def pick_channels(self, names) -> Evoked:
         """A new Evoked with only some channels.
 
@@ -321,15 +302,6 @@ class Evoked:
             bads=tuple(b for b in self.bads if b in names),
             meta=dict(self.meta),
         )
-
-
-def _picks(ch_names, ch_types, bads, ch_type, exclude_bads) -> np.ndarray:
-    keep = [
-        i
-        for i, (n, t) in enumerate(zip(ch_names, ch_types, strict=True))
-        if (ch_type is None or t == ch_type) and not (exclude_bads and n in bads)
-    ]
-    return np.asarray(keep, dtype=int)
 
 
 def _name_index(ch_names, names, what) -> np.ndarray:
