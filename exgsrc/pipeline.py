@@ -783,12 +783,12 @@ def prepare_continuous(raw, filter_cfg=None):
 def read_noise_recording(bids_root, subject, task, ch_names, filter_cfg=None, session=None):
     """A subject's noise recording(s) prepared as the epochs: channels, filter, reference.
 
-    Every recording of ``task`` for the subject (all sessions/runs, found as
+    Every recording of ``task`` for the subject (all runs of the session, found as
     :func:`step_epochs` finds the main task's) is read with
     :func:`exgsrc.io.bids.read_recording`, reduced to ``ch_names`` in that
-    order (the montage's good EEG channels, as the epochs), band-passed with
-    :func:`exgsrc.preprocessing.filter_raw` and re-referenced to the average.
-    Several recordings are then concatenated in time.
+    order (the montage's good EEG channels, as the epochs) and passed through
+    :func:`prepare_continuous` like the main task (band-pass, resampling,
+    average reference). Several recordings are then concatenated in time.
 
     Parameters
     ----------
@@ -798,7 +798,7 @@ def read_noise_recording(bids_root, subject, task, ch_names, filter_cfg=None, se
     ch_names : sequence of str
         Channels to keep, in order.
     filter_cfg : mapping | None
-        ``{"l_freq": ..., "h_freq": ...}`` as the workflow's ``filter`` section.
+        The workflow's ``filter`` section (``l_freq``, ``h_freq``, ``resample``).
     session : str | None
         Session label of the main task's recordings: the noise recording is taken
         from the same session (same cap placement). None: any session.
@@ -879,7 +879,6 @@ def step_noise_cov(ctx: StepContext) -> None:
 
     cfg = ctx.params.covariance
     noise_task = cfg.get("noise_task")
-    extra = {}
     if noise_task:
         mont = _ok(ctx.input.montage)
         raw = read_noise_recording(
