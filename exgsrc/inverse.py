@@ -259,7 +259,10 @@ class PreparedInverse:
             sources per CPU, and only the norm is written out, so memory is
             ``n_sources x n_times``.
         """
-        data = _check_data(data, len(self.ch_names))
+        return self._apply_checked(_check_data(data, len(self.ch_names)), out)
+
+    def _apply_checked(self, data: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+        """:meth:`apply` for data already checked by ``_check_data`` (2D, finite)."""
         n_t = data.shape[1]
         if out is not None:
             shape = (
@@ -1034,8 +1037,7 @@ def apply_inverse_epochs(
     n_ep, n_ch, n_t = epochs.shape
     times = _check_times(times, n_t)
     flat = np.ascontiguousarray(epochs.transpose(1, 0, 2)).reshape(n_ch, n_ep * n_t)
-    _check_data(flat, len(prep.ch_names), "epochs")
-    sol = prep.apply(flat)
+    sol = prep._apply_checked(_check_data(flat, len(prep.ch_names), "epochs"), None)
     sol = sol.reshape(sol.shape[:-1] + (n_ep, n_t))
     sol = np.moveaxis(sol, -2, 0)
     return [
