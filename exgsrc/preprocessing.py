@@ -58,7 +58,41 @@ __all__ = [
 
 
 class _ChannelPicks:
-    """``picks`` for the containers below (each has ch_names, ch_types, bads)."""
+    """Channel selection shared by the containers below (each has ``data`` with the
+    channel axis second to last, ``ch_names``, ``ch_types``, ``bads`` and ``meta``)."""
+
+    def _types(self) -> tuple:
+        # an Evoked read from a file without channel types holds EEG only
+        return self.ch_types or ("eeg",) * len(self.ch_names)
+
+    def pick_channels(self, names):
+        """A copy with only some channels.
+
+        Parameters
+        ----------
+        names : sequence of str
+            Channels to keep, in that order.
+
+        Returns
+        -------
+        Raw | Epochs | Evoked
+            Same type as ``self``.
+
+        Raises
+        ------
+        ValueError
+            Naming the channels that are not there.
+        """
+        idx = _name_index(self.ch_names, names, type(self).__name__)
+        types = self._types()
+        return replace(
+            self,
+            data=np.take(self.data, idx, axis=-2),
+            ch_names=tuple(self.ch_names[i] for i in idx),
+            ch_types=tuple(types[i] for i in idx),
+            bads=tuple(b for b in self.bads if b in names),
+            meta=dict(self.meta),
+        )
 
     def picks(self, ch_type: str | None = "eeg", exclude_bads: bool = True) -> np.ndarray:
         """Indices of the channels of one type.
@@ -74,8 +108,7 @@ class _ChannelPicks:
         -------
         idx : ndarray of int, shape (n_picked,)
         """
-        # an Evoked read from a file without channel types holds EEG only
-        types = self.ch_types or ("eeg",) * len(self.ch_names)
+        types = self._types()
         return np.asarray(
             [
                 i
@@ -159,33 +192,6 @@ class Raw(_ChannelPicks):
     def warnings(self) -> list[str]:
         """Recorded warnings (also in ``meta["warnings"]``)."""
         return self.meta.setdefault("warnings", [])
-
-    def pick_channels(self, names) -> Raw:
-        """A new Raw with only some channels.
-
-        Parameters
-        ----------
-        names : sequence of str
-            Channels to keep, in that order.
-
-        Returns
-        -------
-        Raw
-
-        Raises
-        ------
-        ValueError
-            Naming the channels the recording does not have.
-        """
-        idx = _name_index(self.ch_names, names, "Raw")
-        return replace(
-            self,
-            data=self.data[idx],
-            ch_names=tuple(self.ch_names[i] for i in idx),
-            ch_types=tuple(self.ch_types[i] for i in idx),
-            bads=tuple(b for b in self.bads if b in names),
-            meta=dict(self.meta),
-        )
 
 
 @dataclass(frozen=True)
@@ -274,34 +280,6 @@ class Evoked(_ChannelPicks):
     def sfreq(self) -> float:
         """Sampling frequency (Hz) from ``times``."""
         return float(1.0 / np.mean(np.diff(self.times))) if self.times.size > 1 else np.nan
-
-    def pick_channels(self, names) -> Evoked:
-        """A new Evoked with only some channels.
-
-        Parameters
-        ----------
-        names : sequence of str
-            Channels to keep, in that order.
-
-        Returns
-        -------
-        Evoked
-
-        Raises
-        ------
-        ValueError
-            Naming the channels the evoked response does not have.
-        """
-        idx = _name_index(self.ch_names, names, "Evoked")
-        types = self.ch_types or ("eeg",) * len(self.ch_names)
-        return replace(
-            self,
-            data=self.data[idx],
-            ch_names=tuple(self.ch_names[i] for i in idx),
-            ch_types=tuple(types[i] for i in idx),
-            bads=tuple(b for b in self.bads if b in names),
-            meta=dict(self.meta),
-        )
 
 
 def _name_index(ch_names, names, what) -> np.ndarray:

@@ -168,6 +168,21 @@ def test_epochs_edges_and_drop_log():
     np.testing.assert_allclose(ep3.data[0][:, ep3.times <= 0].mean(axis=1), 0, atol=1e-15)
 
 
+def test_channel_selection_on_every_container():
+    """picks / pick_channels act on the channel axis of Raw, Epochs and Evoked alike."""
+    raw = replace(_toy_raw(), bads=("B",))
+    ep = make_epochs(raw, [300, 500], ["a", "a"], -0.1, 0.2, None)
+    ev = average(ep, "a")
+    for obj in (raw, ep, ev):
+        assert list(obj.picks()) == [0] and list(obj.picks(None, exclude_bads=False)) == [0, 1, 2]
+        sub = obj.pick_channels(["E", "A"])
+        assert type(sub) is type(obj) and sub.ch_names == ("E", "A")
+        assert sub.ch_types == ("eog", "eeg") and sub.bads == ()
+        np.testing.assert_array_equal(sub.data, np.take(obj.data, [2, 0], axis=-2))
+        with pytest.raises(ValueError, match=rf"{type(obj).__name__}: channels \['Z'\] not found"):
+            obj.pick_channels(["Z"])
+
+
 def test_epochs_bad_args():
     raw = _toy_raw()
     with pytest.raises(ValueError, match="2 events but 1 labels"):
