@@ -19,12 +19,14 @@ import argparse
 import sys
 from pathlib import Path
 
+from .labels import condition_from_label, condition_label
+from .simulate import make_demo_bids
+from .store import failure_reason, is_failed, open_dataset
+
 __all__ = ["main"]
 
 
 def _demo(args) -> int:
-    from .simulate import make_demo_bids
-
     conditions = tuple(c for c in args.conditions.split(",") if c)
     truth = make_demo_bids(
         args.out,
@@ -39,45 +41,35 @@ def _demo(args) -> int:
 
 
 def _info(args) -> int:
-    from .store import open_dataset
-
     ds = open_dataset(args.file)
     print(ds)
     return 0
 
 
 def _failed(args) -> int:
-    import xarray as xr
-
-    from .store import STATUS_ATTR
-
     root = Path(args.results)
     if not root.is_dir():
         raise ValueError(f"results folder not found: {root}")
     n = 0
     for p in sorted(root.rglob("*.nc")):
-        with xr.open_dataset(p) as ds:
-            if ds.attrs.get(STATUS_ATTR) == "failed":
-                n += 1
-                if args.quiet:
-                    print(p)
-                else:
-                    print(f"{p}\t{ds.attrs.get('exgsrc_error', '')}")
+        ds = open_dataset(p, attrs_only=True)
+        if is_failed(ds):
+            n += 1
+            if args.quiet:
+                print(p)
+            else:
+                print(f"{p}\t{failure_reason(ds)}")
     if not args.quiet:
         print(f"{n} failed output(s)", file=sys.stderr)
     return 0
 
 
 def _label(args) -> int:
-    from .pipeline import condition_label
-
     print(condition_label(args.text))
     return 0
 
 
 def _unlabel(args) -> int:
-    from .pipeline import condition_from_label
-
     print(condition_from_label(args.label))
     return 0
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .linalg import regularized_inverse_singular_values, svd_economy
+
 __all__ = ["EloretaOptions", "EloretaResult", "solve_eloreta_weights", "compute_eloreta_kernel"]
 
 
@@ -219,8 +221,6 @@ def compute_eloreta_kernel(inv, lambda2: float, white_proj: np.ndarray, sqrt_nav
     info : dict
         ``n_iter``, ``delta``, ``converged``, ``force_equal``.
     """
-    from .inverse import _reginv, _svd
-
     opts = EloretaOptions.coerce(options)
     g = inv.gain_white * sqrt_nave
     res = solve_eloreta_weights(g, inv.n_orient, lambda2, inv.rank, inv.orient_prior, opts)
@@ -231,8 +231,8 @@ def compute_eloreta_kernel(inv, lambda2: float, white_proj: np.ndarray, sqrt_nav
     else:
         r_sqrt, _ = _sym_pow_3x3(r, 0.5)
         a = _r_sqrt_rows(g.T, r_sqrt).T
-    u, s, vt = _svd(a)
-    reginv = _reginv(s, inv.rank, lambda2)
+    u, s, vt = svd_economy(a)
+    reginv = regularized_inverse_singular_values(s, inv.rank, lambda2)
     leads = _r_sqrt_rows(vt.T, r_sqrt)
     kernel = leads @ ((u.T * reginv[:, None]) @ white_proj)
     info = {

@@ -21,17 +21,21 @@ supporting ``data[:, start:stop]`` (e.g. an h5py/netCDF4 variable).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
 from ._system import thread_budget
+from .eloreta import compute_eloreta_kernel
 from .linalg import (
     average_reference_projector,
     eigh_whitening,
     normal_tangent_basis,
+    regularized_inverse_singular_values,
+    svd_economy,
     whitener_from_eig,
 )
+from .source_space import SourceSpace
 
 __all__ = [
     "INVERSE_METHODS",
@@ -151,6 +155,97 @@ class InverseOperator:
     def whitener(self) -> np.ndarray:
         """Whitener for ``nave == 1``, shape (n_channels, n_channels), 1/V."""
         return whitener_from_eig(self.noise_eig, self.noise_eigvec)
+
+    def to_xarray(self):
+        """Convert to an :class:`xarray.Dataset` (the ``inv.nc`` file's content).
+
+        Returns
+        -------
+        ds : xarray.Dataset
+            The source space's variables (``pos``, ``nn``, ``tris``), one ``inv_<field>``
+            variable per array field with dims ``channel``, ``channel2``, ``eig``,
+            ``noise_eig``, ``component`` (source-major source x orientation rows),
+            ``source``, ``basis_row`` and ``xyz``; scalars and dicts as ``inv_<field>``
+            attributes, ``inv_none_fields`` naming the fields that are None.
+        """
+        ds = self.src.to_xarray()
+        ds.attrs = {"src_kind": self.src.kind, "src_meta": ds.attrs.get("meta", "{}")}
+        n_comp = self.n_sources * self.n_orient
+        ds = ds.assign_coords(channel=list(self.ch_names), component=np.arange(n_comp))
+        none_fields = []
+        for f in fields(self):
+            name = f.name
+            if name in ("ch_names", "src", "meta"):
+                continue
+            value = getattr(self, name)
+            if value is None:
+                none_fields.append(name)
+            elif isinstance(value, np.ndarray):
+                dims = _INVERSE_ARRAY_DIMS[name]
+                ds[f"inv_{name}"] = (dims, value, {"long_name": f"InverseOperator.{name}"})
+            else:
+                ds.attrs[f"inv_{name}"] = value.item() if isinstance(value, np.generic) else value
+        ds.attrs["inv_none_fields"] = none_fields
+        ds.attrs["inv_meta"] = self.meta
+        return ds
+
+    @classmethod
+    def from_xarray(cls, ds) -> InverseOperator:
+        """Rebuild an operator from :meth:`to_xarray` output.
+
+        Parameters
+        ----------
+        ds : xarray.Dataset
+            With attributes decoded to Python objects (``exgsrc.store.open_dataset``
+            does that for files).
+
+        Returns
+        -------
+        InverseOperator
+        """
+        src_ds = ds[["pos", "nn"] + (["tris"] if "tris" in ds else [])]
+        src_ds.attrs = {
+            "kind": ds.attrs.get("src_kind", "discrete"),
+            "meta": ds.attrs.get("src_meta", "{}"),
+        }
+        kwargs = {
+            "ch_names": tuple(str(c) for c in ds["channel"].values),
+            "src": SourceSpace.from_xarray(src_ds),
+            "meta": dict(ds.attrs.get("inv_meta") or {}),
+        }
+        none_fields = set(ds.attrs.get("inv_none_fields", []))
+        for f in fields(cls):
+            name = f.name
+            if name in kwargs:
+                continue
+            if name in none_fields:
+                kwargs[name] = None
+            elif f"inv_{name}" in ds:
+                kwargs[name] = np.asarray(ds[f"inv_{name}"].values)
+            elif f"inv_{name}" in ds.attrs:
+                value = ds.attrs[f"inv_{name}"]
+                kwargs[name] = value.item() if isinstance(value, np.generic) else value
+        for name in ("rank", "n_orient", "nave"):
+            kwargs[name] = int(kwargs[name])
+        kwargs["loose"] = float(kwargs["loose"])
+        return cls(**kwargs)
+
+
+# Dimensions of the array fields of InverseOperator in its xarray form.
+_INVERSE_ARRAY_DIMS = {
+    "eigen_fields": ("eig", "channel"),
+    "sing": ("eig",),
+    "eigen_leads": ("component", "eig"),
+    "source_cov": ("component",),
+    "gain_white": ("channel", "component"),
+    "noise_eig": ("noise_eig",),
+    "noise_eigvec": ("noise_eig", "channel"),
+    "proj": ("channel", "channel2"),
+    "noise_cov": ("channel", "channel2"),
+    "orient_prior": ("component",),
+    "depth_prior": ("component",),
+    "basis": ("source", "basis_row", "xyz"),
+}
 
 
 # Tiling of the free-orientation apply (PreparedInverse.apply), tuned with
@@ -749,7 +844,7 @@ def make_inverse_operator(
     source_std *= scale
     weighted *= scale
 
-    u, s, vt = _svd(weighted)
+    u, s, vt = svd_economy(weighted)
     return InverseOperator(
         ch_names=ch_names,
         src=src,
@@ -774,34 +869,8 @@ def make_inverse_operator(
     )
 
 
-def _svd(a: np.ndarray):
-    """Economy SVD ``a = u @ diag(s) @ vt``.
-
-    The gains here are wide (channels x 3 sources) and LAPACK is faster on the
-    tall transpose (operator construction in benchmarks/bench_inverse.py);
-    ``a.T = vt.T s u.T`` gives the same factors (a singular pair's signs may flip
-    together, which no product ``u_i s_i v_i`` and no kernel built from them sees).
-    """
-    from scipy import linalg
-
-    if a.shape[0] < a.shape[1]:
-        v, s, ut = _svd(np.ascontiguousarray(a.T))
-        return ut.T, s, v.T
-    try:
-        return linalg.svd(a, full_matrices=False, lapack_driver="gesdd")
-    except np.linalg.LinAlgError:  # pragma: no cover - gesdd rarely fails
-        return linalg.svd(a, full_matrices=False, lapack_driver="gesvd")
-
-
 # ---------------------------------------------------------------------------
 # preparation
-
-
-def _reginv(sing: np.ndarray, rank: int, lambda2: float) -> np.ndarray:
-    out = np.zeros_like(sing)
-    s = sing[:rank]
-    out[:rank] = np.where(s > 0, s / (s**2 + lambda2), 0.0)
-    return out
 
 
 def prepare_inverse(
@@ -865,15 +934,13 @@ def prepare_inverse(
     eloreta_info = None
 
     if method == "eLORETA":
-        from .eloreta import compute_eloreta_kernel
-
         k_rows, eloreta_info = compute_eloreta_kernel(
             inv, lambda2, white_proj, np.sqrt(1.0 / scale), eloreta_options
         )
         noise_norm = None
     else:
         source_cov = inv.source_cov * scale
-        reginv = _reginv(inv.sing, inv.rank, lambda2)
+        reginv = regularized_inverse_singular_values(inv.sing, inv.rank, lambda2)
         trans = (inv.eigen_fields * reginv[:, None]) @ white_proj
         k_rows = (inv.eigen_leads @ trans) * np.sqrt(source_cov)[:, None]
         noise_norm = None

@@ -11,6 +11,7 @@ All functions take plain numpy arrays (volts, volts squared) or any object with
 from __future__ import annotations
 
 import numpy as np
+from scipy import linalg as scipy_linalg
 
 __all__ = [
     "average_reference_projector",
@@ -20,6 +21,8 @@ __all__ = [
     "whitener_from_eig",
     "eigh_whitening",
     "normal_tangent_basis",
+    "regularized_inverse_singular_values",
+    "svd_economy",
 ]
 
 
@@ -260,3 +263,53 @@ def normal_tangent_basis(nn: np.ndarray) -> np.ndarray:
     t1 /= np.linalg.norm(t1, axis=1)[:, None]
     t2 = np.cross(n, t1)
     return np.stack([t1, t2, n], axis=1)
+
+
+def svd_economy(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Economy SVD ``a = u @ diag(s) @ vt``.
+
+    The gains here are wide (channels x 3 sources) and LAPACK is faster on the
+    tall transpose (operator construction in benchmarks/bench_inverse.py);
+    ``a.T = vt.T s u.T`` gives the same factors (a singular pair's signs may flip
+    together, which no product ``u_i s_i v_i`` and no kernel built from them sees).
+
+    Parameters
+    ----------
+    a : ndarray, shape (m, n)
+
+    Returns
+    -------
+    u : ndarray, shape (m, k)
+    s : ndarray, shape (k,)
+        Singular values, descending; ``k = min(m, n)``.
+    vt : ndarray, shape (k, n)
+    """
+    if a.shape[0] < a.shape[1]:
+        v, s, ut = svd_economy(np.ascontiguousarray(a.T))
+        return ut.T, s, v.T
+    try:
+        return scipy_linalg.svd(a, full_matrices=False, lapack_driver="gesdd")
+    except np.linalg.LinAlgError:  # pragma: no cover - gesdd rarely fails
+        return scipy_linalg.svd(a, full_matrices=False, lapack_driver="gesvd")
+
+
+def regularized_inverse_singular_values(sing: np.ndarray, rank: int, lambda2: float) -> np.ndarray:
+    """Tikhonov-filtered inverse singular values ``s / (s**2 + lambda2)``.
+
+    Parameters
+    ----------
+    sing : ndarray, shape (k,)
+        Singular values of the whitened, weighted gain.
+    rank : int
+        Number of leading values kept (the whitened data's rank); the rest are 0.
+    lambda2 : float
+        Regularisation parameter (``1 / SNR**2``).
+
+    Returns
+    -------
+    ndarray, shape (k,)
+    """
+    out = np.zeros_like(sing)
+    s = sing[:rank]
+    out[:rank] = np.where(s > 0, s / (s**2 + lambda2), 0.0)
+    return out

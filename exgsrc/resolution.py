@@ -51,6 +51,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .inverse import prepare_inverse
+
 __all__ = [
     "METRICS",
     "FUNCTIONS",
@@ -684,8 +686,6 @@ def _prepare(fwd, inv, lambda2, method, pick_ori=None):
     if hasattr(inv, "kernel"):
         prep = inv
     else:
-        from .inverse import prepare_inverse  # lazy: keeps the array layer independent
-
         if not hasattr(inv, "eigen_leads"):
             raise ValueError(f"inv must be an exgsrc InverseOperator, got {type(inv).__name__}")
         prep = prepare_inverse(inv, nave=1, lambda2=lambda2, method=method, pick_ori=pick_ori)

@@ -1,4 +1,17 @@
-"""netCDF storage: atomic writes with provenance, and loaders back to objects.
+"""The on-disk format: every file kind the workflow writes, its status, its attributes.
+
+This module is the only owner of the format. Steps, reports and the command line
+read and write files through it; the core types convert themselves to and from
+xarray (``to_xarray`` / ``from_xarray``) and never import this module.
+
+* status: :data:`STATUS_ATTR` (``"ok"`` / ``"failed"``) and :data:`ERROR_ATTR` on
+  every file; :func:`is_failed`, :func:`failure_reason`, :func:`read_status`,
+  :func:`open_checked` (raises :class:`UpstreamFailed`), and
+  :func:`write_failed_outputs` for the placeholders of a failed step;
+* readers: ``load_<kind>`` for the source space, head model (sphere), forward,
+  noise covariance, inverse operator, epochs, evoked, source estimate and
+  montage; :func:`open_source_estimates` for a whole cohort;
+* writers: :func:`write_netcdf`, :func:`write_text_atomic`, :func:`write_tsv`.
 
 Every array the workflow produces goes through :func:`write_netcdf`, which
 
@@ -19,23 +32,36 @@ back.
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import xarray as xr
+
+from . import __version__
+from .containers import Epochs, Evoked
+from .covariance import NoiseCov
+from .forward import Forward, SphereModel
+from .inverse import InverseOperator, SourceEstimate
+from .provenance import config_sha256, file_sha256, make_provenance
+from .source_space import SourceSpace, discrete_source_space
+
 __all__ = [
+    "ERROR_ATTR",
     "STATUS_ATTR",
+    "UpstreamFailed",
     "config_sha256",
     "decode_attr",
+    "failure_reason",
     "file_sha256",
-    "inverse_from_xarray",
-    "inverse_to_xarray",
     "is_failed",
     "load_cov",
+    "load_epochs",
+    "load_evoked",
     "load_forward",
     "load_inverse",
     "load_montage",
@@ -43,97 +69,32 @@ __all__ = [
     "load_sphere",
     "load_stc",
     "make_provenance",
+    "open_checked",
     "open_dataset",
     "open_source_estimates",
+    "read_status",
+    "used_channels",
     "write_failed",
+    "write_failed_outputs",
     "write_netcdf",
     "write_text_atomic",
+    "write_tsv",
 ]
 
 #: Attribute holding ``"ok"`` or ``"failed"`` on every file the workflow writes.
 STATUS_ATTR = "exgsrc_status"
+#: Attribute holding the reason of a failed step (exception type and message).
+ERROR_ATTR = "exgsrc_error"
 
 _JSON_PREFIX = "json:"
 
 
-def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file's bytes.
-
-    Parameters
-    ----------
-    path : path-like
-        File to hash.
-    chunk : int
-        Read size in bytes.
-
-    Returns
-    -------
-    str
-        64 hex digits.
-    """
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while True:
-            block = fh.read(chunk)
-            if not block:
-                break
-            h.update(block)
-    return h.hexdigest()
-
-
-def config_sha256(config: Mapping | None) -> str:
-    """SHA-256 of a configuration mapping in canonical JSON form (sorted keys).
-
-    Parameters
-    ----------
-    config : mapping | None
-        The (validated) workflow configuration. ``None`` hashes as ``{}``.
-
-    Returns
-    -------
-    str
-        64 hex digits.
-    """
-    text = json.dumps(config or {}, sort_keys=True, default=str, separators=(",", ":"))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def make_provenance(
-    config: Mapping | None = None,
-    inputs: Iterable[str | os.PathLike] = (),
-    **params: Any,
-) -> dict:
-    """Build the provenance attributes for :func:`write_netcdf`.
-
-    Parameters
-    ----------
-    config : mapping | None
-        Workflow configuration; hashed into ``config_sha256``.
-    inputs : iterable of path-like
-        Input files; each is recorded with its SHA-256. Directories are
-        recorded without a checksum.
-    **params
-        Extra attributes (method, parameters, subject, ...).
-
-    Returns
-    -------
-    dict
-        Attributes ready for :func:`write_netcdf`.
-    """
-    records = []
-    for p in inputs:
-        p = Path(p)
-        sha = file_sha256(p) if p.is_file() else None
-        records.append({"path": str(p), "sha256": sha})
-    prov = {"config_sha256": config_sha256(config), "inputs": records}
-    prov.update(params)
-    return prov
+class UpstreamFailed(ValueError):
+    """An input file records a failed step (a failed-status placeholder)."""
 
 
 def _encode_attr(value: Any) -> Any:
     """Map an attribute value onto something netCDF4 can store."""
-    import numpy as np
-
     if isinstance(value, bool | np.bool_):
         return int(value)
     if isinstance(value, str | int | float | np.integer | np.floating):
@@ -150,8 +111,6 @@ def _encode_attr(value: Any) -> Any:
 
 
 def _json_default(obj: Any) -> Any:
-    import numpy as np
-
     if isinstance(obj, np.ndarray):
         return obj.tolist()
     if isinstance(obj, np.generic):
@@ -243,10 +202,6 @@ def write_netcdf(
     Path
         The destination path.
     """
-    import numpy as np
-
-    from . import __version__
-
     if precision not in ("float64", "float32"):
         raise ValueError(f"precision must be 'float64' or 'float32', got {precision!r}")
     path = Path(path)
@@ -296,15 +251,58 @@ def write_failed(path: str | os.PathLike, error: str, provenance: Mapping | None
     Path
         The destination path.
     """
-    import xarray as xr
-
     attrs = dict(provenance or {})
     attrs[STATUS_ATTR] = "failed"
-    attrs["exgsrc_error"] = str(error)
+    attrs[ERROR_ATTR] = str(error)
     return write_netcdf(xr.Dataset(), path, attrs)
 
 
-def open_dataset(path: str | os.PathLike, *, decode: bool = True):
+def write_failed_outputs(
+    outputs: Sequence[str | os.PathLike], error: str, provenance: Mapping | None = None
+) -> None:
+    """Failed-status placeholders for every output of a failed step.
+
+    netCDF files get the status attributes (:func:`write_failed`); JSON files an
+    object ``{"exgsrc_status": "failed", "exgsrc_error": ...}``; other text files
+    (TSV, HTML) a first line ``# FAILED: <error>``.
+
+    Parameters
+    ----------
+    outputs : sequence of path-like
+    error : str
+    provenance : mapping | None
+        Attributes of the netCDF placeholders.
+    """
+    for out in outputs:
+        path = Path(out)
+        if path.suffix == ".nc":
+            write_failed(path, error, provenance)
+        elif path.suffix == ".json":
+            write_text_atomic(path, json.dumps({STATUS_ATTR: "failed", ERROR_ATTR: error}))
+        else:
+            write_text_atomic(path, f"# FAILED: {error}\n")
+
+
+def write_tsv(path: str | os.PathLike, header: Sequence[str], rows: Iterable[Sequence]) -> Path:
+    """Write a table as TSV, atomically; tabs and newlines inside values become spaces.
+
+    Parameters
+    ----------
+    path : path-like
+    header : sequence of str
+    rows : iterable of sequence
+
+    Returns
+    -------
+    Path
+    """
+    esc = str.maketrans({"\t": " ", "\n": " ", "\r": " "})
+    lines = ["\t".join(header)]
+    lines += ["\t".join(str(v).translate(esc) for v in row) for row in rows]
+    return write_text_atomic(path, "\n".join(lines) + "\n")
+
+
+def open_dataset(path: str | os.PathLike, *, decode: bool = True, attrs_only: bool = False):
     """Open a netCDF file written by exgsrc, fully loaded into memory.
 
     Parameters
@@ -313,23 +311,34 @@ def open_dataset(path: str | os.PathLike, *, decode: bool = True):
         File to read.
     decode : bool
         Decode JSON attributes (``inputs`` etc.) back to Python objects.
+    attrs_only : bool
+        Leave the data variables out (coordinates and attributes only), for a
+        quick look at large files such as epochs.
 
     Returns
     -------
     xarray.Dataset
-        The dataset; the file handle is closed.
-    """
-    import xarray as xr
+        The dataset; the file handle is closed. ``ds.encoding["source"]`` is the path.
 
+    Raises
+    ------
+    ValueError
+        The file does not exist or is not netCDF (naming the file).
+    """
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"netCDF file not found: {path}")
-    with xr.open_dataset(path, engine="netcdf4") as ds:
-        ds = ds.load()
+    try:
+        with xr.open_dataset(path, engine="netcdf4") as ds:
+            ds = ds.drop_vars(list(ds.data_vars)) if attrs_only else ds
+            ds = ds.load()
+    except OSError as err:
+        raise ValueError(f"{path}: not a readable netCDF file ({err})") from err
     if decode:
         ds.attrs = {k: decode_attr(v) for k, v in ds.attrs.items()}
         for var in ds.variables.values():
             var.attrs = {k: decode_attr(v) for k, v in var.attrs.items()}
+    ds.encoding["source"] = str(path)
     return ds
 
 
@@ -346,18 +355,71 @@ def is_failed(ds_or_path) -> bool:
     """
     ds = ds_or_path
     if isinstance(ds_or_path, str | os.PathLike):
-        ds = open_dataset(ds_or_path)
+        ds = open_dataset(ds_or_path, attrs_only=True)
     return ds.attrs.get(STATUS_ATTR, "ok") == "failed"
 
 
-def _check_ok(ds, path) -> None:
+def failure_reason(ds) -> str:
+    """The recorded reason of a failed-step placeholder.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+
+    Returns
+    -------
+    str
+        ``exgsrc_error``, or ``"no reason recorded"``.
+    """
+    return str(ds.attrs.get(ERROR_ATTR, "no reason recorded"))
+
+
+def read_status(path: str | os.PathLike) -> tuple[bool, str]:
+    """Whether an output file is usable, and why not.
+
+    Parameters
+    ----------
+    path : path-like
+
+    Returns
+    -------
+    ok : bool
+    reason : str
+        Empty when ok; the recorded error of a failed step, or why the file
+        cannot be read.
+    """
+    try:
+        ds = open_dataset(path, attrs_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is a reason
+        return False, f"unreadable: {exc}"
     if is_failed(ds):
-        raise ValueError(
-            f"{path} records a failed step: {ds.attrs.get('exgsrc_error', 'unknown error')}"
-        )
+        return False, failure_reason(ds)
+    return True, ""
 
 
-def load_source_space(path):
+def open_checked(path: str | os.PathLike):
+    """:func:`open_dataset`, refusing failed-step placeholders.
+
+    Parameters
+    ----------
+    path : path-like
+
+    Returns
+    -------
+    xarray.Dataset
+
+    Raises
+    ------
+    UpstreamFailed
+        The file records a failed step (the message names it and the reason).
+    """
+    ds = open_dataset(path)
+    if is_failed(ds):
+        raise UpstreamFailed(f"input {path} records a failed step: {failure_reason(ds)}")
+    return ds
+
+
+def load_source_space(path) -> SourceSpace:
     """Load a :class:`exgsrc.source_space.SourceSpace` from netCDF.
 
     Parameters
@@ -368,14 +430,10 @@ def load_source_space(path):
     -------
     SourceSpace
     """
-    from .source_space import SourceSpace
-
-    ds = open_dataset(path)
-    _check_ok(ds, path)
-    return SourceSpace.from_xarray(ds)
+    return SourceSpace.from_xarray(open_checked(path))
 
 
-def load_forward(path):
+def load_forward(path) -> Forward:
     """Load a :class:`exgsrc.forward.Forward` from netCDF.
 
     Parameters
@@ -386,14 +444,10 @@ def load_forward(path):
     -------
     Forward
     """
-    from .forward import Forward
-
-    ds = open_dataset(path)
-    _check_ok(ds, path)
-    return Forward.from_xarray(ds)
+    return Forward.from_xarray(open_checked(path))
 
 
-def load_cov(path):
+def load_cov(path) -> NoiseCov:
     """Load a :class:`exgsrc.covariance.NoiseCov` from netCDF.
 
     Parameters
@@ -404,138 +458,10 @@ def load_cov(path):
     -------
     NoiseCov
     """
-    from .covariance import NoiseCov
-
-    ds = open_dataset(path)
-    _check_ok(ds, path)
-    return NoiseCov.from_xarray(ds)
+    return NoiseCov.from_xarray(open_checked(path))
 
 
-def inverse_to_xarray(inv):
-    """Serialise an :class:`exgsrc.inverse.InverseOperator` to an xarray Dataset.
-
-    Uses ``inv.to_xarray()`` when the class provides it; otherwise every array
-    field becomes a variable (dims ``channel``, ``component`` = source-major
-    source x orientation rows, ``source``, ``xyz`` where the shape says so),
-    the source space is embedded (``pos``, ``nn``, ``tris``) and scalars go to
-    attributes.
-
-    Parameters
-    ----------
-    inv : InverseOperator
-
-    Returns
-    -------
-    xarray.Dataset
-    """
-    import dataclasses
-
-    import numpy as np
-
-    if hasattr(inv, "to_xarray"):
-        return inv.to_xarray()
-    ds = inv.src.to_xarray()
-    ds.attrs = {"src_kind": inv.src.kind, "src_meta": ds.attrs.get("meta", "{}")}
-    n_ch = len(inv.ch_names)
-    n_comp = inv.n_sources * inv.n_orient
-    ds = ds.assign_coords(channel=list(inv.ch_names), component=np.arange(n_comp))
-    known = {
-        "eigen_fields": ("eig", "channel"),
-        "sing": ("eig",),
-        "eigen_leads": ("component", "eig"),
-        "source_cov": ("component",),
-        "gain_white": ("channel", "component"),
-        "noise_eig": ("noise_eig",),
-        "noise_eigvec": ("noise_eig", "channel"),
-        "proj": ("channel", "channel2"),
-        "noise_cov": ("channel", "channel2"),
-        "orient_prior": ("component",),
-        "depth_prior": ("component",),
-        "basis": ("source", "basis_row", "xyz"),
-    }
-    sizes = {"channel": n_ch, "channel2": n_ch, "component": n_comp, "source": inv.n_sources}
-    sizes.update({"xyz": 3})
-    none_fields = []
-    for f in dataclasses.fields(inv):
-        name = f.name
-        if name in ("ch_names", "src", "meta"):
-            continue
-        val = getattr(inv, name)
-        if val is None:
-            none_fields.append(name)
-            continue
-        if isinstance(val, np.ndarray):
-            dims = known.get(name)
-            ok = dims is not None and len(dims) == val.ndim
-            if ok:
-                for d, size in zip(dims, val.shape, strict=True):
-                    if sizes.setdefault(d, size) != size:
-                        ok = False
-            if not ok:
-                dims = tuple(f"{name}_dim{k}" for k in range(val.ndim))
-            ds[f"inv_{name}"] = (dims, val, {"long_name": f"InverseOperator.{name}"})
-        elif isinstance(val, dict):
-            ds.attrs[f"inv_{name}"] = val
-        else:
-            ds.attrs[f"inv_{name}"] = val.item() if isinstance(val, np.generic) else val
-    ds.attrs["inv_none_fields"] = none_fields
-    ds.attrs["inv_meta"] = inv.meta
-    return ds
-
-
-def inverse_from_xarray(ds):
-    """Inverse of :func:`inverse_to_xarray`.
-
-    Parameters
-    ----------
-    ds : xarray.Dataset
-
-    Returns
-    -------
-    InverseOperator
-    """
-    import dataclasses
-
-    import numpy as np
-
-    from .inverse import InverseOperator
-    from .source_space import SourceSpace
-
-    if hasattr(InverseOperator, "from_xarray"):
-        return InverseOperator.from_xarray(ds)
-    src_ds = ds[["pos", "nn"] + (["tris"] if "tris" in ds else [])]
-    src_ds.attrs = {
-        "kind": ds.attrs.get("src_kind", "discrete"),
-        "meta": ds.attrs.get("src_meta", "{}"),
-    }
-    src = SourceSpace.from_xarray(src_ds)
-    kwargs = {"ch_names": tuple(str(c) for c in ds["channel"].values), "src": src}
-    none_fields = decode_attr(ds.attrs.get("inv_none_fields", []))
-    for f in dataclasses.fields(InverseOperator):
-        name = f.name
-        if name in kwargs:
-            continue
-        if name == "meta":
-            kwargs["meta"] = decode_attr(ds.attrs.get("inv_meta", {})) or {}
-        elif name in none_fields:
-            kwargs[name] = None
-        elif f"inv_{name}" in ds:
-            kwargs[name] = np.asarray(ds[f"inv_{name}"].values)
-        elif f"inv_{name}" in ds.attrs:
-            v = decode_attr(ds.attrs[f"inv_{name}"])
-            if isinstance(v, np.generic):
-                v = v.item()
-            kwargs[name] = v
-    for k in ("rank", "n_orient", "nave"):
-        if k in kwargs:
-            kwargs[k] = int(kwargs[k])
-    for k in ("loose",):
-        if k in kwargs:
-            kwargs[k] = float(kwargs[k])
-    return InverseOperator(**kwargs)
-
-
-def load_inverse(path):
+def load_inverse(path) -> InverseOperator:
     """Load a :class:`exgsrc.inverse.InverseOperator` from netCDF.
 
     Parameters
@@ -546,12 +472,10 @@ def load_inverse(path):
     -------
     InverseOperator
     """
-    ds = open_dataset(path)
-    _check_ok(ds, path)
-    return inverse_from_xarray(ds)
+    return InverseOperator.from_xarray(open_checked(path))
 
 
-def load_stc(path, src=None):
+def load_stc(path, src=None) -> SourceEstimate:
     """Load a :class:`exgsrc.inverse.SourceEstimate` from netCDF.
 
     Parameters
@@ -565,13 +489,7 @@ def load_stc(path, src=None):
     -------
     SourceEstimate
     """
-    import numpy as np
-
-    from .inverse import SourceEstimate
-    from .source_space import discrete_source_space
-
-    ds = open_dataset(path)
-    _check_ok(ds, path)
+    ds = open_checked(path)
     if src is None:
         src = discrete_source_space(np.stack([ds[c].values for c in "xyz"], axis=1))
     return SourceEstimate.from_xarray(ds, src)
@@ -587,15 +505,29 @@ def load_montage(path):
     Returns
     -------
     xarray.Dataset
-        Variables ``pos`` (channel, xyz) in m; coordinates ``ch_type`` and
-        ``bad`` on ``channel``.
+        Variables ``pos`` (channel, xyz) in m; coordinates ``ch_type``,
+        ``status``, ``used`` and ``excluded_reason`` on ``channel``.
     """
-    ds = open_dataset(path)
-    _check_ok(ds, path)
-    return ds
+    return open_checked(path)
 
 
-def load_sphere(path):
+def used_channels(montage) -> list[str]:
+    """Channels of a montage dataset used for source imaging (good EEG with a position).
+
+    Parameters
+    ----------
+    montage : xarray.Dataset
+        As returned by :func:`load_montage`.
+
+    Returns
+    -------
+    list of str
+    """
+    used = montage["used"].values.astype(bool)
+    return [str(c) for c, u in zip(montage["channel"].values, used, strict=True) if u]
+
+
+def load_sphere(path) -> SphereModel:
     """Load a :class:`exgsrc.forward.SphereModel` from the head-model netCDF.
 
     Parameters
@@ -606,12 +538,7 @@ def load_sphere(path):
     -------
     SphereModel
     """
-    import numpy as np
-
-    from .forward import SphereModel
-
-    ds = open_dataset(path)
-    _check_ok(ds, path)
+    ds = open_checked(path)
     mu = ds["mu"].values if "mu" in ds else None
     lam = ds["lambda_"].values if "lambda_" in ds else None
     return SphereModel(
@@ -620,6 +547,60 @@ def load_sphere(path):
         center=tuple(float(c) for c in np.asarray(ds["center"].values)),
         mu=None if mu is None else np.asarray(mu),
         lambda_=None if lam is None else np.asarray(lam),
+    )
+
+
+def load_epochs(path) -> Epochs:
+    """Rebuild :class:`exgsrc.containers.Epochs` from the workflow's ``epo.nc``.
+
+    Parameters
+    ----------
+    path : path-like
+
+    Returns
+    -------
+    Epochs
+    """
+    ds = open_checked(path)
+    n = ds.sizes["channel"]
+    baseline = ds.attrs.get("baseline")
+    return Epochs(
+        data=np.asarray(ds["epochs"].values, float),
+        times=np.asarray(ds["time"].values, float),
+        labels=tuple(str(c) for c in ds["condition"].values),
+        ch_names=tuple(str(c) for c in ds["channel"].values),
+        ch_types=("eeg",) * n,
+        bads=(),
+        sfreq=float(ds.attrs["sfreq"]),
+        events=np.asarray(ds["event_sample"].values, int),
+        selection=np.asarray(ds["selection"].values, int),
+        drop_log=tuple(tuple(x) for x in ds.attrs.get("drop_log", [])),
+        baseline=None if baseline is None or isinstance(baseline, str) else tuple(baseline),
+        meta={},
+    )
+
+
+def load_evoked(path) -> Evoked:
+    """Rebuild :class:`exgsrc.containers.Evoked` from the workflow's ``ave.nc``.
+
+    Parameters
+    ----------
+    path : path-like
+
+    Returns
+    -------
+    Evoked
+    """
+    ds = open_checked(path)
+    names = tuple(str(c) for c in ds["channel"].values)
+    return Evoked(
+        data=np.asarray(ds["evoked"].values, float),
+        times=np.asarray(ds["time"].values, float),
+        ch_names=names,
+        nave=int(ds.attrs["nave"]),
+        condition=str(ds.attrs["condition"]),
+        ch_types=("eeg",) * len(names),
+        bads=(),
     )
 
 
@@ -674,9 +655,6 @@ def open_source_estimates(
         No source estimate found, several tasks without ``task``, or estimates whose
         source count, orientation or time axis differ.
     """
-    import numpy as np
-    import xarray as xr
-
     root = Path(output)
     found = []
     for path in sorted(root.glob("sub-*/eeg/*_stc.nc")):
@@ -709,7 +687,7 @@ def open_source_estimates(
                     continue
                 ds = open_dataset(path)
                 if is_failed(ds):
-                    status[i, j, k] = f"failed: {ds.attrs.get('exgsrc_error', '')}"
+                    status[i, j, k] = f"failed: {failure_reason(ds)}"
                     continue
                 da = ds["stc"]
                 if ref is None:

@@ -437,11 +437,11 @@ def test_iter_apply_streams_memmap_to_memmap(cases, tmp_path):
 @pytest.mark.parametrize(("loose", "depth"), [(0.2, 0.8), (0.0, None)])
 def test_inverse_netcdf_round_trip(cases, tmp_path, loose, depth):
     """InverseOperator -> netCDF (exgsrc.store) -> InverseOperator: identical kernels."""
-    from exgsrc.store import inverse_to_xarray, load_inverse, write_netcdf
+    from exgsrc.store import load_inverse, write_netcdf
 
     case = cases["biosemi32-ico2"]
     _, inv = _operators(case, loose, depth)
-    path = write_netcdf(inverse_to_xarray(inv), tmp_path / "inv.nc")
+    path = write_netcdf(inv.to_xarray(), tmp_path / "inv.nc")
     back = load_inverse(path)
     assert back.ch_names == inv.ch_names and back.rank == inv.rank
     assert back.orientation == inv.orientation and back.depth == inv.depth

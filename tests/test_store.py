@@ -115,7 +115,7 @@ def test_inverse_roundtrip(tmp_path, loose):
 
     fwd, cov = _small_problem()
     inv = make_inverse_operator(fwd, cov, loose=loose, depth=0.8, fixed=loose == 0.0)
-    path = store.write_netcdf(store.inverse_to_xarray(inv), tmp_path / "inv.nc")
+    path = store.write_netcdf(inv.to_xarray(), tmp_path / "inv.nc")
     back = store.load_inverse(path)
     for f in dataclasses.fields(inv):
         a, b = getattr(inv, f.name), getattr(back, f.name)

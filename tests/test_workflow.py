@@ -512,7 +512,7 @@ def _fake_snakemake(tmp_path, outputs, config=None):
 
 def test_run_step_records_failure(tmp_path):
     from exgsrc import store
-    from exgsrc.pipeline import run_step
+    from exgsrc.steps._run import run_step
 
     sm = _fake_snakemake(tmp_path, ["a.nc", "b.tsv"])
 
@@ -530,7 +530,7 @@ def test_run_step_records_failure(tmp_path):
 
 
 def test_condition_label_roundtrip():
-    from exgsrc.pipeline import condition_from_label, condition_label
+    from exgsrc.labels import condition_from_label, condition_label
 
     for text in ("auditory", "auditory/left", "Xylophone", "ça va", "<script>", "a b_c-1"):
         lab = condition_label(text)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..preprocessing import Raw
+from ..containers import Raw
 from ._errors import BidsError
 from .units import volt_scale
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..preprocessing import Raw
+from ..containers import Raw
 from ._errors import BidsError
 from .units import unit_scale
 

@@ -7,8 +7,8 @@ import glob
 import re
 from pathlib import Path
 
-from exgsrc.pipeline import condition_label
-from exgsrc.store import config_sha256
+from exgsrc.labels import condition_label
+from exgsrc.provenance import config_sha256
 
 
 validate(config, "../schemas/config.schema.yaml")
@@ -142,7 +142,7 @@ def _task_files(subject, task=None):
 def recording_selection(wildcards):
     """Session and run labels (as spelled in the files) of one subject's main-task recordings.
 
-    Passed to the steps that read recordings (``exgsrc.pipeline`` discovers with them), so
+    Passed to the steps that read recordings (``exgsrc.steps.preprocess.recordings`` discovers with them), so
     the files read are exactly the rule's inputs.
     """
     if IS_DEMO:
@@ -222,7 +222,7 @@ if NOISE_TASK is not None:
     if NOISE_TASK == TASK:
         raise ValueError(f"config covariance.noise_task={NOISE_TASK!r} equals the main task")
 CONDITIONS = _discover_conditions(SUBJECTS)
-# path-safe, reversible labels (see exgsrc.pipeline.condition_label)
+# path-safe, reversible labels (see exgsrc.labels.condition_label)
 COND_LABELS = {condition_label(c): c for c in CONDITIONS}
 
 

@@ -1,5 +1,6 @@
-"""Workflow step: simulate the demo cohort (exgsrc.pipeline.step_demo_bids)."""
+"""Workflow step: simulate the demo cohort (exgsrc.steps.demo.step_demo_bids)."""
 
-from exgsrc.pipeline import run_step, step_demo_bids
+from exgsrc.steps._run import run_step
+from exgsrc.steps.demo import step_demo_bids
 
 run_step(snakemake, step_demo_bids)  # noqa: F821 - injected by Snakemake

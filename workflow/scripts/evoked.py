@@ -1,5 +1,6 @@
-"""Workflow step: evoked response of one condition (exgsrc.pipeline.step_evoked)."""
+"""Workflow step: evoked response of one condition (exgsrc.steps.preprocess.step_evoked)."""
 
-from exgsrc.pipeline import run_step, step_evoked
+from exgsrc.steps._run import run_step
+from exgsrc.steps.preprocess import step_evoked
 
 run_step(snakemake, step_evoked)  # noqa: F821 - injected by Snakemake

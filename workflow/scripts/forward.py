@@ -1,5 +1,6 @@
-"""Workflow step: sphere forward model (exgsrc.pipeline.step_forward)."""
+"""Workflow step: sphere forward model (exgsrc.steps.headmodel.step_forward)."""
 
-from exgsrc.pipeline import run_step, step_forward
+from exgsrc.steps._run import run_step
+from exgsrc.steps.headmodel import step_forward
 
 run_step(snakemake, step_forward)  # noqa: F821 - injected by Snakemake

@@ -1,5 +1,6 @@
-"""Workflow step: inverse operator (exgsrc.pipeline.step_inverse_operator)."""
+"""Workflow step: inverse operator (exgsrc.steps.inverse.step_inverse_operator)."""
 
-from exgsrc.pipeline import run_step, step_inverse_operator
+from exgsrc.steps._run import run_step
+from exgsrc.steps.inverse import step_inverse_operator
 
 run_step(snakemake, step_inverse_operator)  # noqa: F821 - injected by Snakemake

@@ -1,5 +1,6 @@
-"""Workflow step: cohort QC table (exgsrc.pipeline.step_qc_table)."""
+"""Workflow step: cohort QC table (exgsrc.steps.cohort.step_qc_table)."""
 
-from exgsrc.pipeline import run_step, step_qc_table
+from exgsrc.steps._run import run_step
+from exgsrc.steps.cohort import step_qc_table
 
 run_step(snakemake, step_qc_table)  # noqa: F821 - injected by Snakemake

@@ -1,5 +1,6 @@
-"""Workflow step: estimated SNR per condition (exgsrc.pipeline.step_snr)."""
+"""Workflow step: estimated SNR per condition (exgsrc.steps.inverse.step_snr)."""
 
-from exgsrc.pipeline import run_step, step_snr
+from exgsrc.steps._run import run_step
+from exgsrc.steps.inverse import step_snr
 
 run_step(snakemake, step_snr)  # noqa: F821 - injected by Snakemake

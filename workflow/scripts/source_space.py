@@ -1,5 +1,6 @@
-"""Workflow step: source space (exgsrc.pipeline.step_source_space)."""
+"""Workflow step: source space (exgsrc.steps.headmodel.step_source_space)."""
 
-from exgsrc.pipeline import run_step, step_source_space
+from exgsrc.steps._run import run_step
+from exgsrc.steps.headmodel import step_source_space
 
 run_step(snakemake, step_source_space)  # noqa: F821 - injected by Snakemake

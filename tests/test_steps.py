@@ -20,8 +20,10 @@ import pytest
 import yaml
 
 from exgsrc import store
-from exgsrc.pipeline import run_step, step_epochs, step_montage, step_noise_cov
 from exgsrc.simulate import _write_edf, make_demo_bids
+from exgsrc.steps._run import run_step
+from exgsrc.steps.headmodel import step_montage
+from exgsrc.steps.preprocess import step_epochs, step_noise_cov
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
@@ -325,7 +327,7 @@ def test_prepare_continuous_filter_resample_reference_matches_mne(bids):
     import mne
 
     from exgsrc.io.bids import discover, read_recording
-    from exgsrc.pipeline import prepare_continuous
+    from exgsrc.steps.preprocess import prepare_continuous
 
     rec = discover(bids, subjects=[SUB], task=NOISE_TASK)[0]
     raw = read_recording(rec)
@@ -408,7 +410,7 @@ def _rule_block(text, rule):
 
 
 def test_session_and_run_selection(sessions_bids, tmp_path):
-    from exgsrc.pipeline import _recordings
+    from exgsrc.steps.preprocess import recordings as _recordings
 
     # two sessions and no choice: stop, naming them
     res = _dry_run(tmp_path, sessions_bids)

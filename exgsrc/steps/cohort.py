@@ -1,0 +1,233 @@
+"""Steps of ``cohort.smk``: grand averages, the QC table and (demo) the localisation error.
+
+Failed subjects (failed-status files) are skipped and listed, so one bad subject never
+stops the cohort results.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..store import open_dataset, read_status, write_tsv
+from ._run import StepContext, flatten
+
+__all__ = ["step_grand_average", "step_localisation_error", "step_qc_table"]
+
+
+def step_grand_average(ctx: StepContext) -> None:
+    """Mean of the subjects' source estimates (``group/..._grandavg.nc``).
+
+    Sources are matched by index: every subject's source space is the same
+    template (ico or grid) scaled to the subject's sphere, so index ``i`` is the
+    same relative location in every head. The ``x, y, z`` coordinates are the
+    mean of the subjects' positions. Failed subjects are skipped and listed.
+
+    Parameters
+    ----------
+    ctx : StepContext
+        The job's inputs, outputs, params and wildcards (see :func:`run_step`);
+        outputs are written through ``ctx.write`` (atomic, with provenance).
+    """
+    used, failed, arrays, coords = [], {}, [], []
+    ref = None
+    for sub, path in zip(ctx.params.subjects, flatten(ctx.input), strict=True):
+        ok, why = read_status(path)
+        if not ok:
+            failed[sub] = why
+            continue
+        ds = open_dataset(path)
+        if ref is None:
+            ref = ds
+        elif ds["stc"].shape != ref["stc"].shape or not np.allclose(
+            ds["time"].values, ref["time"].values
+        ):
+            failed[sub] = f"shape/time axis {ds['stc'].shape} differs from {ref['stc'].shape}"
+            continue
+        used.append(sub)
+        arrays.append(ds["stc"].values)
+        coords.append(np.stack([ds["x"].values, ds["y"].values, ds["z"].values], axis=1))
+    if ref is None:
+        raise ValueError(f"no subject has a usable source estimate: {failed}")
+    out = ref.copy()
+    out["stc"] = (ref["stc"].dims, np.mean(arrays, axis=0), dict(ref["stc"].attrs))
+    out["stc"].attrs["long_name"] = f"grand average of {len(used)} subjects"
+    out["stc_sd"] = (
+        ref["stc"].dims,
+        np.std(arrays, axis=0, ddof=1) if len(arrays) > 1 else np.zeros_like(arrays[0]),
+        {"units": ref["stc"].attrs.get("units", ""), "long_name": "between-subject SD"},
+    )
+    mean_pos = np.mean(coords, axis=0)
+    out = out.assign_coords(
+        x=("source", mean_pos[:, 0], {"units": "m"}),
+        y=("source", mean_pos[:, 1], {"units": "m"}),
+        z=("source", mean_pos[:, 2], {"units": "m"}),
+    )
+    keep = {"method", "lambda2", "orientation", "condition", "condition_label", "snr"}
+    out.attrs = {k: v for k, v in ref.attrs.items() if k in keep}
+    ctx.write(out, ctx.output[0], subjects=used, failed_subjects=failed, n_subjects=len(used))
+
+
+def _peak(ds, tmin=0.0, tmax=None):
+    """(source index, time) of the largest |estimate| in the post-stimulus window."""
+    x = np.asarray(ds["stc"].values)
+    if x.ndim == 3:
+        x = np.linalg.norm(x, axis=1)
+    t = np.asarray(ds["time"].values)
+    win = t >= tmin
+    if tmax is not None:
+        win &= t <= tmax
+    a = np.abs(x[:, win])
+    s, k = np.unravel_index(np.argmax(a), a.shape)
+    return int(s), float(t[win][k])
+
+
+def step_localisation_error(ctx: StepContext) -> None:
+    """Demo only: distance between each true dipole and the estimate's peak.
+
+    Parameters
+    ----------
+    ctx : StepContext
+        The job's inputs, outputs, params and wildcards (see :func:`run_step`);
+        outputs are written through ``ctx.write`` (atomic, with provenance).
+    """
+    truth = json.loads(Path(ctx.input.truth).read_text())
+    rows = []
+    stc_paths = iter(flatten(ctx.input.stc))
+    # stc_files() order: subject, cond, method (expand's product order)
+    for sub in ctx.params.subjects:
+        for cond in ctx.params.conditions.values():
+            for method in ctx.params.methods:
+                path = next(stc_paths)
+                ok, why = read_status(path)
+                if not ok:
+                    rows.append((sub, cond, method, "failed", "n/a", "n/a", why))
+                    continue
+                ds = open_dataset(path)
+                dip = truth["subjects"][sub]["dipoles"][cond]
+                lat = float(dip["latency"])
+                s, t_peak = _peak(ds, lat - 0.05, lat + 0.05)
+                pos = np.array([ds["x"].values[s], ds["y"].values[s], ds["z"].values[s]])
+                err = float(np.linalg.norm(pos - np.asarray(dip["pos"])))
+                rows.append((sub, cond, method, "ok", f"{err * 1000:.2f}", f"{t_peak:.4f}", ""))
+    header = ("subject", "condition", "method", "status", "error_mm", "peak_time_s", "error")
+    write_tsv(ctx.output[0], header, rows)
+
+
+def step_qc_table(ctx: StepContext) -> None:
+    """One row per subject with the QC figures that matter (``group/qc.tsv``).
+
+    Parameters
+    ----------
+    ctx : StepContext
+        The job's inputs, outputs, params and wildcards (see :func:`run_step`);
+        outputs are written through ``ctx.write`` (atomic, with provenance).
+    """
+    p = ctx.params
+    subjects = list(p.subjects)
+    n = len(subjects)
+    per_sub = {k: flatten(getattr(ctx.input, k)) for k in ("montage", "epochs", "cov", "snr")}
+    res_files = flatten(ctx.input.resolution) if ctx.input.resolution else []
+    stc_files = flatten(ctx.input.stc)
+    n_stc = len(stc_files) // max(n, 1)
+    truth = None
+    if p.truth and Path(p.truth).exists():
+        truth = json.loads(Path(p.truth).read_text())
+    methods = list(p.methods)
+    conds = dict(p.conditions)
+    header = ["subject", "status", "failed_step", "reason", "n_channels", "n_eeg_used", "bads"]
+    header += [f"epochs_{lab}" for lab in conds]
+    header += ["cov_rank"] + [f"snr_peak_{lab}" for lab in conds]
+    res_methods = []
+    if res_files:
+        for f in res_files:
+            ok, _ = read_status(f)
+            if ok:
+                res_methods = [str(m) for m in open_dataset(f)["inverse_method"].values]
+                break
+    header += [f"psf_peak_err_mm_median_{m}" for m in res_methods]
+    if truth:
+        header += [f"locerr_mm_mean_{m}" for m in methods]
+    header += ["warnings"]
+    rows = []
+    for i, sub in enumerate(subjects):
+        row = {h: "n/a" for h in header}
+        row["subject"] = sub
+        status, failed_step, reason = "ok", "", ""
+        files = [(k, per_sub[k][i]) for k in ("montage", "epochs", "cov", "snr")]
+        if res_files:
+            files.append(("resolution", res_files[i]))
+        files += [("stc", f) for f in stc_files[i * n_stc : (i + 1) * n_stc]]
+        loaded, failed_stc = {}, []
+        for kind, f in files:
+            ok, why = read_status(f)
+            if not ok:
+                if kind == "stc":
+                    failed_stc.append((Path(f).name, why))
+                elif status == "ok":
+                    status, failed_step, reason = "failed", kind, why
+                continue
+            if kind != "stc":
+                loaded[kind] = open_dataset(f)
+        if status == "ok" and failed_stc:
+            # some conditions failed (e.g. absent from this subject), the rest is usable
+            status = "failed" if len(failed_stc) == n_stc else "warning"
+            failed_step = "stc"
+            reason = f"{len(failed_stc)} of {n_stc} source estimates failed: " + "; ".join(
+                f"{name}: {why}" for name, why in failed_stc
+            )
+        row.update(status=status, failed_step=failed_step or "", reason=reason)
+        warns = []
+        if "montage" in loaded:
+            m = loaded["montage"]
+            row["n_channels"] = m.sizes["channel"]
+            row["n_eeg_used"] = int(m["used"].values.sum())
+            bads = [
+                str(c)
+                for c, s in zip(m["channel"].values, m["status"].values, strict=True)
+                if s == "bad"
+            ]
+            row["bads"] = ",".join(bads) if bads else "none"
+            warns += list(m.attrs.get("warnings", []))
+        if "epochs" in loaded:
+            counts = loaded["epochs"].attrs.get("epoch_counts", {})
+            for lab, cond in conds.items():
+                c = counts.get(cond)
+                if c:
+                    row[f"epochs_{lab}"] = f"{c['kept']}/{c['total']}"
+        if "cov" in loaded:
+            row["cov_rank"] = loaded["cov"].attrs.get("rank_estimated", "n/a")
+        if "snr" in loaded:
+            s = loaded["snr"]
+            for lab in conds:
+                if lab in s["condition"].values:
+                    row[f"snr_peak_{lab}"] = f"{float(s['snr'].sel(condition=lab).max()):.2f}"
+        if "resolution" in loaded:
+            r = loaded["resolution"]
+            for m in res_methods:
+                if "psf_peak_err" in r and m in r["inverse_method"].values:
+                    v = float(np.median(r["psf_peak_err"].sel(inverse_method=m).values)) * 1000
+                    row[f"psf_peak_err_mm_median_{m}"] = f"{v:.2f}"
+        if truth and sub in truth["subjects"]:
+            k = 0
+            errs = {m: [] for m in methods}
+            for cond in conds.values():
+                for m in methods:
+                    f = stc_files[i * n_stc + k]
+                    k += 1
+                    ok, _ = read_status(f)
+                    if not ok:
+                        continue
+                    ds = open_dataset(f)
+                    dip = truth["subjects"][sub]["dipoles"][cond]
+                    s_idx, _ = _peak(ds, dip["latency"] - 0.05, dip["latency"] + 0.05)
+                    pos = np.array([ds[c].values[s_idx] for c in "xyz"])
+                    errs[m].append(np.linalg.norm(pos - dip["pos"]) * 1000)
+            for m in methods:
+                if errs[m]:
+                    row[f"locerr_mm_mean_{m}"] = f"{np.mean(errs[m]):.2f}"
+        row["warnings"] = " | ".join(str(w) for w in warns) if warns else ""
+        rows.append([row[h] for h in header])
+    write_tsv(ctx.output[0], header, rows)

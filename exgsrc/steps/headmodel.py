@@ -1,0 +1,174 @@
+"""Steps of ``headmodel.smk``: montage, sphere head model, source space, forward model."""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from ..forward import SphereModel, make_sphere_forward_free
+from ..io.bids import read_montage, read_recording
+from ..source_space import grid_source_space, ico_source_space
+from ..store import load_montage, load_source_space, load_sphere, used_channels
+from ._run import StepContext
+from .preprocess import recordings
+
+__all__ = ["step_montage", "step_head_model", "step_source_space", "step_forward"]
+
+
+def step_montage(ctx: StepContext) -> None:
+    """Channel table and electrode positions of one subject (``montage.nc``).
+
+    Parameters
+    ----------
+    ctx : StepContext
+        The job's inputs, outputs, params and wildcards (see :func:`run_step`);
+        outputs are written through ``ctx.write`` (atomic, with provenance).
+    """
+    p = ctx.params
+    rec = recordings(p.bids_root, ctx.wildcards.subject, p.task, p.selection)[0]
+    raw = read_recording(rec)
+    eeg_good = [
+        n
+        for n, t in zip(raw.ch_names, raw.ch_types, strict=True)
+        if t == "eeg" and n not in raw.bads
+    ]
+    mont = read_montage(rec, ch_names=eeg_good, fallback=p.fallback)
+    lut = dict(zip(mont.ch_names, mont.pos, strict=True))
+    pos = np.array([lut.get(n, (np.nan,) * 3) for n in raw.ch_names], float).reshape(-1, 3)
+    used = np.array([n in lut for n in raw.ch_names], bool)
+    if used.sum() < 4:
+        raise ValueError(
+            f"{rec.data_path}: only {int(used.sum())} good EEG channels with positions "
+            f"(need >= 4): {sorted(lut)}"
+        )
+    status = ["bad" if n in raw.bads else "good" for n in raw.ch_names]
+    reason = [
+        "bad"
+        if n in raw.bads
+        else ("not EEG" if t != "eeg" else ("no position" if n not in lut else ""))
+        for n, t in zip(raw.ch_names, raw.ch_types, strict=True)
+    ]
+    ds = xr.Dataset(
+        {"pos": (("channel", "xyz"), pos, {"units": "m", "long_name": "electrode position"})},
+        coords={
+            "channel": list(raw.ch_names),
+            "xyz": ["x", "y", "z"],
+            "x": ("channel", pos[:, 0], {"units": "m"}),
+            "y": ("channel", pos[:, 1], {"units": "m"}),
+            "z": ("channel", pos[:, 2], {"units": "m"}),
+            "ch_type": ("channel", list(raw.ch_types)),
+            "status": ("channel", status),
+            "used": ("channel", used.astype(np.int8), {"long_name": "used for source imaging"}),
+            "excluded_reason": ("channel", reason),
+        },
+    )
+    ctx.write(
+        ds,
+        ctx.output[0],
+        model=True,
+        subject=ctx.wildcards.subject,
+        recording=str(rec.data_path),
+        sfreq=float(raw.sfreq),
+        coord_frame=mont.coord_frame,
+        fiducials=mont.meta.get("fiducials", {}),
+        warnings=list(raw.warnings) + list(mont.meta.get("warnings", [])),
+        n_channels_used=int(used.sum()),
+    )
+
+
+def step_head_model(ctx: StepContext) -> None:
+    """Sphere head model: fitted to the electrodes or from config (``headmodel.nc``).
+
+    Parameters
+    ----------
+    ctx : StepContext
+        The job's inputs, outputs, params and wildcards (see :func:`run_step`);
+        outputs are written through ``ctx.write`` (atomic, with provenance).
+    """
+    cfg = ctx.params.head_model
+    mont = load_montage(ctx.input.montage)
+    names = used_channels(mont)
+    pos = mont["pos"].sel(channel=names).values
+    rel = np.asarray(cfg["relative_radii"], float)
+    if not np.isclose(rel[-1], 1.0):
+        raise ValueError(
+            f"config head_model.relative_radii must end with 1.0 (scalp), got {rel.tolist()}"
+        )
+    template = SphereModel(radii=tuple(rel * 0.09), conductivities=tuple(cfg["conductivities"]))
+    if cfg["kind"] == "fit":
+        sphere = template.fit(pos)
+    else:
+        if cfg.get("radius") is None or cfg.get("center") is None:
+            raise ValueError("config head_model.kind=fixed needs head_model.radius and .center")
+        sphere = SphereModel(
+            radii=tuple(rel * float(cfg["radius"])),
+            conductivities=tuple(cfg["conductivities"]),
+            center=tuple(cfg["center"]),
+        )
+    dist = np.linalg.norm(pos - np.asarray(sphere.center), axis=1) - sphere.scalp_radius
+    ds = xr.Dataset(
+        {
+            "radii": (
+                "shell",
+                np.asarray(sphere.radii),
+                {"units": "m", "long_name": "shell radius"},
+            ),
+            "conductivities": (
+                "shell",
+                np.asarray(sphere.conductivities),
+                {"units": "S/m", "long_name": "shell conductivity"},
+            ),
+            "center": ("xyz", np.asarray(sphere.center), {"units": "m", "long_name": "centre"}),
+            "electrode_distance": (
+                "channel",
+                dist,
+                {"units": "m", "long_name": "electrode distance from the scalp shell"},
+            ),
+        },
+        coords={"shell": np.arange(sphere.n_shells), "xyz": ["x", "y", "z"], "channel": names},
+    )
+    ctx.write(ds, ctx.output[0], model=True, kind=cfg["kind"], subject=ctx.wildcards.subject)
+
+
+def step_source_space(ctx: StepContext) -> None:
+    """Source space scaled to the subject's sphere (``src.nc``).
+
+    Parameters
+    ----------
+    ctx : StepContext
+        The job's inputs, outputs, params and wildcards (see :func:`run_step`);
+        outputs are written through ``ctx.write`` (atomic, with provenance).
+    """
+    cfg = ctx.params.source_space
+    sphere = load_sphere(ctx.input.head_model)
+    radius = float(cfg["radius_fraction"]) * sphere.scalp_radius
+    if radius >= sphere.inner_radius:
+        raise ValueError(
+            f"config source_space.radius_fraction={cfg['radius_fraction']} puts sources at "
+            f"{radius * 1000:.1f} mm, outside the inner shell ({sphere.inner_radius * 1000:.1f} mm)"
+        )
+    if cfg["kind"] == "ico":
+        src = ico_source_space(int(cfg["grade"]), radius, sphere.center)
+    else:
+        # spacing given at a 90 mm scalp radius: scaled so every subject has the same grid
+        spacing = float(cfg["spacing"]) * sphere.scalp_radius / 0.09
+        src = grid_source_space(spacing, radius, sphere.center)
+    ctx.write(src.to_xarray(), ctx.output[0], model=True, subject=ctx.wildcards.subject)
+
+
+def step_forward(ctx: StepContext) -> None:
+    """Free-orientation sphere forward (``fwd.nc``).
+
+    Parameters
+    ----------
+    ctx : StepContext
+        The job's inputs, outputs, params and wildcards (see :func:`run_step`);
+        outputs are written through ``ctx.write`` (atomic, with provenance).
+    """
+    mont = load_montage(ctx.input.montage)
+    names = used_channels(mont)
+    pos = mont["pos"].sel(channel=names).values
+    sphere = load_sphere(ctx.input.head_model).with_berg_scherg()
+    src = load_source_space(ctx.input.src)
+    fwd = make_sphere_forward_free(pos, src, sphere, ch_names=names)
+    ctx.write(fwd.to_xarray(), ctx.output[0], model=True, subject=ctx.wildcards.subject)

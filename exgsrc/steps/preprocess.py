@@ -1,0 +1,369 @@
+"""Steps of ``preprocess.smk``: epochs, noise covariance and evoked responses.
+
+Also the preparation every continuous recording goes through (:func:`prepare_continuous`)
+and the reading of a separate noise recording (:func:`read_noise_recording`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import replace
+
+import numpy as np
+import xarray as xr
+
+from ..covariance import regularize
+from ..io.bids import read_events, read_recording
+from ..io.discovery import discover
+from ..linalg import compute_rank
+from ..preprocessing import (
+    average,
+    baseline_covariance,
+    filter_raw,
+    make_epochs,
+    resample,
+    set_average_reference,
+)
+from ..store import load_epochs, load_montage, used_channels
+from ._run import StepContext
+
+__all__ = [
+    "prepare_continuous",
+    "read_noise_recording",
+    "recordings",
+    "step_epochs",
+    "step_evoked",
+    "step_noise_cov",
+]
+
+log = logging.getLogger("exgsrc")
+
+
+def recordings(bids_root, subject, task, selection=None):
+    """Recordings of one subject's task, restricted to ``selection`` (session, runs).
+
+    Parameters
+    ----------
+    bids_root : path-like
+    subject, task : str
+        Labels without ``sub-`` / ``task-``.
+    selection : mapping | None
+        ``session`` (label or None) and ``runs`` (labels or None), as the workflow's
+        ``recording_selection`` passes them.
+
+    Returns
+    -------
+    list of BidsRecording
+
+    Raises
+    ------
+    ValueError
+        No recording matches.
+    """
+    sel = dict(selection or {})
+    session, runs = sel.get("session"), sel.get("runs")
+    recs = discover(
+        bids_root,
+        subjects=[subject],
+        task=task,
+        sessions=None if session is None else [session],
+        runs=runs,
+    )
+    if not recs:
+        what = "".join(f" {k}-{v}" for k, v in (("ses", session), ("run", runs)) if v)
+        raise ValueError(f"{bids_root}: no recording for sub-{subject} task-{task}{what}")
+    return recs
+
+
+def step_epochs(ctx: StepContext) -> None:
+    """Filtered, average-referenced, baseline-corrected epochs of all conditions.
+
+    Parameters
+    ----------
+    ctx : StepContext
+        The job's inputs, outputs, params and wildcards (see :func:`run_step`);
+        outputs are written through ``ctx.write`` (atomic, with provenance).
+    """
+    p = ctx.params
+    mont = load_montage(ctx.input.montage)
+    used = used_channels(mont)
+    parts = []
+    warnings = []
+    for rec in recordings(p.bids_root, ctx.wildcards.subject, p.task, p.selection):
+        t0 = time.perf_counter()
+        raw = read_recording(rec)
+        log.info(
+            "read %s: %d channels, %.1f s at %g Hz (%.1f s)",
+            rec.data_path.name,
+            len(raw.ch_names),
+            raw.data.shape[1] / raw.sfreq,
+            raw.sfreq,
+            time.perf_counter() - t0,
+        )
+        missing = [n for n in used if n not in raw.ch_names]
+        if missing:
+            raise ValueError(f"{rec.data_path}: channels {missing} of the montage are missing")
+        t0 = time.perf_counter()
+        raw = prepare_continuous(raw.pick_channels(used), p.filter)
+        log.info(
+            "filtered and re-referenced %d channels (%.1f s)", len(used), time.perf_counter() - t0
+        )
+        ev = read_events(rec, sfreq=raw.sfreq)
+        base = p.epochs["baseline"]
+        ep = make_epochs(
+            raw,
+            ev.sample,
+            ev.trial_type,
+            p.epochs["tmin"],
+            p.epochs["tmax"],
+            baseline=None if base is None else tuple(base),
+            reject=p.reject.get("eeg"),
+            conditions=list(p.conditions),
+        )
+        warnings += list(raw.warnings) + list(ev.meta.get("warnings", []))
+        warnings += list(ep.meta.get("warnings", []))
+        log.info("%s: %d of %d epochs kept", rec.data_path.name, ep.n_epochs, len(ep.drop_log))
+        parts.append((rec, ep))
+    ep0 = parts[0][1]
+    data = np.concatenate([ep.data for _, ep in parts])
+    labels = sum((list(ep.labels) for _, ep in parts), [])
+    drop_log = sum((list(ep.drop_log) for _, ep in parts), [])
+    details = sum((list(ep.meta.get("drop_details", [])) for _, ep in parts), [])
+    events = np.concatenate([ep.events for _, ep in parts])
+    selection = np.concatenate([ep.selection for _, ep in parts])
+    run = np.concatenate([np.full(ep.n_epochs, i) for i, (_, ep) in enumerate(parts)])
+    counts = {}
+    for cond in p.conditions:
+        n_all = sum(
+            sum(1 for d, lab in zip(ep.drop_log, _all_labels(ep), strict=True) if lab == cond)
+            for _, ep in parts
+        )
+        n_kept = sum(1 for lab in labels if lab == cond)
+        counts[cond] = {"total": n_all, "kept": n_kept, "dropped": n_all - n_kept}
+    ds = xr.Dataset(
+        {
+            "epochs": (
+                ("epoch", "channel", "time"),
+                data,
+                {"units": "V", "long_name": "EEG epochs (average reference)"},
+            )
+        },
+        coords={
+            "epoch": np.arange(data.shape[0]),
+            "channel": list(ep0.ch_names),
+            "time": ("time", ep0.times, {"units": "s"}),
+            "condition": ("epoch", [str(x) for x in labels]),
+            "event_sample": ("epoch", events.astype(np.int64)),
+            "selection": ("epoch", selection.astype(np.int64)),
+            "run_index": ("epoch", run.astype(np.int64)),
+        },
+    )
+    ctx.write(
+        ds,
+        ctx.output[0],
+        subject=ctx.wildcards.subject,
+        sfreq=float(ep0.sfreq),
+        baseline=list(ep0.baseline) if ep0.baseline is not None else None,
+        filter=dict(p.filter),
+        reject=dict(p.reject),
+        tmin=float(p.epochs["tmin"]),
+        tmax=float(p.epochs["tmax"]),
+        drop_log=[list(x) for x in drop_log],
+        drop_details=details,
+        epoch_counts=counts,
+        recordings=[str(r.data_path) for r, _ in parts],
+        warnings=warnings,
+    )
+
+
+def _all_labels(ep):
+    """Labels of all events given to make_epochs (kept and dropped), in order."""
+    labels = [None] * len(ep.drop_log)
+    for i, lab in zip(ep.selection, ep.labels, strict=True):
+        labels[int(i)] = lab
+    for d in ep.meta.get("drop_details", []):
+        labels[int(d["index"])] = d["label"]
+    return labels
+
+
+def prepare_continuous(raw, filter_cfg=None):
+    """Band-pass, optionally resample, and average-reference continuous data.
+
+    The steps every recording goes through before epoching (and a noise
+    recording before its covariance), in this order: zero-phase FIR band-pass
+    (:func:`exgsrc.preprocessing.filter_raw`), resampling
+    (:func:`exgsrc.preprocessing.resample`, FFT), average reference.
+
+    Parameters
+    ----------
+    raw : Raw
+        Continuous data (V), the channels to keep only; its data array may be
+        filtered in place (the caller's copy is not kept).
+    filter_cfg : mapping | None
+        The workflow's ``filter`` section: ``l_freq``, ``h_freq`` (Hz or None),
+        ``resample`` (Hz or None).
+
+    Returns
+    -------
+    raw : Raw
+    """
+    flt = dict(filter_cfg or {})
+    if flt.get("l_freq") is not None or flt.get("h_freq") is not None:
+        raw = filter_raw(raw, flt.get("l_freq"), flt.get("h_freq"), copy=False)
+    new_sfreq = flt.get("resample")
+    if new_sfreq is not None and float(new_sfreq) != raw.sfreq:
+        log.info("resampling %s Hz -> %s Hz", raw.sfreq, new_sfreq)
+        raw = resample(raw, float(new_sfreq))
+    return set_average_reference(raw)
+
+
+def read_noise_recording(bids_root, subject, task, ch_names, filter_cfg=None, session=None):
+    """A subject's noise recording(s) prepared as the epochs: channels, filter, reference.
+
+    Every recording of ``task`` for the subject (all runs of the session, found as
+    :func:`step_epochs` finds the main task's) is read with
+    :func:`exgsrc.io.bids.read_recording`, reduced to ``ch_names`` in that
+    order (the montage's good EEG channels, as the epochs) and passed through
+    :func:`prepare_continuous` like the main task (band-pass, resampling,
+    average reference). Several recordings are then concatenated in time.
+
+    Parameters
+    ----------
+    bids_root : path-like
+    subject, task : str
+        Labels without ``sub-``/``task-``.
+    ch_names : sequence of str
+        Channels to keep, in order.
+    filter_cfg : mapping | None
+        The workflow's ``filter`` section (``l_freq``, ``h_freq``, ``resample``).
+    session : str | None
+        Session label of the main task's recordings: the noise recording is taken
+        from the same session (same cap placement). None: any session.
+
+    Returns
+    -------
+    raw : Raw
+        Good EEG channels only (``bads`` empty); ``meta["recordings"]`` lists
+        the files, ``meta["warnings"]`` collects the readers' warnings.
+
+    Raises
+    ------
+    ValueError
+        No recording of ``task`` for the subject, or channels missing from it.
+    """
+    try:
+        recs = recordings(bids_root, subject, task, {"session": session})
+    except ValueError as exc:  # BidsError is a ValueError too
+        raise ValueError(
+            f"config covariance.noise_task={task!r}: no noise recording of sub-{subject} "
+            f"for task {task!r} in {bids_root} ({exc})"
+        ) from exc
+    names = list(ch_names)
+    parts, warnings = [], []
+    for rec in recs:
+        raw = read_recording(rec)
+        missing = [n for n in names if n not in raw.ch_names]
+        if missing:
+            raise ValueError(
+                f"{rec.data_path}: noise recording lacks channels {missing} of the montage"
+            )
+        marked = [n for n in names if n in raw.bads]
+        if marked:
+            warnings.append(
+                f"{rec.data_path}: channels {marked} are marked bad in the noise recording but "
+                "used (good in the main task's montage)"
+            )
+        raw = prepare_continuous(replace(raw.pick_channels(names), bads=()), filter_cfg)
+        warnings += list(raw.warnings)
+        parts.append((rec, raw))
+    raw0 = parts[0][1]
+    sfreqs = sorted({r.sfreq for _, r in parts})
+    if len(sfreqs) > 1:
+        raise ValueError(f"noise recordings of sub-{subject} differ in sampling rate: {sfreqs}")
+    meta = dict(raw0.meta)
+    meta["recordings"] = [str(rec.data_path) for rec, _ in parts]
+    meta["warnings"] = warnings
+    data = np.concatenate([r.data for _, r in parts], axis=1) if len(parts) > 1 else raw0.data
+    return replace(raw0, data=data, meta=meta)
+
+
+def step_noise_cov(ctx: StepContext) -> None:
+    """Noise covariance (``cov.nc``).
+
+    From the pre-stimulus baseline (``covariance.tmin``..``tmax``) of all kept
+    epochs, or, when ``covariance.noise_task`` is set, from all samples of the
+    subject's noise recording(s) prepared by :func:`read_noise_recording`.
+    ``covariance.regularize > 0`` then adds diagonal loading
+    (:func:`exgsrc.covariance.regularize`) whatever the estimator; with the
+    data-driven estimators (shrunk, ledoit_wolf, oas, diagonal_fixed, auto)
+    users normally set ``regularize: 0``.
+
+    Parameters
+    ----------
+    ctx : StepContext
+        The job's inputs, outputs, params and wildcards (see :func:`run_step`);
+        outputs are written through ``ctx.write`` (atomic, with provenance).
+    """
+    cfg = ctx.params.covariance
+    noise_task = cfg.get("noise_task")
+    if noise_task:
+        mont = load_montage(ctx.input.montage)
+        raw = read_noise_recording(
+            ctx.params.bids_root,
+            ctx.wildcards.subject,
+            noise_task,
+            used_channels(mont),
+            ctx.params.filter,
+            session=(ctx.params.selection or {}).get("session"),
+        )
+        cov = baseline_covariance(raw, method=cfg["method"])
+        extra = dict(
+            cov_source="noise recording",
+            noise_task=noise_task,
+            noise_recordings=raw.meta["recordings"],
+            n_samples=int(raw.n_times),
+            warnings=list(raw.meta["warnings"]),
+        )
+    else:
+        epochs = load_epochs(ctx.input.epochs)
+        cov = baseline_covariance(epochs, cfg["tmin"], cfg["tmax"], method=cfg["method"])
+        extra = dict(
+            cov_source="epochs baseline",
+            cov_tmin=cfg["tmin"],
+            cov_tmax=cfg["tmax"],
+            n_epochs=int(epochs.n_epochs),
+        )
+    if cfg["regularize"] > 0:
+        cov = regularize(cov, eeg=float(cfg["regularize"]))
+    rank = compute_rank(cov.data)
+    ctx.write(
+        cov.to_xarray(),
+        ctx.output[0],
+        model=True,
+        subject=ctx.wildcards.subject,
+        cov_method=cfg["method"],
+        cov_method_used=str(cov.method),
+        regularize=float(cfg["regularize"]),
+        rank_estimated=int(rank),
+        **extra,
+    )
+
+
+def step_evoked(ctx: StepContext) -> None:
+    """Average of one condition (``cond-<c>_ave.nc``).
+
+    Parameters
+    ----------
+    ctx : StepContext
+        The job's inputs, outputs, params and wildcards (see :func:`run_step`);
+        outputs are written through ``ctx.write`` (atomic, with provenance).
+    """
+    epochs = load_epochs(ctx.input.epochs)
+    cond = ctx.params.condition
+    ev = average(epochs, cond)
+    ds = xr.Dataset(
+        {"evoked": (("channel", "time"), ev.data, {"units": "V", "long_name": "evoked response"})},
+        coords={"channel": list(ev.ch_names), "time": ("time", ev.times, {"units": "s"})},
+    )
+    ctx.write(ds, ctx.output[0], subject=ctx.wildcards.subject, condition=cond, nave=int(ev.nave))
