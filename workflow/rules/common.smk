@@ -1,12 +1,14 @@
 # Shared definitions: config validation, discovery of subjects/task/conditions, path helpers.
-# Everything here runs at DAG-build time, so it stays cheap: no numpy, no file reading beyond
-# directory listings and the events.tsv trial_type column.
+# Everything here runs at DAG-build time, so it stays cheap: discovery is exgsrc.io.discovery
+# (the same functions the steps use; standard library only), reading no more than directory
+# listings, participants.tsv and the events.tsv trial_type column.
 
-import csv
-import glob
-import re
+import functools
 from pathlib import Path
 
+from snakemake.logging import logger
+
+from exgsrc.io.discovery import discover, list_subjects, trial_types
 from exgsrc.labels import condition_label
 from exgsrc.provenance import config_sha256
 
@@ -56,9 +58,10 @@ def _discover_subjects():
     if IS_DEMO:
         found = [f"{i + 1:02d}" for i in range(config["demo"]["n_subjects"])]
     else:
-        if not BIDS_ROOT.is_dir():
-            _bids_error("folder not found")
-        found = sorted(p.name[4:] for p in BIDS_ROOT.glob("sub-*") if p.is_dir())
+        found, warnings = list_subjects(BIDS_ROOT)
+        for w in warnings:
+            logger.warning(f"exgsrc: {w}")
+        found = sorted(found)
         if not found:
             _bids_error("no sub-* folders")
     wanted = config["subjects"]
@@ -88,28 +91,23 @@ def _same_label(found, wanted):
     return found == wanted
 
 
-def _entity(path, key):
-    m = re.search(rf"_{key}-([A-Za-z0-9]+)", os.path.basename(path))
-    return m.group(1) if m else None
-
-
 SESSION = None if config["session"] is None else _label(config["session"])
 RUNS = None if config["runs"] == "all" else [_label(r) for r in config["runs"]]
 
 
-def _eeg_files(subject, session=True):
-    """Raw EEG files of one subject for the configured session and runs (any task).
+@functools.cache
+def _subject_recordings(subject):
+    """Every EEG recording of one subject (all tasks and sessions), found by
+    exgsrc.io.discovery as the steps find them."""
+    return tuple(discover(BIDS_ROOT, subjects=[subject]))
 
-    ``session=False`` lists every session (to report what exists).
-    """
-    pats = [f"sub-{subject}/eeg/*_eeg.*", f"sub-{subject}/ses-*/eeg/*_eeg.*"]
-    files = []
-    for pat in pats:
-        files += glob.glob(str(BIDS_ROOT / pat))
-    files = [f for f in files if re.search(r"\.(edf|bdf|set|vhdr)$", f)]
+
+def _recordings(subject, session=True):
+    """Recordings of one subject in the configured session (``session=False``: all)."""
+    recs = _subject_recordings(subject)
     if session and SESSION is not None:
-        files = [f for f in files if _same_label(_entity(f, "ses"), SESSION)]
-    return sorted(files)
+        recs = [r for r in recs if _same_label(r.session, SESSION)]
+    return list(recs)
 
 
 def _discover_task(subjects):
@@ -117,39 +115,34 @@ def _discover_task(subjects):
         return config["task"]
     if IS_DEMO:
         return DEMO_TASK
-    tasks = set()
-    for s in subjects:
-        for f in _eeg_files(s):
-            m = re.search(r"_task-([A-Za-z0-9]+)", os.path.basename(f))
-            if m:
-                tasks.add(m.group(1))
+    tasks = {r.task for s in subjects for r in _recordings(s)}
     tasks.discard(NOISE_TASK)  # the noise recording is never the main task
     if len(tasks) != 1:
         _bids_error(f"set config 'task' to one of the tasks found: {sorted(tasks)}")
     return tasks.pop()
 
 
-def _task_files(subject, task=None):
+def _task_recordings(subject, task=None):
     """Recordings of ``task`` (default: the main task; runs filtered for the main task only)."""
     main = task is None or task == TASK
     task = TASK if task is None else task
-    files = [f for f in _eeg_files(subject) if f"_task-{task}_" in os.path.basename(f)]
+    recs = [r for r in _recordings(subject) if r.task == task]
     if main and RUNS is not None:
-        files = [f for f in files if any(_same_label(_entity(f, "run"), r) for r in RUNS)]
-    return files
+        recs = [r for r in recs if any(_same_label(r.run, want) for want in RUNS)]
+    return recs
 
 
 def recording_selection(wildcards):
     """Session and run labels (as spelled in the files) of one subject's main-task recordings.
 
-    Passed to the steps that read recordings (``exgsrc.steps.preprocess.recordings`` discovers with them), so
-    the files read are exactly the rule's inputs.
+    Passed to the steps that read recordings (``exgsrc.steps.preprocess.recordings``
+    discovers with them), so the files read are exactly the rule's inputs.
     """
     if IS_DEMO:
         return {"session": None, "runs": None}
-    files = _task_files(wildcards.subject)
-    sessions = sorted({_entity(f, "ses") for f in files} - {None})
-    runs = sorted({_entity(f, "run") for f in files} - {None}) if RUNS is not None else None
+    recs = _task_recordings(wildcards.subject)
+    sessions = sorted({r.session for r in recs} - {None})
+    runs = sorted({r.run for r in recs} - {None}) if RUNS is not None else None
     return {"session": sessions[0] if sessions else None, "runs": runs}
 
 
@@ -158,14 +151,7 @@ def _check_sessions(subjects):
     if SESSION is not None:
         return
     for s in subjects:
-        found = sorted(
-            {
-                _entity(f, "ses")
-                for f in _eeg_files(s, session=False)
-                if f"_task-{TASK}_" in os.path.basename(f)
-            }
-            - {None}
-        )
+        found = sorted({r.session for r in _recordings(s, session=False) if r.task == TASK} - {None})
         if len(found) > 1:
             _bids_error(
                 f"sub-{s} has sessions {found} of task {TASK!r}: set config 'session' to one "
@@ -179,17 +165,15 @@ def _discover_conditions(subjects):
     if IS_DEMO:
         found = list(config["demo"]["conditions"])
     else:
-        found = set()
-        for s in subjects:
-            for f in _task_files(s):
-                ev = re.sub(r"_eeg\.[a-z]+$", "_events.tsv", f)
-                if os.path.exists(ev):
-                    with open(ev, newline="") as fh:
-                        for row in csv.DictReader(fh, delimiter="\t"):
-                            tt = row.get("trial_type")
-                            if tt and tt != "n/a":
-                                found.add(tt)
-        found = sorted(found)
+        found = sorted(
+            {
+                tt
+                for s in subjects
+                for r in _task_recordings(s)
+                if r.events_path is not None
+                for tt in trial_types(r.events_path)
+            }
+        )
     if wanted == "all":
         if not found:
             _bids_error("no trial_type values in events.tsv; set config 'conditions'")
@@ -205,7 +189,7 @@ SUBJECTS = _discover_subjects()
 TASK = _discover_task(SUBJECTS)
 if not IS_DEMO:
     _check_sessions(SUBJECTS)
-    _empty = [s for s in SUBJECTS if not _task_files(s)]
+    _empty = [s for s in SUBJECTS if not _task_recordings(s)]
     if _empty:
         _sel = "".join(
             f", {k} {v!r}" for k, v in (("session", SESSION), ("runs", RUNS)) if v is not None
@@ -250,7 +234,7 @@ def bench_path(rule_name, stem="sub-{subject}"):
 
 
 def recording_inputs(wildcards):
-    """All raw files of one subject for the task (data + BIDS sidecars)."""
+    """All raw files of one subject for the task (data, companion files, BIDS sidecars)."""
     if IS_DEMO:
         d = DEMO_ROOT / f"sub-{wildcards.subject}" / "eeg"
         base = f"sub-{wildcards.subject}_task-{DEMO_TASK}"
@@ -260,24 +244,13 @@ def recording_inputs(wildcards):
             str(d / f"{base}_events.tsv"),
             str(d / f"sub-{wildcards.subject}_space-CapTrak_electrodes.tsv"),
         ]
-    files = _recording_files(wildcards.subject, TASK)
-    eeg_dir = os.path.dirname(files[0])
-    files += sorted(glob.glob(os.path.join(eeg_dir, "*_electrodes.tsv")))
-    return files
+    return _recording_files(wildcards.subject, TASK)
 
 
-def _recording_files(subject, task, extras=("_channels.tsv", "_events.tsv", "_eeg.json")):
-    """Data files of one subject's recordings of ``task`` (all sessions/runs) + sidecars."""
-    files = []
-    for f in _task_files(subject, task):
-        files.append(f)
-        stem = re.sub(r"_eeg\.[a-z]+$", "", f)
-        files += [stem + e for e in extras if os.path.exists(stem + e)]
-        if f.endswith(".set") and os.path.exists(f[:-4] + ".fdt"):
-            files.append(f[:-4] + ".fdt")
-        if f.endswith(".vhdr"):
-            files += [g for g in (f[:-5] + ".eeg", f[:-5] + ".vmrk") if os.path.exists(g)]
-    return files
+def _recording_files(subject, task):
+    """Files of one subject's recordings of ``task`` (all runs of the session)."""
+    files = [str(f) for r in _task_recordings(subject, task) for f in r.files]
+    return list(dict.fromkeys(files))
 
 
 def noise_cov_inputs(wildcards):
@@ -291,7 +264,7 @@ def noise_cov_inputs(wildcards):
         return {"epochs": sub_path("epo.nc").format(subject=wildcards.subject)}
     return {
         "montage": sub_path("montage.nc").format(subject=wildcards.subject),
-        "noise": _recording_files(wildcards.subject, NOISE_TASK, ("_channels.tsv", "_eeg.json")),
+        "noise": _recording_files(wildcards.subject, NOISE_TASK),
     }
 
 
