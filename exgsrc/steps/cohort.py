@@ -127,107 +127,122 @@ def step_qc_table(ctx: StepContext) -> None:
     """
     p = ctx.params
     subjects = list(p.subjects)
-    n = len(subjects)
     per_sub = {k: flatten(getattr(ctx.input, k)) for k in ("montage", "epochs", "cov", "snr")}
-    res_files = flatten(ctx.input.resolution) if ctx.input.resolution else []
+    if ctx.input.resolution:
+        per_sub["resolution"] = flatten(ctx.input.resolution)
     stc_files = flatten(ctx.input.stc)
-    n_stc = len(stc_files) // max(n, 1)
+    n_stc = len(stc_files) // max(len(subjects), 1)
     truth = None
     if p.truth and Path(p.truth).exists():
         truth = json.loads(Path(p.truth).read_text())
-    methods = list(p.methods)
-    conds = dict(p.conditions)
+    methods, conds = list(p.methods), dict(p.conditions)
+    res_methods = _resolution_methods(per_sub.get("resolution", []))
     header = ["subject", "status", "failed_step", "reason", "n_channels", "n_eeg_used", "bads"]
     header += [f"epochs_{lab}" for lab in conds]
     header += ["cov_rank"] + [f"snr_peak_{lab}" for lab in conds]
-    res_methods = []
-    if res_files:
-        for f in res_files:
-            ok, _ = read_status(f)
-            if ok:
-                res_methods = [str(m) for m in open_dataset(f)["inverse_method"].values]
-                break
     header += [f"psf_peak_err_mm_median_{m}" for m in res_methods]
     if truth:
         header += [f"locerr_mm_mean_{m}" for m in methods]
     header += ["warnings"]
     rows = []
     for i, sub in enumerate(subjects):
-        row = {h: "n/a" for h in header}
+        row = dict.fromkeys(header, "n/a")
         row["subject"] = sub
-        status, failed_step, reason = "ok", "", ""
-        files = [(k, per_sub[k][i]) for k in ("montage", "epochs", "cov", "snr")]
-        if res_files:
-            files.append(("resolution", res_files[i]))
-        files += [("stc", f) for f in stc_files[i * n_stc : (i + 1) * n_stc]]
-        loaded, failed_stc = {}, []
-        for kind, f in files:
-            ok, why = read_status(f)
-            if not ok:
-                if kind == "stc":
-                    failed_stc.append((Path(f).name, why))
-                elif status == "ok":
-                    status, failed_step, reason = "failed", kind, why
-                continue
-            if kind != "stc":
-                loaded[kind] = open_dataset(f)
-        if status == "ok" and failed_stc:
-            # some conditions failed (e.g. absent from this subject), the rest is usable
-            status = "failed" if len(failed_stc) == n_stc else "warning"
-            failed_step = "stc"
-            reason = f"{len(failed_stc)} of {n_stc} source estimates failed: " + "; ".join(
-                f"{name}: {why}" for name, why in failed_stc
-            )
-        row.update(status=status, failed_step=failed_step or "", reason=reason)
-        warns = []
-        if "montage" in loaded:
-            m = loaded["montage"]
-            row["n_channels"] = m.sizes["channel"]
-            row["n_eeg_used"] = int(m["used"].values.sum())
-            bads = [
-                str(c)
-                for c, s in zip(m["channel"].values, m["status"].values, strict=True)
-                if s == "bad"
-            ]
-            row["bads"] = ",".join(bads) if bads else "none"
-            warns += list(m.attrs.get("warnings", []))
-        if "epochs" in loaded:
-            counts = loaded["epochs"].attrs.get("epoch_counts", {})
-            for lab, cond in conds.items():
-                c = counts.get(cond)
-                if c:
-                    row[f"epochs_{lab}"] = f"{c['kept']}/{c['total']}"
-        if "cov" in loaded:
-            row["cov_rank"] = loaded["cov"].attrs.get("rank_estimated", "n/a")
-        if "snr" in loaded:
-            s = loaded["snr"]
-            for lab in conds:
-                if lab in s["condition"].values:
-                    row[f"snr_peak_{lab}"] = f"{float(s['snr'].sel(condition=lab).max()):.2f}"
-        if "resolution" in loaded:
-            r = loaded["resolution"]
-            for m in res_methods:
-                if "psf_peak_err" in r and m in r["inverse_method"].values:
-                    v = float(np.median(r["psf_peak_err"].sel(inverse_method=m).values)) * 1000
-                    row[f"psf_peak_err_mm_median_{m}"] = f"{v:.2f}"
+        files = {kind: paths[i] for kind, paths in per_sub.items()}
+        sub_stcs = stc_files[i * n_stc : (i + 1) * n_stc]
+        loaded = _qc_status(row, files, sub_stcs)
+        row["warnings"] = " | ".join(_qc_figures(row, loaded, conds, res_methods))
         if truth and sub in truth["subjects"]:
-            k = 0
-            errs = {m: [] for m in methods}
-            for cond in conds.values():
-                for m in methods:
-                    f = stc_files[i * n_stc + k]
-                    k += 1
-                    ok, _ = read_status(f)
-                    if not ok:
-                        continue
-                    ds = open_dataset(f)
-                    dip = truth["subjects"][sub]["dipoles"][cond]
-                    s_idx, _ = _peak(ds, dip["latency"] - 0.05, dip["latency"] + 0.05)
-                    pos = np.array([ds[c].values[s_idx] for c in "xyz"])
-                    errs[m].append(np.linalg.norm(pos - dip["pos"]) * 1000)
-            for m in methods:
-                if errs[m]:
-                    row[f"locerr_mm_mean_{m}"] = f"{np.mean(errs[m]):.2f}"
-        row["warnings"] = " | ".join(str(w) for w in warns) if warns else ""
+            _qc_localisation(row, truth["subjects"][sub], sub_stcs, conds, methods)
         rows.append([row[h] for h in header])
     write_tsv(ctx.output[0], header, rows)
+
+
+def _resolution_methods(res_files) -> list[str]:
+    """Inverse methods of the first usable resolution file."""
+    for f in res_files:
+        ok, _ = read_status(f)
+        if ok:
+            return [str(m) for m in open_dataset(f)["inverse_method"].values]
+    return []
+
+
+def _qc_status(row: dict, files: dict, stc_files: list) -> dict:
+    """Fill status, failed_step and reason; return the subject's usable datasets by kind."""
+    status, failed_step, reason = "ok", "", ""
+    loaded, failed_stc = {}, []
+    for kind, f in [*files.items(), *(("stc", f) for f in stc_files)]:
+        ok, why = read_status(f)
+        if not ok:
+            if kind == "stc":
+                failed_stc.append((Path(f).name, why))
+            elif status == "ok":
+                status, failed_step, reason = "failed", kind, why
+            continue
+        if kind != "stc":
+            loaded[kind] = open_dataset(f)
+    if status == "ok" and failed_stc:
+        # some conditions failed (e.g. absent from this subject), the rest is usable
+        status = "failed" if len(failed_stc) == len(stc_files) else "warning"
+        failed_step = "stc"
+        reason = f"{len(failed_stc)} of {len(stc_files)} source estimates failed: " + "; ".join(
+            f"{name}: {why}" for name, why in failed_stc
+        )
+    row.update(status=status, failed_step=failed_step, reason=reason)
+    return loaded
+
+
+def _qc_figures(row: dict, loaded: dict, conds: dict, res_methods: list) -> list[str]:
+    """Fill the per-file QC columns from the loaded datasets; return the warnings."""
+    warns = []
+    if "montage" in loaded:
+        m = loaded["montage"]
+        row["n_channels"] = m.sizes["channel"]
+        row["n_eeg_used"] = int(m["used"].values.sum())
+        bads = [
+            str(c)
+            for c, s in zip(m["channel"].values, m["status"].values, strict=True)
+            if s == "bad"
+        ]
+        row["bads"] = ",".join(bads) if bads else "none"
+        warns += [str(w) for w in m.attrs.get("warnings", [])]
+    if "epochs" in loaded:
+        counts = loaded["epochs"].attrs.get("epoch_counts", {})
+        for lab, cond in conds.items():
+            c = counts.get(cond)
+            if c:
+                row[f"epochs_{lab}"] = f"{c['kept']}/{c['total']}"
+    if "cov" in loaded:
+        row["cov_rank"] = loaded["cov"].attrs.get("rank_estimated", "n/a")
+    if "snr" in loaded:
+        s = loaded["snr"]
+        for lab in conds:
+            if lab in s["condition"].values:
+                row[f"snr_peak_{lab}"] = f"{float(s['snr'].sel(condition=lab).max()):.2f}"
+    if "resolution" in loaded:
+        r = loaded["resolution"]
+        for m in res_methods:
+            if "psf_peak_err" in r and m in r["inverse_method"].values:
+                v = float(np.median(r["psf_peak_err"].sel(inverse_method=m).values)) * 1000
+                row[f"psf_peak_err_mm_median_{m}"] = f"{v:.2f}"
+    return warns
+
+
+def _qc_localisation(row: dict, truth: dict, stc_files: list, conds: dict, methods: list) -> None:
+    """Demo: mean distance (mm) of each method's peak from the true dipoles."""
+    errs = {m: [] for m in methods}
+    paths = iter(stc_files)  # stc_files() order: condition, then method
+    for cond in conds.values():
+        for m in methods:
+            f = next(paths)
+            ok, _ = read_status(f)
+            if not ok:
+                continue
+            ds = open_dataset(f)
+            dip = truth["dipoles"][cond]
+            s_idx, _ = _peak(ds, dip["latency"] - 0.05, dip["latency"] + 0.05)
+            pos = np.array([ds[c].values[s_idx] for c in "xyz"])
+            errs[m].append(np.linalg.norm(pos - dip["pos"]) * 1000)
+    for m in methods:
+        if errs[m]:
+            row[f"locerr_mm_mean_{m}"] = f"{np.mean(errs[m]):.2f}"

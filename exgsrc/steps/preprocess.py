@@ -86,62 +86,87 @@ def step_epochs(ctx: StepContext) -> None:
         outputs are written through ``ctx.write`` (atomic, with provenance).
     """
     p = ctx.params
-    mont = load_montage(ctx.input.montage)
-    used = used_channels(mont)
-    parts = []
-    warnings = []
+    used = used_channels(load_montage(ctx.input.montage))
+    parts, warnings = [], []
     for rec in recordings(p.bids_root, ctx.wildcards.subject, p.task, p.selection):
-        t0 = time.perf_counter()
-        raw = read_recording(rec)
-        log.info(
-            "read %s: %d channels, %.1f s at %g Hz (%.1f s)",
-            rec.data_path.name,
-            len(raw.ch_names),
-            raw.data.shape[1] / raw.sfreq,
-            raw.sfreq,
-            time.perf_counter() - t0,
-        )
-        missing = [n for n in used if n not in raw.ch_names]
-        if missing:
-            raise ValueError(f"{rec.data_path}: channels {missing} of the montage are missing")
-        t0 = time.perf_counter()
-        raw = prepare_continuous(raw.pick_channels(used), p.filter)
-        log.info(
-            "filtered and re-referenced %d channels (%.1f s)", len(used), time.perf_counter() - t0
-        )
-        ev = read_events(rec, sfreq=raw.sfreq)
-        base = p.epochs["baseline"]
-        ep = make_epochs(
-            raw,
-            ev.sample,
-            ev.trial_type,
-            p.epochs["tmin"],
-            p.epochs["tmax"],
-            baseline=None if base is None else tuple(base),
-            reject=p.reject.get("eeg"),
-            conditions=list(p.conditions),
-        )
-        warnings += list(raw.warnings) + list(ev.meta.get("warnings", []))
-        warnings += list(ep.meta.get("warnings", []))
-        log.info("%s: %d of %d epochs kept", rec.data_path.name, ep.n_epochs, len(ep.drop_log))
+        ep, rec_warnings = _epochs_of_recording(rec, used, p)
+        warnings += rec_warnings
         parts.append((rec, ep))
     ep0 = parts[0][1]
-    data = np.concatenate([ep.data for _, ep in parts])
-    labels = sum((list(ep.labels) for _, ep in parts), [])
-    drop_log = sum((list(ep.drop_log) for _, ep in parts), [])
-    details = sum((list(ep.meta.get("drop_details", [])) for _, ep in parts), [])
-    events = np.concatenate([ep.events for _, ep in parts])
-    selection = np.concatenate([ep.selection for _, ep in parts])
-    run = np.concatenate([np.full(ep.n_epochs, i) for i, (_, ep) in enumerate(parts)])
+    epochs = [ep for _, ep in parts]
+    ctx.write(
+        _epochs_dataset(epochs),
+        ctx.output[0],
+        subject=ctx.wildcards.subject,
+        sfreq=float(ep0.sfreq),
+        baseline=list(ep0.baseline) if ep0.baseline is not None else None,
+        filter=dict(p.filter),
+        reject=dict(p.reject),
+        tmin=float(p.epochs["tmin"]),
+        tmax=float(p.epochs["tmax"]),
+        drop_log=[list(x) for ep in epochs for x in ep.drop_log],
+        drop_details=[d for ep in epochs for d in ep.meta.get("drop_details", [])],
+        epoch_counts=_epoch_counts(epochs, p.conditions),
+        recordings=[str(r.data_path) for r, _ in parts],
+        warnings=warnings,
+    )
+
+
+def _epochs_of_recording(rec, used, p):
+    """Read, prepare and epoch one recording; returns the epochs and the warnings."""
+    t0 = time.perf_counter()
+    raw = read_recording(rec)
+    log.info(
+        "read %s: %d channels, %.1f s at %g Hz (%.1f s)",
+        rec.data_path.name,
+        len(raw.ch_names),
+        raw.data.shape[1] / raw.sfreq,
+        raw.sfreq,
+        time.perf_counter() - t0,
+    )
+    missing = [n for n in used if n not in raw.ch_names]
+    if missing:
+        raise ValueError(f"{rec.data_path}: channels {missing} of the montage are missing")
+    t0 = time.perf_counter()
+    raw = prepare_continuous(raw.pick_channels(used), p.filter)
+    log.info(
+        "filtered and re-referenced %d channels (%.1f s)", len(used), time.perf_counter() - t0
+    )
+    ev = read_events(rec, sfreq=raw.sfreq)
+    base = p.epochs["baseline"]
+    ep = make_epochs(
+        raw,
+        ev.sample,
+        ev.trial_type,
+        p.epochs["tmin"],
+        p.epochs["tmax"],
+        baseline=None if base is None else tuple(base),
+        reject=p.reject.get("eeg"),
+        conditions=list(p.conditions),
+    )
+    warnings = list(raw.warnings) + list(ev.meta.get("warnings", []))
+    warnings += list(ep.meta.get("warnings", []))
+    log.info("%s: %d of %d epochs kept", rec.data_path.name, ep.n_epochs, len(ep.drop_log))
+    return ep, warnings
+
+
+def _epoch_counts(epochs, conditions) -> dict:
+    """Per condition: events found, epochs kept and dropped over all recordings."""
     counts = {}
-    for cond in p.conditions:
-        n_all = sum(
-            sum(1 for d, lab in zip(ep.drop_log, _all_labels(ep), strict=True) if lab == cond)
-            for _, ep in parts
-        )
-        n_kept = sum(1 for lab in labels if lab == cond)
+    for cond in conditions:
+        n_all = sum(lab == cond for ep in epochs for lab in _all_labels(ep))
+        n_kept = sum(lab == cond for ep in epochs for lab in ep.labels)
         counts[cond] = {"total": n_all, "kept": n_kept, "dropped": n_all - n_kept}
-    ds = xr.Dataset(
+    return counts
+
+
+def _epochs_dataset(epochs) -> xr.Dataset:
+    """The kept epochs of every recording, concatenated (the ``epo.nc`` content)."""
+    ep0 = epochs[0]
+    data = np.concatenate([ep.data for ep in epochs])
+    labels = [str(lab) for ep in epochs for lab in ep.labels]
+    run = np.concatenate([np.full(ep.n_epochs, i) for i, ep in enumerate(epochs)])
+    return xr.Dataset(
         {
             "epochs": (
                 ("epoch", "channel", "time"),
@@ -153,27 +178,17 @@ def step_epochs(ctx: StepContext) -> None:
             "epoch": np.arange(data.shape[0]),
             "channel": list(ep0.ch_names),
             "time": ("time", ep0.times, {"units": "s"}),
-            "condition": ("epoch", [str(x) for x in labels]),
-            "event_sample": ("epoch", events.astype(np.int64)),
-            "selection": ("epoch", selection.astype(np.int64)),
+            "condition": ("epoch", labels),
+            "event_sample": (
+                "epoch",
+                np.concatenate([ep.events for ep in epochs]).astype(np.int64),
+            ),
+            "selection": (
+                "epoch",
+                np.concatenate([ep.selection for ep in epochs]).astype(np.int64),
+            ),
             "run_index": ("epoch", run.astype(np.int64)),
         },
-    )
-    ctx.write(
-        ds,
-        ctx.output[0],
-        subject=ctx.wildcards.subject,
-        sfreq=float(ep0.sfreq),
-        baseline=list(ep0.baseline) if ep0.baseline is not None else None,
-        filter=dict(p.filter),
-        reject=dict(p.reject),
-        tmin=float(p.epochs["tmin"]),
-        tmax=float(p.epochs["tmax"]),
-        drop_log=[list(x) for x in drop_log],
-        drop_details=details,
-        epoch_counts=counts,
-        recordings=[str(r.data_path) for r, _ in parts],
-        warnings=warnings,
     )
 
 
