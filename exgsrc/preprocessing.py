@@ -41,6 +41,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from ._system import thread_budget
+from .annotations import BAD_PREFIXES, Annotations, annotation_overlaps
 
 __all__ = [
     "Raw",
@@ -140,6 +141,10 @@ class Raw(_ChannelPicks):
         Time (s) of the first sample.
     meta : dict
         Provenance: ``"source"`` (file), ``"warnings"`` (list of str), units, etc.
+    annotations : exgsrc.annotations.Annotations
+        Annotated segments (onset s from the first sample, duration s, description):
+        bad segments (``BAD...``), boundaries, markers of the data file. Empty by
+        default. :func:`make_epochs` drops epochs overlapping bad ones.
     """
 
     data: np.ndarray
@@ -149,6 +154,7 @@ class Raw(_ChannelPicks):
     bads: tuple[str, ...] = ()
     first_time: float = 0.0
     meta: dict = field(default_factory=dict, compare=False)
+    annotations: Annotations = field(default_factory=Annotations, compare=False)
 
     def __post_init__(self):
         data = np.asarray(self.data)
@@ -170,6 +176,12 @@ class Raw(_ChannelPicks):
             raise ValueError(f"Raw: bad channels {unknown} are not among ch_names")
         if not self.sfreq > 0:
             raise ValueError(f"Raw: sfreq must be positive, got {self.sfreq}")
+        if self.annotations is None:
+            object.__setattr__(self, "annotations", Annotations())
+        elif not isinstance(self.annotations, Annotations):
+            raise TypeError(
+                f"Raw.annotations must be an Annotations, got {type(self.annotations).__name__}"
+            )
         # own copy of the warnings list (meta dicts are often shallow copies)
         self.meta["warnings"] = list(self.meta.get("warnings", []))
 
@@ -217,7 +229,9 @@ class Epochs(_ChannelPicks):
     drop_log : tuple of tuple of str, length n_events
         For every event given: ``()`` if kept, else the reasons: channel names whose
         peak-to-peak exceeded the threshold, ``"NO_DATA"`` (window starts before
-        the recording) or ``"TOO_SHORT"`` (window ends after it).
+        the recording), the description of an overlapping bad annotation (e.g.
+        ``"BAD_ACQ_SKIP"``) or ``"TOO_SHORT"`` (window ends after it), checked in
+        that order of precedence as MNE does.
     baseline : tuple of float | None
         Baseline interval actually used (s).
     meta : dict
@@ -702,6 +716,7 @@ def make_epochs(
     reject: dict | float | None = None,
     conditions=None,
     flat: dict | float | None = None,
+    reject_by_annotation: bool | tuple[str, ...] = True,
 ) -> Epochs:
     """Cut epochs around events, baseline-correct them and reject by peak-to-peak.
 
@@ -728,6 +743,14 @@ def make_epochs(
     flat : dict | float | None
         Minimum peak-to-peak (V) per channel type: an epoch is dropped when a good
         channel of a listed type is flatter (strictly smaller), as MNE's ``flat``.
+    reject_by_annotation : bool | tuple of str
+        True: drop epochs that overlap an annotation of ``raw.annotations`` whose
+        description starts with ``"bad"`` (case-insensitive), exactly as
+        ``mne.Epochs(..., reject_by_annotation=True)`` (see
+        :mod:`exgsrc.annotations` for the overlap rule); the drop-log reason is the
+        annotation's description. A tuple of prefixes instead (e.g.
+        :data:`exgsrc.annotations.DISCONTINUITIES`, which adds ``boundary``,
+        ``edge`` and ``New Segment``). False: ignore annotations.
 
     Returns
     -------
@@ -776,7 +799,9 @@ def make_epochs(
     n_data = raw.n_times
     drop_log: list[tuple[str, ...]] = []
     details: list[dict] = []
-    in_bounds = (starts >= 0) & (starts + n_t <= n_data)
+    ann_reason = _annotation_reasons(raw, starts, n_t, reject_by_annotation)
+    by_ann = np.array([r is not None for r in ann_reason], dtype=bool) & (starts >= 0)
+    in_bounds = (starts >= 0) & (starts + n_t <= n_data) & ~by_ann
     ok_idx = np.flatnonzero(in_bounds)
     # gather all in-bound epochs at once: (n_ok, n_ch, n_t)
     src = raw.data
@@ -820,6 +845,18 @@ def make_epochs(
 
     pos_in_ok = {int(k): j for j, k in enumerate(ok_idx)}
     for i in range(events.size):
+        if i not in pos_in_ok and by_ann[i]:
+            drop_log.append((ann_reason[i],))
+            details.append(
+                dict(
+                    index=i,
+                    sample=int(events[i]),
+                    label=labels[i],
+                    reason="annotation",
+                    detail=f"window [{tmin}, {tmax}] s overlaps annotation {ann_reason[i]!r}",
+                )
+            )
+            continue
         if i not in pos_in_ok:
             reason = "NO_DATA" if starts[i] < 0 else "TOO_SHORT"
             drop_log.append((reason,))
@@ -889,8 +926,27 @@ def make_epochs(
             "flat": flat,
             "n_events": int(events.size),
             "source": raw.meta.get("source"),
+            "reject_by_annotation": reject_by_annotation,
         },
     )
+
+
+def _annotation_reasons(raw: Raw, starts, n_t: int, reject_by_annotation) -> list:
+    """Description of the first rejecting annotation overlapping each epoch, or None."""
+    if reject_by_annotation is False or reject_by_annotation is None:
+        return [None] * len(starts)
+    if reject_by_annotation is True:
+        prefixes = BAD_PREFIXES
+    elif isinstance(reject_by_annotation, str):
+        prefixes = (reject_by_annotation,)
+    else:
+        prefixes = tuple(str(p) for p in reject_by_annotation)
+        if not prefixes:
+            raise ValueError("make_epochs: reject_by_annotation is an empty tuple")
+    ann = getattr(raw, "annotations", None)
+    if ann is None or not len(ann):
+        return [None] * len(starts)
+    return annotation_overlaps(ann, starts, n_t, raw.sfreq, prefixes)
 
 
 def average(epochs: Epochs, condition: str | None = None) -> Evoked:
