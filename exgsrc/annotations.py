@@ -17,7 +17,8 @@ whose description starts with ``"bad"`` (case-insensitive) satisfies
 or begins one sample after its last, does not overlap; a zero-duration
 annotation overlaps when it lies strictly inside ``(start, stop) / sfreq``). The
 drop-log reason is the description of the first such annotation in onset order.
-A NaN duration never overlaps.
+A NaN (unknown) duration counts as 0, as it does once MNE attaches annotations
+to a raw (``Raw.set_annotations``).
 
 MNE keeps EEGLAB ``boundary`` events (data discontinuities) and BrainVision
 ``New Segment`` markers as ordinary annotations: they do not start with "bad",
@@ -57,7 +58,7 @@ class Annotations:
     onset : ndarray of float, shape (n_annotations,)
         Start (s) relative to the first data sample (not to ``Raw.first_time``).
     duration : ndarray of float, shape (n_annotations,)
-        Length (s), >= 0; NaN when unknown (such an annotation never overlaps).
+        Length (s), >= 0; NaN when unknown (taken as 0 by the overlap rule).
     description : tuple of str, length n_annotations
         E.g. ``"BAD_ACQ_SKIP"``, ``"bad_muscle"``, ``"boundary"``, ``"Stimulus/S  1"``.
     """
@@ -209,7 +210,7 @@ def annotation_overlaps(
     if not len(sel) or not starts.size:
         return out
     onset = sel.onset
-    dur = sel.duration.copy()
+    dur = np.nan_to_num(sel.duration, nan=0.0)
     dur[np.array([d.lower() == "boundary" for d in sel.description])] = 0.0
     end = onset + dur
     t_start = starts / sfreq
