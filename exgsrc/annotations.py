@@ -49,7 +49,7 @@ BAD_PREFIXES: tuple[str, ...] = ("bad",)
 DISCONTINUITIES: tuple[str, ...] = ("bad", "edge", "boundary", "new segment")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Annotations:
     """Time segments of a recording, sorted by onset.
 
@@ -91,6 +91,17 @@ class Annotations:
 
     def __len__(self) -> int:
         return len(self.description)
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, Annotations):
+            return NotImplemented
+        return (
+            self.description == other.description
+            and np.array_equal(self.onset, other.onset)
+            and np.array_equal(self.duration, other.duration, equal_nan=True)
+        )
+
+    __hash__ = None
 
     def __add__(self, other: Annotations) -> Annotations:
         return Annotations(

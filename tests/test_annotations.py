@@ -209,3 +209,37 @@ def test_make_epochs_precedence_and_opt_out():
     assert len(Raw(x, sf, ("A", "B"), ("eeg", "eeg")).annotations) == 0
     with pytest.raises(TypeError, match="Annotations"):
         Raw(x, sf, ("A", "B"), ("eeg", "eeg"), annotations=[(0, 1, "BAD")])
+
+
+def test_annotations_container():
+    a = Annotations([2.0, 1.0], [0.5, np.nan], ["BAD_x", "boundary"])
+    assert a.description == ("boundary", "BAD_x") and a.onset.tolist() == [1.0, 2.0]
+    assert a == Annotations([1.0, 2.0], [np.nan, 0.5], ["boundary", "BAD_x"])
+    assert a.select().description == ("BAD_x",)
+    assert a.select(DISCONTINUITIES) == a
+    # merge drops entries of the other that match within the tolerance (any case)
+    b = Annotations([2.001, 5.0], [0.5, 1.0], ["bad_X", "BAD_y"])
+    assert a.merge(b, tol=0.002).description == ("boundary", "BAD_x", "BAD_y")
+    assert len(a.merge(b, tol=0.0)) == 4
+    with pytest.raises(ValueError, match="durations must be >= 0"):
+        Annotations([0.0], [-1.0], ["BAD"])
+    with pytest.raises(ValueError, match="2 onsets but 1 descriptions"):
+        Annotations([0.0, 1.0], [0.0, 0.0], ["BAD"])
+    with pytest.raises(ValueError, match="finite"):
+        Annotations([np.nan], [0.0], ["BAD"])
+
+
+def test_events_tsv_segments_are_not_conditions(tmp_path):
+    from exgsrc.io import read_events
+
+    p = tmp_path / "events.tsv"
+    p.write_text(
+        "onset\tduration\ttrial_type\n1.0\t0\tgo\n1.5\t0.25\tBAD_blink\n2.0\tn/a\tboundary\n"
+        "3.0\t0\tstop\n4.0\t1\tbad\n"
+    )
+    ev = read_events(p, sfreq=100.0)
+    assert ev.trial_type == ("go", "stop") and list(ev.sample) == [100, 300]
+    assert any("3 rows mark bad segments or boundaries" in w for w in ev.meta["warnings"])
+    seg = read_bad_segments(p)
+    assert seg.description == ("BAD_blink", "boundary", "bad")
+    assert seg.duration.tolist() == [0.25, 0.0, 1.0]  # n/a -> 0, as MNE-BIDS reads it
