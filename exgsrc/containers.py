@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from .annotations import Annotations
+
 __all__ = ["Raw", "Epochs", "Evoked"]
 
 
@@ -98,6 +100,10 @@ class Raw(_ChannelPicks):
         Time (s) of the first sample.
     meta : dict
         Provenance: ``"source"`` (file), ``"warnings"`` (list of str), units, etc.
+    annotations : exgsrc.annotations.Annotations
+        Annotated segments (onset s from the first sample, duration s, description):
+        bad segments (``BAD...``), boundaries, markers of the data file. Empty by
+        default. :func:`exgsrc.preprocessing.make_epochs` drops epochs overlapping bad ones.
     """
 
     data: np.ndarray
@@ -107,6 +113,7 @@ class Raw(_ChannelPicks):
     bads: tuple[str, ...] = ()
     first_time: float = 0.0
     meta: dict = field(default_factory=dict, compare=False)
+    annotations: Annotations = field(default_factory=Annotations, compare=False)
 
     def __post_init__(self):
         data = np.asarray(self.data)
@@ -128,6 +135,12 @@ class Raw(_ChannelPicks):
             raise ValueError(f"Raw: bad channels {unknown} are not among ch_names")
         if not self.sfreq > 0:
             raise ValueError(f"Raw: sfreq must be positive, got {self.sfreq}")
+        if self.annotations is None:
+            object.__setattr__(self, "annotations", Annotations())
+        elif not isinstance(self.annotations, Annotations):
+            raise TypeError(
+                f"Raw.annotations must be an Annotations, got {type(self.annotations).__name__}"
+            )
         # own copy of the warnings list (meta dicts are often shallow copies)
         self.meta["warnings"] = list(self.meta.get("warnings", []))
 
@@ -175,7 +188,9 @@ class Epochs(_ChannelPicks):
     drop_log : tuple of tuple of str, length n_events
         For every event given: ``()`` if kept, else the reasons: channel names whose
         peak-to-peak exceeded the threshold, ``"NO_DATA"`` (window starts before
-        the recording) or ``"TOO_SHORT"`` (window ends after it).
+        the recording), the description of an overlapping bad annotation (e.g.
+        ``"BAD_ACQ_SKIP"``) or ``"TOO_SHORT"`` (window ends after it), checked in
+        that order of precedence as MNE does.
     baseline : tuple of float | None
         Baseline interval actually used (s).
     meta : dict

@@ -42,6 +42,7 @@ from dataclasses import replace
 import numpy as np
 
 from ._system import thread_budget
+from .annotations import BAD_PREFIXES, annotation_overlaps
 from .containers import Epochs, Evoked, Raw
 
 __all__ = [
@@ -468,6 +469,7 @@ def make_epochs(
     reject: dict | float | None = None,
     conditions=None,
     flat: dict | float | None = None,
+    reject_by_annotation: bool | tuple[str, ...] = True,
 ) -> Epochs:
     """Cut epochs around events, baseline-correct them and reject by peak-to-peak.
 
@@ -494,6 +496,14 @@ def make_epochs(
     flat : dict | float | None
         Minimum peak-to-peak (V) per channel type: an epoch is dropped when a good
         channel of a listed type is flatter (strictly smaller), as MNE's ``flat``.
+    reject_by_annotation : bool | tuple of str
+        True: drop epochs that overlap an annotation of ``raw.annotations`` whose
+        description starts with ``"bad"`` (case-insensitive), exactly as
+        ``mne.Epochs(..., reject_by_annotation=True)`` (see
+        :mod:`exgsrc.annotations` for the overlap rule); the drop-log reason is the
+        annotation's description. A tuple of prefixes instead (e.g.
+        :data:`exgsrc.annotations.DISCONTINUITIES`, which adds ``boundary``,
+        ``edge`` and ``New Segment``). False: ignore annotations.
 
     Returns
     -------
@@ -542,7 +552,9 @@ def make_epochs(
     n_data = raw.n_times
     drop_log: list[tuple[str, ...]] = []
     details: list[dict] = []
-    in_bounds = (starts >= 0) & (starts + n_t <= n_data)
+    ann_reason = _annotation_reasons(raw, starts, n_t, reject_by_annotation)
+    by_ann = np.array([r is not None for r in ann_reason], dtype=bool) & (starts >= 0)
+    in_bounds = (starts >= 0) & (starts + n_t <= n_data) & ~by_ann
     ok_idx = np.flatnonzero(in_bounds)
     # gather all in-bound epochs at once: (n_ok, n_ch, n_t)
     src = raw.data
@@ -586,6 +598,18 @@ def make_epochs(
 
     pos_in_ok = {int(k): j for j, k in enumerate(ok_idx)}
     for i in range(events.size):
+        if i not in pos_in_ok and by_ann[i]:
+            drop_log.append((ann_reason[i],))
+            details.append(
+                dict(
+                    index=i,
+                    sample=int(events[i]),
+                    label=labels[i],
+                    reason="annotation",
+                    detail=f"window [{tmin}, {tmax}] s overlaps annotation {ann_reason[i]!r}",
+                )
+            )
+            continue
         if i not in pos_in_ok:
             reason = "NO_DATA" if starts[i] < 0 else "TOO_SHORT"
             drop_log.append((reason,))
@@ -655,8 +679,27 @@ def make_epochs(
             "flat": flat,
             "n_events": int(events.size),
             "source": raw.meta.get("source"),
+            "reject_by_annotation": reject_by_annotation,
         },
     )
+
+
+def _annotation_reasons(raw: Raw, starts, n_t: int, reject_by_annotation) -> list:
+    """Description of the first rejecting annotation overlapping each epoch, or None."""
+    if reject_by_annotation is False or reject_by_annotation is None:
+        return [None] * len(starts)
+    if reject_by_annotation is True:
+        prefixes = BAD_PREFIXES
+    elif isinstance(reject_by_annotation, str):
+        prefixes = (reject_by_annotation,)
+    else:
+        prefixes = tuple(str(p) for p in reject_by_annotation)
+        if not prefixes:
+            raise ValueError("make_epochs: reject_by_annotation is an empty tuple")
+    ann = getattr(raw, "annotations", None)
+    if ann is None or not len(ann):
+        return [None] * len(starts)
+    return annotation_overlaps(ann, starts, n_t, raw.sfreq, prefixes)
 
 
 def average(epochs: Epochs, condition: str | None = None) -> Evoked:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..annotations import DISCONTINUITIES, Annotations, is_bad_segment
 from ..containers import Raw
 from ._errors import BidsError
 from ._tsv import read_json, read_tsv, tsv_float
@@ -25,6 +26,7 @@ __all__ = [
     "read_recording",
     "read_events",
     "read_montage",
+    "read_bad_segments",
     "select_conditions",
     "validate_label",
 ]
@@ -54,43 +56,74 @@ _CH_TYPES = {
 # ----------------------------------------------------------------------------------
 
 
-def _read_data_file(rec: BidsRecording, units) -> Raw:
+def _read_data_file(
+    rec: BidsRecording, units, expected_sfreq=None, on_nonfinite: str = "raise"
+) -> Raw:
     fmt = rec.format
     if fmt == "EEGLAB":
         from .eeglab import read_eeglab
 
-        return read_eeglab(rec.data_path, units=units if units is not None else "uV")
+        return read_eeglab(
+            rec.data_path, units=units if units is not None else "uV", on_nonfinite=on_nonfinite
+        )
     if fmt in ("EDF", "BDF"):
         from .edf import read_edf
 
-        return read_edf(rec.data_path)
+        return read_edf(
+            rec.data_path,
+            expected_sfreq=expected_sfreq,
+            expected_from=f"{rec.eeg_json_path}: SamplingFrequency",
+            on_nonfinite=on_nonfinite,
+        )
     if fmt == "BrainVision":
         from .brainvision import read_brainvision
 
-        return read_brainvision(rec.data_path)
+        return read_brainvision(rec.data_path, on_nonfinite=on_nonfinite)
     raise BidsError(f"{rec.data_path}: unsupported format {fmt}")
 
 
-def read_recording(rec: BidsRecording) -> Raw:
+def _json_sfreq(rec: BidsRecording) -> float | None:
+    """``SamplingFrequency`` of the recording's ``eeg.json`` (None if absent)."""
+    if rec.eeg_json_path is None:
+        return None
+    sf = read_json(rec.eeg_json_path).get("SamplingFrequency")
+    if sf is None:
+        return None
+    try:
+        return float(sf)
+    except (TypeError, ValueError):
+        raise BidsError(f"{rec.eeg_json_path}: SamplingFrequency {sf!r} is not a number") from None
+
+
+def read_recording(rec: BidsRecording, on_nonfinite: str = "raise") -> Raw:
     """Read a recording into a :class:`Raw` (volts) with types and bads from ``channels.tsv``.
 
     Parameters
     ----------
     rec : BidsRecording
+    on_nonfinite : {"raise", "annotate"}
+        NaN/Inf samples in the data file: an error naming file, channel and time,
+        or ``"BAD_nonfinite"`` bad segments (see :func:`exgsrc.io.checks.check_finite`).
 
     Returns
     -------
     Raw
         ``ch_types`` from ``channels.tsv`` (lower-case, EOG/ECG/... kept), ``bads``
         from ``status == bad``; ``meta`` holds ``source``, ``recording`` (basename),
-        ``channels_tsv``, ``eeg_json`` contents, ``warnings`` (list of str naming the
-        files).
+        ``channels_tsv``, ``eeg_json`` contents, ``suspect_channels`` (list of
+        (channel, reason): flat channels of any type, implausible amplitude of
+        EEG/EOG/ECG/EMG channels; reported, not marked bad), ``warnings`` (list of
+        str naming the files). ``annotations``: the data file's annotations plus
+        the bad segments and boundaries of ``events.tsv``
+        (:func:`read_bad_segments`; duplicates within half a sample dropped).
 
     Raises
     ------
     BidsError
         Missing data file, malformed sidecars, channel mismatch between
-        ``channels.tsv`` and the data, unknown units, duplicate channel names.
+        ``channels.tsv`` and the data, unknown units, duplicate channel names,
+        an EDF/BDF header whose sampling rate differs from ``eeg.json``'s
+        ``SamplingFrequency``, non-finite samples (``on_nonfinite="raise"``).
     """
     warnings: list[str] = list(rec.warnings)
     if not rec.data_path.is_file():
@@ -125,7 +158,8 @@ def read_recording(rec: BidsRecording) -> Raw:
                 else:
                     u = "V"  # non-voltage channel: keep the stored numbers
             units[lab] = u
-    raw = _read_data_file(rec, units)
+    expected_sfreq = _json_sfreq(rec) if rec.format in ("EDF", "BDF") else None
+    raw = _read_data_file(rec, units, expected_sfreq, on_nonfinite)
     warnings.extend(raw.meta.get("warnings", []))
 
     eeg_json = {}
@@ -209,9 +243,16 @@ def read_recording(rec: BidsRecording) -> Raw:
                         f"{rec.channels_path}: unit {u_tsv!r} for {n} differs from the data "
                         f"file's {u_file!r} (data file's unit used)"
                     )
+    annotations = _merge_bad_segments(rec, raw, warnings)
+    suspects = [
+        (ch, why)
+        for ch, why in raw.meta.get("suspect_channels", [])
+        if why.startswith("flat") or ch_types[raw.ch_names.index(ch)] in _VOLTAGE_TYPES
+    ]
     meta = dict(raw.meta)
     meta.update(
         {
+            "suspect_channels": suspects,
             "recording": rec.basename,
             "subject": rec.subject,
             "session": rec.session,
@@ -224,8 +265,88 @@ def read_recording(rec: BidsRecording) -> Raw:
         }
     )
     return Raw(
-        raw.data, raw.sfreq, raw.ch_names, tuple(ch_types), tuple(bads), raw.first_time, meta
+        raw.data,
+        raw.sfreq,
+        raw.ch_names,
+        tuple(ch_types),
+        tuple(bads),
+        raw.first_time,
+        meta,
+        annotations=annotations,
     )
+
+
+_VOLTAGE_TYPES = ("eeg", "eog", "ecg", "emg")
+
+
+def _is_segment_marker(trial_types) -> np.ndarray:
+    """Rows that mark bad segments or discontinuities (BAD..., boundary, EDGE..., New Segment)."""
+    return is_bad_segment(trial_types, DISCONTINUITIES)
+
+
+def read_bad_segments(rec: BidsRecording | str | Path) -> Annotations:
+    """Bad segments and boundaries listed in ``events.tsv``.
+
+    Rows whose ``trial_type`` starts with ``BAD`` or ``EDGE`` (case-insensitive),
+    is ``boundary`` or starts with ``New Segment`` (as MNE-BIDS writes MNE's
+    annotations) are segments, never conditions (:func:`read_events` leaves them
+    out).
+
+    Parameters
+    ----------
+    rec : BidsRecording | path-like
+        A recording (its ``events_path``) or an ``events.tsv`` path.
+
+    Returns
+    -------
+    Annotations
+        Onset (s from the first sample) and duration (s; ``n/a`` -> 0, as
+        MNE-BIDS reads it) of each such row, description = ``trial_type``; empty
+        without ``events.tsv`` or ``trial_type`` column.
+
+    Raises
+    ------
+    BidsError
+        Malformed ``events.tsv`` or a non-numeric onset/duration on such a row.
+    """
+    path = rec.events_path if isinstance(rec, BidsRecording) else Path(rec)
+    if path is None:
+        return Annotations()
+    cols = read_tsv(path, required=("onset",))
+    if "trial_type" not in cols:
+        return Annotations()
+    tt = cols["trial_type"]
+    rows = np.flatnonzero(_is_segment_marker(tt))
+    onset = [tsv_float(cols["onset"][i], path, "onset", i + 2) for i in rows]
+    if "duration" in cols:
+        dur = [tsv_float(cols["duration"][i], path, "duration", i + 2) for i in rows]
+    else:
+        dur = [0.0] * rows.size
+    dur = np.nan_to_num(np.asarray(dur, dtype=float), nan=0.0)
+    ok = np.isfinite(np.asarray(onset, dtype=float))
+    return Annotations(np.asarray(onset, dtype=float)[ok], dur[ok], tuple(tt[i] for i in rows[ok]))
+
+
+def _merge_bad_segments(rec: BidsRecording, raw: Raw, warnings: list[str]) -> Annotations:
+    """events.tsv segments + the data file's annotations (duplicates within half a sample)."""
+    from_tsv = read_bad_segments(rec)
+    tol = 0.5 / raw.sfreq
+    if rec.events_path is not None:
+        # bad segments only the data file has (MNE's exporter's padding excepted)
+        file_bad = raw.annotations.select(("bad",))
+        keep = np.array([d != "BAD_ACQ_SKIP" for d in file_bad.description], dtype=bool)
+        file_bad = Annotations(
+            file_bad.onset[keep],
+            file_bad.duration[keep],
+            tuple(d for d, k in zip(file_bad.description, keep, strict=True) if k),
+        )
+        n_extra = len(from_tsv.merge(file_bad, tol)) - len(from_tsv)
+        if n_extra:
+            warnings.append(
+                f"{rec.data_path}: {n_extra} bad segment(s) of the data file are not in "
+                f"{rec.events_path.name}; they reject epochs too"
+            )
+    return from_tsv.merge(raw.annotations, tol)
 
 
 # ----------------------------------------------------------------------------------
@@ -342,6 +463,14 @@ def read_events(rec: BidsRecording | str | Path, sfreq: float | None = None) -> 
     keep = np.array([t not in ("n/a", "") for t in tt], dtype=bool)
     if not keep.all():
         warnings.append(f"{path}: {int((~keep).sum())} events with trial_type n/a ignored")
+    segments = _is_segment_marker(tt) & keep
+    if segments.any():
+        keep &= ~segments
+        warnings.append(
+            f"{path}: {int(segments.sum())} rows mark bad segments or boundaries "
+            f"({sorted(set(t for t, m in zip(tt, segments, strict=True) if m))}); "
+            "not conditions (see read_bad_segments)"
+        )
     onset, dur = onset[keep], dur[keep]
     tt = tuple(t for t, k in zip(tt, keep, strict=True) if k)
     sample = np.round(onset * float(sfreq)).astype(np.int64)
@@ -361,10 +490,15 @@ def _events_from_data_file(rec: BidsRecording) -> Events:
         items = [
             (s / raw.sfreq, d / raw.sfreq, desc or typ)
             for typ, desc, s, d in meta["markers"]
-            if typ.lower() != "new segment"
+            if typ.lower() != "new segment" and not typ.lower().startswith("bad")
         ]
     elif meta.get("annotations"):  # EDF+: (onset, duration, text)
         items = [(o, d if d is not None else 0.0, t) for o, d, t in meta["annotations"] if t]
+    items = [
+        it
+        for it, seg in zip(items, _is_segment_marker([i[2] for i in items]), strict=True)
+        if not seg
+    ]
     if not items:
         raise BidsError(
             f"{rec.data_path}: no events.tsv found for {rec.basename} and no events in the data file"

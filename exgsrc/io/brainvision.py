@@ -1,11 +1,21 @@
 """BrainVision reader (``.vhdr`` header, ``.vmrk`` markers, binary ``.eeg`` data).
 
 Supported: ``DataFormat=BINARY`` with ``BinaryFormat`` ``INT_16``, ``UINT_16``,
-``INT_32`` or ``IEEE_FLOAT_32`` (little-endian), ``DataOrientation``
+``INT_32`` or ``IEEE_FLOAT_32`` (little-endian, or big-endian with
+``UseBigEndianOrder=YES`` in ``[Binary Infos]``), ``DataOrientation``
 ``MULTIPLEXED`` (samples interleaved across channels) or ``VECTORIZED`` (one
 channel after the other). Each channel line ``ChN=<name>,<ref>,<resolution>,<unit>``
 gives the factor from stored numbers to ``unit`` (default 1 µV); values are
 converted to volts. ``DataFormat=ASCII`` is rejected with a clear error.
+
+The data file's size must agree with the header: a size that is not a whole
+number of values of the declared format, or more data than ``DataPoints``
+declares, is an error (the format or channel count is wrong); a shorter
+multiplexed file is a truncation (warning). Markers become ``Raw.annotations``
+as MNE-Python names them (``"<type>/<description>"``, e.g. ``"Bad
+Interval/Bad Min-Max"``, which starts with "Bad" and so rejects epochs; the
+first ``New Segment`` marker, which only carries the recording date, is left
+out).
 """
 
 from __future__ import annotations
@@ -16,11 +26,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..annotations import Annotations
 from ..containers import Raw
 from ._errors import BidsError
+from .checks import check_data_size, check_finite, find_bad_channels
 from .units import volt_scale
 
-__all__ = ["read_brainvision", "read_vhdr", "read_vmrk"]
+__all__ = ["read_brainvision", "read_vhdr", "read_vmrk", "markers_to_annotations"]
 
 _DTYPES = {
     "INT_16": np.dtype("<i2"),
@@ -77,8 +89,9 @@ def read_vhdr(path: str | Path) -> dict:
     dict
         ``data_file``, ``marker_file`` (Paths), ``n_channels``, ``sfreq`` (Hz),
         ``format`` ("BINARY"/"ASCII"), ``orientation``, ``binary_format``,
-        ``ch_names``, ``resolution`` (n_ch,), ``units`` (list of str),
-        ``n_samples`` (int or None when not given).
+        ``big_endian`` (bool, ``UseBigEndianOrder=YES``), ``ch_names``,
+        ``resolution`` (n_ch,), ``units`` (list of str), ``n_samples`` (int or
+        None when not given).
     """
     path = Path(path)
     cp = _ini(path, "header")
@@ -109,6 +122,7 @@ def read_vhdr(path: str | Path) -> dict:
         except ValueError:
             pass
     bin_fmt = None
+    big_endian = False
     if fmt == "BINARY":
         if not cp.has_section("Binary Infos") or "BinaryFormat" not in cp["Binary Infos"]:
             raise BidsError(f"{path}: [Binary Infos] BinaryFormat missing")
@@ -117,6 +131,10 @@ def read_vhdr(path: str | Path) -> dict:
             raise BidsError(
                 f"{path}: unsupported BinaryFormat {bin_fmt!r} (one of {list(_DTYPES)})"
             )
+        order = cp["Binary Infos"].get("UseBigEndianOrder", "NO").strip().upper()
+        if order not in ("YES", "NO"):
+            raise BidsError(f"{path}: [Binary Infos] UseBigEndianOrder={order!r} (YES or NO)")
+        big_endian = order == "YES"
     if not cp.has_section("Channel Infos"):
         raise BidsError(f"{path}: section [Channel Infos] missing")
     chi = cp["Channel Infos"]
@@ -142,6 +160,7 @@ def read_vhdr(path: str | Path) -> dict:
         format=fmt,
         orientation=orient,
         binary_format=bin_fmt,
+        big_endian=big_endian,
         ch_names=names,
         resolution=np.asarray(res),
         units=units,
@@ -183,25 +202,33 @@ def read_vmrk(path: str | Path) -> list[tuple[str, str, int, int]]:
     return out
 
 
-def read_brainvision(path: str | Path) -> Raw:
+def read_brainvision(path: str | Path, on_nonfinite: str = "raise") -> Raw:
     """Read a BrainVision recording into a :class:`Raw` in volts.
 
     Parameters
     ----------
     path : path-like
         The ``.vhdr`` header.
+    on_nonfinite : {"raise", "annotate"}
+        NaN/Inf samples (``IEEE_FLOAT_32``): an error naming the file, channel and
+        time, or ``"BAD_nonfinite"`` annotations (see
+        :func:`exgsrc.io.checks.check_finite`).
 
     Returns
     -------
     Raw
         ``meta``: ``source``, ``format="BrainVision"``, ``file_units`` (dict),
-        ``markers`` (see :func:`read_vmrk`), ``warnings``.
+        ``markers`` (see :func:`read_vmrk`), ``suspect_channels`` (flat,
+        implausible or full-scale channels, see
+        :func:`exgsrc.io.checks.find_bad_channels`), ``warnings``;
+        ``annotations``: the markers (see the module docstring).
 
     Raises
     ------
     BidsError
-        Missing header/data file, unsupported format, truncated data that cannot be
-        recovered, duplicate channel names.
+        Missing header/data file, unsupported format, a data file whose size does
+        not match the declared format/channels/length, truncated data that cannot
+        be recovered, non-finite samples, duplicate channel names.
     """
     path = Path(path)
     h = read_vhdr(path)
@@ -216,10 +243,27 @@ def read_brainvision(path: str | Path) -> Raw:
     if dup:
         raise BidsError(f"{path}: duplicate channel names {dup}")
     dt = _DTYPES[h["binary_format"]]
+    if h["big_endian"]:
+        dt = dt.newbyteorder(">")
     n_ch = h["n_channels"]
     size = dfile.stat().st_size
     n_items = size // dt.itemsize
     n_samp = n_items // n_ch
+    if size % dt.itemsize:
+        raise BidsError(
+            f"{dfile}: data file has {size} bytes, not a whole number of {h['binary_format']} "
+            f"values ({dt.itemsize} bytes each): BinaryFormat in {path.name} is wrong or the "
+            "file is corrupt"
+        )
+    if h["n_samples"] is not None:
+        check_data_size(
+            dfile,
+            size,
+            h["n_samples"] * n_ch * dt.itemsize,
+            f"DataPoints={h['n_samples']} x NumberOfChannels={n_ch} x "
+            f"{h['binary_format']} ({dt.itemsize} bytes)",
+            allow_short=True,
+        )
     if size % (dt.itemsize * n_ch):
         if h["orientation"] == "VECTORIZED":
             raise BidsError(
@@ -265,9 +309,21 @@ def read_brainvision(path: str | Path) -> Raw:
             markers = read_vmrk(h["marker_file"])
         else:
             warnings.append(f"{path}: marker file {h['marker_file'].name!r} missing")
+    sfreq = float(h["sfreq"])
+    annotations = markers_to_annotations(markers, sfreq)
+    data, bad_segments, msg = check_finite(data, sfreq, names, dfile, on_nonfinite)
+    if msg:
+        warnings.append(msg)
+        annotations = annotations + bad_segments
+    full_scale = None
+    if dt.kind in "iu":
+        info = np.iinfo(dt)
+        full_scale = np.column_stack([info.min * scale, info.max * scale])
+    suspects = find_bad_channels(data, names, full_scale=full_scale)
+    warnings.extend(f"{path}: channel {ch} is {why}" for ch, why in suspects)
     return Raw(
         data=data,
-        sfreq=float(h["sfreq"]),
+        sfreq=sfreq,
         ch_names=tuple(names),
         ch_types=("eeg",) * n_ch,
         bads=(),
@@ -277,6 +333,37 @@ def read_brainvision(path: str | Path) -> Raw:
             "format": "BrainVision",
             "file_units": dict(zip(names, h["units"], strict=True)),
             "markers": markers,
+            "suspect_channels": suspects,
             "warnings": warnings,
         },
+        annotations=annotations,
+    )
+
+
+def markers_to_annotations(markers, sfreq: float) -> Annotations:
+    """BrainVision markers as annotations, named as MNE-Python names them.
+
+    Parameters
+    ----------
+    markers : list of (str, str, int, int)
+        ``(type, description, onset sample (0-based), duration in samples)`` as
+        returned by :func:`read_vmrk`.
+    sfreq : float
+        Sampling frequency (Hz).
+
+    Returns
+    -------
+    Annotations
+        Onset ``sample / sfreq`` (s), duration ``n / sfreq`` (s), description
+        ``"<type>/<description>"``; a first marker of type ``New Segment`` is left
+        out (it only carries the recording date), later ones (discontinuities)
+        are kept.
+    """
+    items = list(markers)
+    if items and items[0][0] == "New Segment":
+        items = items[1:]
+    return Annotations(
+        np.array([m[2] for m in items], dtype=float) / sfreq,
+        np.array([m[3] for m in items], dtype=float) / sfreq,
+        tuple(f"{m[0]}/{m[1]}" for m in items),
     )

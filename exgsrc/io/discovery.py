@@ -32,6 +32,10 @@ __all__ = [
 
 _LABEL_RE = re.compile(r"^[A-Za-z0-9]+$")
 _EXT_FORMAT = {".edf": "EDF", ".bdf": "BDF", ".vhdr": "BrainVision", ".set": "EEGLAB"}
+#: ``trial_type`` prefixes (case-insensitive) of events.tsv rows that mark bad segments or
+#: discontinuities, never conditions: exgsrc.annotations.DISCONTINUITIES (kept equal by a
+#: test; repeated here so that discovery imports no numerics).
+SEGMENT_MARKERS = ("bad", "edge", "boundary", "new segment")
 # data files that come with the main one (EEGLAB's .fdt, BrainVision's .eeg and .vmrk)
 _COMPANIONS = {".set": (".fdt",), ".vhdr": (".eeg", ".vmrk")}
 
@@ -200,7 +204,11 @@ def list_subjects(bids_root) -> tuple[list[str], list[str]]:
 
 
 def trial_types(events_path) -> list[str]:
-    """Distinct ``trial_type`` values of an ``events.tsv`` (``n/a`` and empty left out).
+    """Distinct ``trial_type`` values of an ``events.tsv`` that can be conditions.
+
+    ``n/a``, empty values and bad-segment or discontinuity markers
+    (:data:`SEGMENT_MARKERS`: ``BAD...``, ``EDGE...``, ``boundary``, ``New Segment...``)
+    are left out.
 
     Parameters
     ----------
@@ -212,7 +220,11 @@ def trial_types(events_path) -> list[str]:
         In first-seen order; empty if the file has no ``trial_type`` column.
     """
     cols = read_tsv(events_path)
-    values = [v for v in cols.get("trial_type", []) if v not in ("n/a", "")]
+    values = [
+        v
+        for v in cols.get("trial_type", [])
+        if v not in ("n/a", "") and not v.lower().startswith(SEGMENT_MARKERS)
+    ]
     return list(dict.fromkeys(values))
 
 

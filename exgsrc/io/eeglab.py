@@ -5,6 +5,12 @@ file next to it (``EEG.data`` is then its file name): float32 little-endian,
 channels varying fastest (``n_times x n_channels`` in C order). EEGLAB stores
 no unit; EEG in EEGLAB is in microvolts by convention, so the default scale to
 volts is 1e-6 (overridable from ``channels.tsv`` units).
+
+Events become ``Raw.annotations`` as MNE-Python reads them (onset
+``(latency - 1) / srate``, duration ``duration / srate``, NaN when empty,
+description = event type); ``boundary`` events (discontinuities left where
+EEGLAB removed data) keep their name (see :mod:`exgsrc.annotations`).
+A ``.fdt`` whose size differs from ``nbchan x pnts x 4`` bytes is an error.
 """
 
 from __future__ import annotations
@@ -13,8 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..annotations import Annotations
 from ..containers import Raw
 from ._errors import BidsError
+from .checks import check_data_size, check_finite, find_bad_channels
 from .units import unit_scale
 
 __all__ = ["read_eeglab", "read_eeglab_struct"]
@@ -50,7 +58,9 @@ def read_eeglab_struct(path: str | Path) -> dict:
     dict
         Keys ``nbchan``, ``pnts``, ``trials``, ``srate``, ``xmin``, ``data``
         (ndarray or file name str), ``labels`` (list of str), ``types`` (list of str),
-        ``xyz`` (n_ch, 3) EEGLAB X/Y/Z or NaN, ``events`` (list of (type, latency)).
+        ``xyz`` (n_ch, 3) EEGLAB X/Y/Z or NaN, ``events`` (list of (type, latency)),
+        ``event_durations`` (list of float, samples; NaN when empty, 0 when the
+        event structure has no ``duration`` field).
     """
     path = Path(path)
     if not path.is_file():
@@ -109,9 +119,10 @@ def _read_struct_v5(path: Path) -> dict:
         labels.append(_str(getattr(ch, "labels", "")))
         types.append(_str(getattr(ch, "type", "")))
         xyz.append([_num(getattr(ch, k, np.nan)) for k in ("X", "Y", "Z")])
-    events = []
+    events, durations = [], []
     for ev in _as_list(get("event")):
         events.append((_str(getattr(ev, "type", "")), _num(getattr(ev, "latency", np.nan))))
+        durations.append(_num(getattr(ev, "duration", 0.0)))
     data = get("data")
     if isinstance(data, str):
         data_out = data
@@ -128,6 +139,7 @@ def _read_struct_v5(path: Path) -> dict:
         types=types,
         xyz=np.asarray(xyz, dtype=float).reshape(-1, 3),
         events=events,
+        event_durations=durations,
     )
 
 
@@ -194,11 +206,13 @@ def _read_struct_h5(path: Path) -> dict:
                 xyz = list(zip(*cols, strict=True))
             else:
                 xyz = [[np.nan] * 3] * len(labels)
-        events = []
+        events, durations = [], []
         evg = root.get("event")
         if evg is not None and isinstance(evg, h5py.Group):
             typ = _h5_field_list(f, evg, "type")
             lat = _h5_field_list(f, evg, "latency")
+            dur = _h5_field_list(f, evg, "duration")
+            durations = [_num(d) for d in dur] if len(dur) == len(typ) else [0.0] * len(typ)
             for t, la in zip(typ, lat, strict=False):
                 tt = (
                     _h5_str(f, t)
@@ -217,10 +231,13 @@ def _read_struct_h5(path: Path) -> dict:
             types=types,
             xyz=np.asarray(xyz, dtype=float).reshape(-1, 3),
             events=events,
+            event_durations=durations[: len(events)],
         )
 
 
-def read_eeglab(path: str | Path, units: str | list[str] | dict = "uV") -> Raw:
+def read_eeglab(
+    path: str | Path, units: str | list[str] | dict = "uV", on_nonfinite: str = "raise"
+) -> Raw:
     """Read a continuous EEGLAB recording into a :class:`Raw` in volts.
 
     Parameters
@@ -231,6 +248,9 @@ def read_eeglab(path: str | Path, units: str | list[str] | dict = "uV") -> Raw:
         Unit of the stored numbers (one for all channels, one per channel, or a
         mapping channel name -> unit with µV for channels not in it); EEGLAB
         stores none and uses microvolts by convention.
+    on_nonfinite : {"raise", "annotate"}
+        NaN/Inf samples: an error naming the file, channel and time, or
+        ``"BAD_nonfinite"`` annotations (see :func:`exgsrc.io.checks.check_finite`).
 
     Returns
     -------
@@ -238,12 +258,14 @@ def read_eeglab(path: str | Path, units: str | list[str] | dict = "uV") -> Raw:
         ``meta`` has ``source``, ``format="EEGLAB"``, ``events`` (list of
         ``(type, onset_sample_0based)``), ``file_positions`` ((n_ch, 3) EEGLAB
         X/Y/Z converted to x=right, y=front, z=up, in the file's unknown unit),
-        ``warnings``.
+        ``suspect_channels`` (see :func:`exgsrc.io.checks.find_bad_channels`),
+        ``warnings``; ``annotations``: the events (see the module docstring).
 
     Raises
     ------
     BidsError
-        Missing file, missing or truncated ``.fdt``, epoched data, inconsistent sizes,
+        Missing file, missing ``.fdt`` or one whose size is not ``nbchan x pnts``
+        float32 values, epoched data, inconsistent sizes, non-finite samples,
         duplicate channel names or unknown units.
     """
     path = Path(path)
@@ -270,6 +292,7 @@ def read_eeglab(path: str | Path, units: str | list[str] | dict = "uV") -> Raw:
                 f"{fdt}: truncated data file ({size} bytes, expected {expected} for "
                 f"{n_ch} channels x {n_t} samples float32)"
             )
+        check_data_size(fdt, size, expected, f"nbchan={n_ch} x pnts={n_t} x float32 (4 bytes)")
         arr = np.fromfile(fdt, dtype="<f4", count=n_ch * n_t).reshape(n_t, n_ch).T
     else:
         arr = np.asarray(data)
@@ -292,6 +315,14 @@ def read_eeglab(path: str | Path, units: str | list[str] | dict = "uV") -> Raw:
     volts = arr.astype(np.float64) * scale[:, np.newaxis]
     sfreq = float(st["srate"])
     events = [(t, int(round(lat - 1))) for t, lat in st["events"] if np.isfinite(lat)]
+    annotations = _events_to_annotations(st, sfreq)
+    warnings: list[str] = []
+    volts, bad_segments, msg = check_finite(volts, sfreq, labels, path, on_nonfinite)
+    if msg:
+        warnings.append(msg)
+        annotations = annotations + bad_segments
+    suspects = find_bad_channels(volts, labels)
+    warnings.extend(f"{path}: channel {ch} is {why}" for ch, why in suspects)
     xyz = st["xyz"]
     pos = np.column_stack([-xyz[:, 1], xyz[:, 0], xyz[:, 2]]) if xyz.size else xyz
     return Raw(
@@ -307,6 +338,23 @@ def read_eeglab(path: str | Path, units: str | list[str] | dict = "uV") -> Raw:
             "events": events,
             "file_positions": pos,
             "units": units,
-            "warnings": [],
+            "suspect_channels": suspects,
+            "warnings": warnings,
         },
+        annotations=annotations,
+    )
+
+
+def _events_to_annotations(st: dict, sfreq: float) -> Annotations:
+    """EEGLAB events as MNE reads them: onset (latency - 1) / srate, duration / srate."""
+    ev = st["events"]
+    dur = list(st.get("event_durations") or [])
+    dur = (dur + [0.0] * len(ev))[: len(ev)]
+    lat = np.array([e[1] for e in ev], dtype=float)
+    keep = np.isfinite(lat)
+    d = np.array(dur, dtype=float)[keep] / sfreq if ev else np.zeros(0)
+    return Annotations(
+        (lat[keep] - 1.0) / sfreq,
+        np.where(d < 0, np.nan, d),
+        tuple(str(e[0]) for e, k in zip(ev, keep, strict=True) if k),
     )
