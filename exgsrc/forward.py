@@ -60,10 +60,12 @@ electrode's own distance from the centre (which amounts to treating every
 electrode as lying on a sphere of its own radius). MNE evaluates every
 electrode wherever it is (``_do_eeg_spherepot_coil`` has no test on the
 electrode radius; ``make_forward_solution`` checks only MEG sensors), so we
-do too: high-density nets have cheek, temple and neck electrodes well inside
-a sphere fitted to the cranium, even inside its innermost shell. Such
-electrodes are named in ``Forward.meta["warnings"]``; only an electrode at
-the centre or on an equivalent dipole (a non-finite potential) is an error.
+do too: on high-density nets many electrodes lie well off a sphere fitted to
+the cranium (GSN-HydroCel-256 on MNE's fitted sphere: temporal electrodes
+17 mm inside, i.e. inside the innermost shell; jaw and neck electrodes up to
+25 mm outside). Electrodes inside the innermost shell are named in
+``Forward.meta["warnings"]``; only an electrode at the centre or on an
+equivalent dipole (a non-finite potential) is an error.
 :func:`project_to_sphere` is the alternative of FieldTrip and Brainstorm:
 move every electrode radially onto the scalp sphere first.
 

@@ -352,7 +352,7 @@ def simulate_subject(
     """
     ch_names = list(ch_names)
     n_ch = len(ch_names)
-    net, _ = _parse_montage(montage, None) if montage is not None else (None, None)
+    net = _parse_montage(montage, None)[0] if montage is not None else None
     if net is not None:
         elec, on_scalp, center, radius, fiducials = _net_electrodes(rng, ch_names, net)
         dirs = _unit(on_scalp - center)
