@@ -303,13 +303,14 @@ def test_parity_with_mne(mne, kind, rscale, project):
     names, pos = _montage(mne, kind)
     assert 32 <= len(names) <= 256
     info = _mne_info(mne, names, pos)
-    # our sphere fit equals MNE's sphere fit to the EEG digitisation (MNE drops
-    # the points below the nose before fitting; fit the same points)
+    # our sphere fit equals MNE's sphere fit to the EEG digitisation (both leave
+    # out the points low in front: the same points)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         R_mne, c_mne, _ = mne.bem.fit_sphere_to_headshape(info, dig_kinds=("eeg",), units="m")
         fit_pts = mne.bem.get_fitting_dig(info, ("eeg",))
-    fitted = SphereModel.fit(fit_pts)
+    fitted = SphereModel.fit(pos, ch_names=names)
+    np.testing.assert_array_equal(pos[np.array(fitted.fit_result.used)], fit_pts)
     np.testing.assert_allclose(fitted.center, c_mne, atol=1e-10)
     assert fitted.scalp_radius == pytest.approx(R_mne, rel=1e-10)
 
@@ -512,6 +513,7 @@ def test_net_workflow_path_gives_finite_forward(net, single_thread_blas):
     r = np.linalg.norm(mont.pos - np.array(sphere.center), axis=1)
     inside = [n for n, ri in zip(mont.ch_names, r, strict=True) if ri <= sphere.inner_radius]
     assert inside and all(f"{n} (" in as_is.meta["warnings"][0] for n in inside)
+    assert Forward.from_xarray(as_is.to_xarray()).meta["warnings"] == as_is.meta["warnings"]
 
 
 # -- parity on the high-density nets -----------------------------------------
