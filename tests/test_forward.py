@@ -587,8 +587,8 @@ def test_net_forward_parity(mne, net, single_thread_blas):
             fixed = make_sphere_forward(ours, src, sph)
             assert free.ch_names == tuple(info.ch_names)
             assert _col_err(free.gain, ref_free) < 1e-10
-            # MNE stores fixed-orientation gains in float32
-            assert _col_err(fixed.gain, ref_fixed) < 1e-6
+            # MNE stores fixed-orientation gains in float32 (eps 6e-8)
+            assert _col_err(fixed.gain, ref_fixed) < 2e-7
 
 
 @pytest.mark.parity
@@ -627,7 +627,7 @@ def test_neck_electrodes_used_to_fail_now_match_mne(mne):
     # per electrode too (the deep ones are small columns of a big matrix)
     row_err = np.linalg.norm(free.gain - ref_free, axis=1) / np.linalg.norm(ref_free, axis=1)
     assert row_err.max() < 1e-10
-    assert _col_err(make_sphere_forward(pos, src, sph, ch_names=names).gain, ref_fixed) < 1e-6
+    assert _col_err(make_sphere_forward(pos, src, sph, ch_names=names).gain, ref_fixed) < 2e-7
     (msg,) = free.meta["warnings"]
     assert all(f"{names[k]} (" in msg for k in deep)
     assert all(f"{n} (" in msg for n in old_rejected)
