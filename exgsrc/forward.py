@@ -57,14 +57,35 @@ Electrodes off the scalp
 As in MNE-Python, electrode positions are used as given, *not* projected
 onto the scalp sphere: the homogeneous-sphere formula is evaluated at each
 electrode's own distance from the centre (which amounts to treating every
-electrode as lying on a sphere of its own radius). Electrodes at or inside
-the innermost shell (one-shell model: not beyond every source) are rejected.
+electrode as lying on a sphere of its own radius). MNE evaluates every
+electrode wherever it is (``_do_eeg_spherepot_coil`` has no test on the
+electrode radius; ``make_forward_solution`` checks only MEG sensors), so we
+do too: on high-density nets many electrodes lie well off a sphere fitted to
+the cranium (GSN-HydroCel-256 on MNE's fitted sphere: temporal electrodes
+17 mm inside, i.e. inside the innermost shell; jaw and neck electrodes up to
+25 mm outside). Electrodes inside the innermost shell are named in
+``Forward.meta["warnings"]``; only an electrode at the centre or on an
+equivalent dipole (a non-finite potential) is an error.
+:func:`project_to_sphere` is the alternative of FieldTrip and Brainstorm:
+move every electrode radially onto the scalp sphere first.
+
+Fitting the sphere
+------------------
+:func:`fit_scalp_sphere` (and :meth:`SphereModel.fit`) fit centre and radius
+by linear least squares to the electrodes, leaving out by default the points
+low on the face as MNE-Python's ``fit_sphere_to_headshape`` does (``z < 0``
+and ``y > 0`` in a fiducial-defined RAS head frame, with MNE's 1 um margin):
+nose, cheek and jaw electrodes would otherwise drag the sphere down and
+forward. ``exclude="below"`` also leaves out the neck (every point below the
+fiducial plane). The points used and left out are recorded
+(:class:`SphereFit`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
+from typing import NamedTuple
 
 import numpy as np
 
@@ -73,6 +94,10 @@ from .source_space import SourceSpace
 __all__ = [
     "Forward",
     "SphereModel",
+    "SphereFit",
+    "SphereProjection",
+    "fit_scalp_sphere",
+    "project_to_sphere",
     "make_sphere_forward",
     "make_sphere_forward_free",
     "sphere_potential_exact",
@@ -87,6 +112,240 @@ _MNE_REL_RADII = (0.90, 0.92, 0.97, 1.0)
 _MNE_SIGMAS = (0.33, 1.0, 0.004, 0.33)
 _BS_NTERMS = 200  # terms of the series the Berg-Scherg fit matches (as MNE)
 _BS_NFIT = 3  # number of equivalent dipoles (as MNE)
+# MNE-Python's margin in its face rule (get_fitting_dig): z < -1 um and y > 1 um
+_FACE_MARGIN = 1e-6
+_EXCLUDE_RULES = ("face", "below", None)
+
+
+# ----------------------------------------------------------------------------
+# Sphere fit to the electrodes
+
+
+@dataclass(frozen=True)
+class SphereFit:
+    """Result of :func:`fit_scalp_sphere`: a sphere and which electrodes made it.
+
+    Parameters
+    ----------
+    center : tuple of float, length 3
+        Fitted centre (m), in the frame of the electrodes.
+    radius : float
+        Fitted radius (m).
+    ch_names : tuple of str, length n_channels
+        All electrodes given to the fit.
+    used : tuple of bool, length n_channels
+        ``True`` for the electrodes the sphere was fitted to.
+    exclude : {"face", "below"} | None
+        The rule that left the others out (see :func:`fit_scalp_sphere`).
+    residual_rms : float
+        Root mean square of ``|p - center| - radius`` over the used electrodes (m).
+    """
+
+    center: tuple
+    radius: float
+    ch_names: tuple
+    used: tuple
+    exclude: str | None
+    residual_rms: float
+
+    @property
+    def used_names(self) -> tuple[str, ...]:
+        """Electrodes the sphere was fitted to."""
+        return tuple(n for n, u in zip(self.ch_names, self.used, strict=True) if u)
+
+    @property
+    def excluded_names(self) -> tuple[str, ...]:
+        """Electrodes left out by the ``exclude`` rule."""
+        return tuple(n for n, u in zip(self.ch_names, self.used, strict=True) if not u)
+
+    def to_dict(self) -> dict:
+        """Plain-Python summary for provenance records (JSON/netCDF friendly).
+
+        Returns
+        -------
+        summary : dict
+            ``center`` (list of 3 floats, m), ``radius`` (m), ``exclude``
+            (str or None), ``n_used`` (int), ``excluded`` (list of names),
+            ``residual_rms`` (m).
+        """
+        return {
+            "center": list(self.center),
+            "radius": self.radius,
+            "exclude": self.exclude,
+            "n_used": int(sum(self.used)),
+            "excluded": list(self.excluded_names),
+            "residual_rms": self.residual_rms,
+        }
+
+
+def _fit_mask(pos, exclude):
+    """Electrodes kept for the sphere fit under rule ``exclude``, shape (n,) bool."""
+    if exclude not in _EXCLUDE_RULES:
+        raise ValueError(f"exclude must be 'face', 'below' or None, got {exclude!r}")
+    if exclude is None:
+        return np.ones(len(pos), bool)
+    below = pos[:, 2] < -_FACE_MARGIN
+    if exclude == "below":
+        return ~below
+    # MNE-Python (mne.bem.get_fitting_dig, exclude_frontal=True): drop the points
+    # low and in front (nose, cheeks, jaw) before fitting
+    return ~(below & (pos[:, 1] > _FACE_MARGIN))
+
+
+def fit_scalp_sphere(electrodes, ch_names=None, exclude: str | None = "face") -> SphereFit:
+    """Fit a sphere to electrode positions, leaving out the face (and neck).
+
+    Linear least squares ``|p|**2 = 2 p.c + (R**2 - |c|**2)`` for the centre
+    ``c`` and radius ``R`` (as MNE-Python's ``fit_sphere_to_headshape``) over
+    the electrodes kept by ``exclude``.
+
+    Parameters
+    ----------
+    electrodes : array-like, shape (n_channels, 3) | Montage
+        Electrode positions (m) in a RAS head frame whose xy-plane passes
+        through the fiducials (x towards RPA, y towards the nasion, z up), as
+        MNE's head frame and BIDS CapTrak: the rules below depend on it.
+    ch_names : sequence of str | None
+        Names (default: from a Montage, else ``EEG001...``).
+    exclude : {"face", "below"} | None
+        ``"face"`` (default, MNE-Python's rule): leave out points low in
+        front, ``z < -1e-6`` and ``y > 1e-6`` (nose, cheeks, jaw).
+        ``"below"``: leave out every point with ``z < -1e-6`` (face and neck).
+        ``None``: fit all electrodes.
+
+    Returns
+    -------
+    fit : SphereFit
+        Centre (m), radius (m), the electrodes used and left out.
+
+    Raises
+    ------
+    ValueError
+        Fewer than 4 electrodes left, or the ones left are coplanar.
+    """
+    pos, names = _electrode_array(electrodes, ch_names)
+    used = _fit_mask(pos, exclude)
+    pts = pos[used]
+    if len(pts) < 4:
+        raise ValueError(
+            f"electrodes: need at least 4 positions to fit a sphere, got {len(pts)} "
+            f"(of {len(pos)}; exclude={exclude!r} left out {int((~used).sum())})"
+        )
+    A = np.c_[2 * pts, np.ones(len(pts))]
+    b = np.sum(pts**2, axis=1)
+    x, _, rank, _ = np.linalg.lstsq(A, b, rcond=None)
+    if rank < 4:
+        raise ValueError("electrodes: positions are degenerate (coplanar); cannot fit a sphere")
+    center = x[:3]
+    radius = float(np.sqrt(x[3] + center @ center))
+    resid = np.linalg.norm(pts - center, axis=1) - radius
+    return SphereFit(
+        center=tuple(center.tolist()),
+        radius=radius,
+        ch_names=names,
+        used=tuple(bool(u) for u in used),
+        exclude=exclude,
+        residual_rms=float(np.sqrt(np.mean(resid**2))),
+    )
+
+
+class SphereProjection(NamedTuple):
+    """Result of :func:`project_to_sphere`.
+
+    Attributes
+    ----------
+    pos : ndarray, shape (n_channels, 3)
+        Electrodes moved radially onto the scalp sphere (m).
+    distance : ndarray, shape (n_channels,)
+        How far each electrode moved (m, >= 0).
+    radial_offset : ndarray, shape (n_channels,)
+        Signed distance from the scalp sphere before the projection (m;
+        negative inside, positive outside).
+    ch_names : tuple of str, length n_channels
+    far_channels : tuple of str
+        Electrodes that moved more than ``max_distance``, in input order.
+    warnings : tuple of str
+        One message naming ``far_channels`` and their distances (empty when none).
+    """
+
+    pos: np.ndarray
+    distance: np.ndarray
+    radial_offset: np.ndarray
+    ch_names: tuple
+    far_channels: tuple
+    warnings: tuple
+
+
+def project_to_sphere(
+    electrodes, sphere, ch_names=None, max_distance: float = 0.020
+) -> SphereProjection:
+    """Move electrodes radially onto the scalp sphere (FieldTrip/Brainstorm style).
+
+    Each electrode ``p`` goes to ``c + R (p - c) / |p - c|`` with ``c`` the
+    sphere centre and ``R`` its scalp radius. This is an explicit choice
+    before :func:`make_sphere_forward`, which otherwise evaluates electrodes
+    where they are (MNE-Python's convention).
+
+    Parameters
+    ----------
+    electrodes : array-like, shape (n_channels, 3) | Montage
+        Electrode positions (m), same frame as ``sphere``.
+    sphere : SphereModel
+        Uses ``center`` and ``scalp_radius``.
+    ch_names : sequence of str | None
+        Names (default: from a Montage, else ``EEG001...``).
+    max_distance : float
+        Electrodes moved farther than this (m, default 0.020) are listed in
+        ``far_channels`` and in a warning message: on such electrodes the
+        sphere is a poor model of the head (face, neck) or the position is wrong.
+
+    Returns
+    -------
+    projection : SphereProjection
+        ``pos`` (n_channels, 3) m, ``distance`` (n_channels,) m,
+        ``radial_offset`` (n_channels,) m, ``ch_names``, ``far_channels``,
+        ``warnings``.
+
+    Raises
+    ------
+    ValueError
+        An electrode at the sphere centre (no direction to project along).
+    """
+    if not isinstance(sphere, SphereModel):
+        raise ValueError(f"sphere must be a SphereModel, got {type(sphere).__name__}")
+    max_distance = float(max_distance)
+    if not max_distance >= 0:
+        raise ValueError(f"max_distance must be >= 0 (m), got {max_distance}")
+    pos, names = _electrode_array(electrodes, ch_names)
+    c = np.asarray(sphere.center)
+    rel = pos - c
+    r = np.linalg.norm(rel, axis=1)
+    at_center = np.flatnonzero(r == 0)
+    if at_center.size:
+        raise ValueError(
+            f"electrode {names[at_center[0]]!r} lies at the sphere centre; "
+            "it has no direction to be projected along"
+        )
+    R = sphere.scalp_radius
+    projected = c + rel * (R / r)[:, None]
+    offset = r - R
+    distance = np.abs(offset)
+    far = np.flatnonzero(distance > max_distance)
+    warnings = ()
+    if far.size:
+        listed = ", ".join(f"{names[k]} ({distance[k] * 1e3:.1f} mm)" for k in far)
+        warnings = (
+            f"{far.size} electrode(s) moved more than {max_distance * 1e3:.1f} mm onto the "
+            f"scalp sphere (radius {R * 1e3:.1f} mm): {listed}",
+        )
+    return SphereProjection(
+        pos=projected,
+        distance=distance,
+        radial_offset=offset,
+        ch_names=names,
+        far_channels=tuple(names[k] for k in far),
+        warnings=warnings,
+    )
 
 
 # ----------------------------------------------------------------------------
@@ -274,44 +533,43 @@ class SphereModel:
         return cls.from_relative(_MNE_REL_RADII, _MNE_SIGMAS, head_radius, center)
 
     @_hybridmethod
-    def fit(cls, self, electrodes) -> SphereModel:
+    def fit(cls, self, electrodes, exclude: str | None = "face", ch_names=None) -> SphereModel:
         """Fit centre and scalp radius to electrode positions.
 
-        Linear least-squares sphere fit: ``|p|**2 = 2 p.c + (R**2 - |c|**2)``
-        solved for ``c`` and ``R``. The shells keep their relative radii and
-        conductivities: those of the instance when called on one
-        (``sphere.fit(el)``), else those of the default 3-shell model
+        :func:`fit_scalp_sphere` (linear least squares; by default without
+        the face electrodes, MNE-Python's rule). The shells keep their
+        relative radii and conductivities: those of the instance when called
+        on one (``sphere.fit(el)``), else those of the default 3-shell model
         (``SphereModel.fit(el)``). Any Berg & Scherg parameters are kept (they
         depend on relative radii and conductivities only).
 
         Parameters
         ----------
         electrodes : array-like, shape (n_channels, 3) | Montage
-            Electrode positions in metres (at least 4, not coplanar).
+            Electrode positions in metres, in a fiducial-defined RAS head
+            frame (at least 4 kept by ``exclude``, not coplanar).
+        exclude : {"face", "below"} | None
+            Which electrodes to leave out, see :func:`fit_scalp_sphere`.
+        ch_names : sequence of str | None
+            Names for the record (default: from a Montage, else ``EEG001...``).
 
         Returns
         -------
         sphere : SphereModel
-            ``center`` and ``radii`` scaled so that ``scalp_radius == R``.
+            ``center`` and ``radii`` scaled so that ``scalp_radius == R``;
+            the :class:`SphereFit` (electrodes used and left out) in
+            :attr:`fit_result`.
         """
-        pos, _ = _electrode_array(electrodes, None)
-        if len(pos) < 4:
-            raise ValueError(
-                f"electrodes: need at least 4 positions to fit a sphere, got {len(pos)}"
-            )
-        A = np.c_[2 * pos, np.ones(len(pos))]
-        b = np.sum(pos**2, axis=1)
-        x, _, rank, _ = np.linalg.lstsq(A, b, rcond=None)
-        if rank < 4:
-            raise ValueError(
-                "electrodes: positions are degenerate (coplanar); cannot fit a sphere"
-            )
-        center = x[:3]
-        radius = float(np.sqrt(x[3] + center @ center))
+        result = fit_scalp_sphere(electrodes, ch_names, exclude)
         template = self if self is not None else cls()
         rel = template.relative_radii
-        meta = dict(template.meta, relative_radii=rel.tolist())
-        return replace(template, radii=tuple(radius * rel), center=tuple(center), meta=meta)
+        meta = dict(template.meta, relative_radii=rel.tolist(), sphere_fit=result)
+        return replace(template, radii=tuple(result.radius * rel), center=result.center, meta=meta)
+
+    @property
+    def fit_result(self) -> SphereFit | None:
+        """The :class:`SphereFit` this model came from (``None`` if not fitted)."""
+        return self.meta.get("sphere_fit")
 
     def with_berg_scherg(self, method: str = "cobyla") -> SphereModel:
         """Return a copy with fitted Berg & Scherg ``mu`` and ``lambda_``.
@@ -768,18 +1026,24 @@ def _prepare(electrodes, src, sphere, ch_names):
     el_rel = el - c
     r2_el = np.einsum("ij,ij->i", el_rel, el_rel)
     r_el = np.sqrt(r2_el)
-    if sphere.n_shells > 1:
-        limit, what = sphere.inner_radius, "the innermost shell"
-    else:  # one shell: electrodes only need to be farther out than every source
-        limit, what = float(d.max()), "the farthest source"
-    bad = np.flatnonzero(r_el <= limit)
+    # MNE-Python evaluates every electrode wherever it is (no radius test in its
+    # sphere kernel); only the centre itself has no potential formula (1 / |r_e|)
+    bad = np.flatnonzero(r_el == 0)
     if bad.size:
         raise ValueError(
-            f"electrode {ch_names[bad[0]]!r} lies {r_el[bad[0]] * 1e3:.2f} mm from the sphere "
-            f"centre, not outside {what} ({limit * 1e3:.2f} mm); "
+            f"electrode {ch_names[bad[0]]!r} lies at the sphere centre; "
             "check units (m) and coordinate frame"
         )
-    return el, ch_names, el_rel, r_el, r2_el, src_rel, sphere
+    warnings = []
+    inside = np.flatnonzero(r_el <= sphere.inner_radius)
+    if inside.size:
+        listed = ", ".join(f"{ch_names[k]} ({r_el[k] * 1e3:.1f} mm)" for k in inside)
+        warnings.append(
+            f"{inside.size} electrode(s) lie inside the innermost shell "
+            f"({sphere.inner_radius * 1e3:.1f} mm from the centre) and were evaluated where "
+            f"they are, as MNE-Python does: {listed}"
+        )
+    return el, ch_names, el_rel, r_el, r2_el, src_rel, sphere, warnings
 
 
 def _free_gain(el_rel, r_el, r2_el, src_rel, sphere, chunk):
@@ -808,12 +1072,16 @@ def make_sphere_forward_free(
     ----------
     electrodes : array-like, shape (n_channels, 3) | Montage
         Electrode positions (m), same frame as ``src`` and ``sphere``. Used as
-        given (no projection onto the scalp), as in MNE-Python.
+        given, wherever they are (no projection onto the scalp; electrodes
+        inside the innermost shell are computed and named in
+        ``meta["warnings"]``), as in MNE-Python; see :func:`project_to_sphere`
+        for the alternative.
     src : SourceSpace
         Sources, all strictly inside the innermost shell.
     sphere : SphereModel | None
         Head model; without ``mu``/``lambda_`` the Berg & Scherg parameters
-        are fitted first. ``None``: :meth:`SphereModel.fit` to the electrodes.
+        are fitted first. ``None``: :meth:`SphereModel.fit` to the electrodes
+        (the face left out).
     ch_names : sequence of str | None
         Channel names (default: from a Montage, else ``EEG001...``).
     chunk : int | None
@@ -823,20 +1091,38 @@ def make_sphere_forward_free(
     -------
     fwd : Forward
         ``gain (n_channels, 3 * n_sources)`` in V/(A·m), columns source-major
-        (x, y, z of source 0, then source 1, ...), ``orientation="free"``.
+        (x, y, z of source 0, then source 1, ...), ``orientation="free"``;
+        ``meta["sphere"]`` the model, ``meta["warnings"]`` (if any) the
+        electrodes inside the innermost shell.
+
+    Raises
+    ------
+    ValueError
+        A source not strictly inside the innermost shell; an electrode at the
+        centre or coinciding with an equivalent dipole (non-finite potential).
     """
-    el, ch_names, el_rel, r_el, r2_el, src_rel, sphere = _prepare(
+    el, ch_names, el_rel, r_el, r2_el, src_rel, sphere, warnings = _prepare(
         electrodes, src, sphere, ch_names
     )
     chunk = _auto_chunk(len(el)) if chunk is None else int(chunk)
     G = _free_gain(el_rel, r_el, r2_el, src_rel, sphere, chunk)
+    finite = np.isfinite(G).reshape(len(el), -1).all(axis=1)
+    if not finite.all():
+        k = int(np.flatnonzero(~finite)[0])
+        raise ValueError(
+            f"electrode {ch_names[k]!r} at {el[k]} m gives a non-finite potential: it "
+            "coincides with an equivalent dipole of a source; check its position"
+        )
+    meta = {"sphere": sphere.to_attrs()}
+    if warnings:
+        meta["warnings"] = warnings
     return Forward(
         gain=G.reshape(len(el), -1),
         ch_names=ch_names,
         ch_pos=el,
         src=src,
         orientation="free",
-        meta={"sphere": sphere.to_attrs()},
+        meta=meta,
     )
 
 

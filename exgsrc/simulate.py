@@ -12,13 +12,31 @@ Model of each subject
 * A 3-shell sphere head (brain, skull, scalp relative radii 0.87, 0.92, 1.0;
   conductivities 0.33, 0.0042, 0.33 S/m) with a per-subject scalp radius
   (85-95 mm) and centre ``(0, 0, 0.045)`` m plus a few mm of offset.
-* 10-20/10-10-like electrodes on the scalp, jittered by a few mm.
+* Electrodes (``montage``): a 10-10 subset on the scalp sphere (default,
+  ``"10-10 32"``), or a high-density EGI net (``"GSN-HydroCel-129"``,
+  ``"GSN-HydroCel-256"``) with its cheek and neck electrodes; positions
+  jittered by a few mm. See "High-density nets" below.
 * One current dipole per condition at 70 % of the scalp radius (on the
   default source shell of the workflow), mostly radial, Gabor time course.
 * Background: ~40 random cortical dipoles with 1/f time courses, two
   posterior alpha (10 Hz) generators with waxing/waning amplitude, and
   white sensor noise; one or two bad channels and a few epochs with
   blink-like artefacts.
+
+High-density nets
+-----------------
+The EGI template positions (:func:`exgsrc.io.montage.standard_montage`, head
+frame of the template's fiducials) are scaled about the head-frame origin so
+that the sphere fitted to them without the face (MNE-Python's rule,
+:func:`exgsrc.forward.fit_scalp_sphere`) gets the subject's scalp radius; the
+subject's sphere centre is that fitted centre plus a few mm. Electrodes and
+fiducials are written in this frame (a true CapTrak frame: fiducials on the
+xy-plane), so the face, cheek and neck electrodes lie off the sphere by up
+to a few cm, as on a real head. The head itself is the sphere: each
+electrode records the scalp potential at its radial projection onto the
+scalp sphere (the FieldTrip/Brainstorm reading of an off-sphere electrode),
+which keeps every potential inside the model's domain; the truth records the
+sphere (``center``, ``radius``).
 """
 
 from __future__ import annotations
@@ -35,6 +53,7 @@ from .store import write_text_atomic
 __all__ = [
     "DEMO_CONDITIONS",
     "DEMO_TASK",
+    "DEMO_MONTAGES",
     "RELATIVE_RADII",
     "CONDUCTIVITIES",
     "SOURCE_FRACTION",
@@ -57,6 +76,11 @@ DEMO_CONDITIONS: dict[str, tuple[tuple[float, float, float], float, float]] = {
     "somatosensory": ((0.45, 0.05, 0.85), 0.080, 7.0),
     "motor": ((-0.35, 0.25, 0.90), 0.090, 6.0),
 }
+
+#: Montages of the demo cohort: "10-10 N" (N = 8..64 channels of the 10-10
+#: subset on the scalp sphere) or an EGI high-density net.
+DEMO_MONTAGES = ("10-10 32", "GSN-HydroCel-129", "GSN-HydroCel-256")
+_HD_NETS = ("GSN-HydroCel-129", "GSN-HydroCel-256")
 
 # 10-10 layout on an ideal sphere. Midline polar angles (deg from the vertex,
 # + = anterior) per row; the outer ring sits at 72 deg from the vertex.
@@ -103,6 +127,65 @@ def standard_channel_names(n_channels: int = 32) -> list[str]:
     if not 8 <= n_channels <= 64:
         raise ValueError(f"n_channels must be between 8 and 64, got {n_channels}")
     return list(_NAMES_64[:n_channels])
+
+
+def _parse_montage(montage: str | None, n_channels: int | None) -> tuple[str | None, list]:
+    """(net, channel names) of a demo montage; net is None for the 10-10 subset."""
+    if montage is None:
+        return None, standard_channel_names(32 if n_channels is None else n_channels)
+    text = str(montage).strip()
+    for net in _HD_NETS:
+        if text.lower() == net.lower():
+            from .io.montage import standard_montage
+
+            names = list(standard_montage(net).ch_names)
+            if n_channels is not None and n_channels != len(names):
+                raise ValueError(
+                    f"n_channels={n_channels} does not fit montage {net!r} "
+                    f"({len(names)} channels); leave n_channels out"
+                )
+            return net, names
+    parts = text.split()
+    if len(parts) == 2 and parts[0] == "10-10" and parts[1].isdigit():
+        n = int(parts[1])
+        if n_channels is not None and n_channels != n:
+            raise ValueError(f"n_channels={n_channels} contradicts montage {montage!r}")
+        return None, standard_channel_names(n)
+    raise ValueError(
+        f"montage must be '10-10 N' (N = 8..64) or one of {list(_HD_NETS)}, got {montage!r}"
+    )
+
+
+def _net_electrodes(rng, ch_names, net):
+    """Electrodes of an EGI net on a random subject (see "High-density nets").
+
+    Returns the recorded positions (n_ch, 3) m, their radial projections onto
+    the scalp sphere (where the potentials are computed), centre (3,) m,
+    radius m and fiducials (name -> list of 3 floats, m).
+    """
+    from .forward import fit_scalp_sphere
+    from .io.montage import standard_montage
+
+    template = standard_montage(net)
+    fit = fit_scalp_sphere(template, exclude="face")
+    radius = float(rng.uniform(0.085, 0.095))
+    scale = radius / fit.radius
+    center = scale * np.asarray(fit.center) + rng.normal(0.0, 0.002, 3)
+    rel = template.pick_channels(ch_names, case_sensitive=True).pos * scale - center
+    own = np.linalg.norm(rel, axis=1)
+    dirs = rel / own[:, None]
+    # jitter as for the 10-10 cap: ~3 mm tangential, ~2 mm radial, about each
+    # electrode's own distance from the centre (the net's shape is kept)
+    tang = rng.normal(0.0, 0.003, (len(ch_names), 3))
+    tang -= np.sum(tang * dirs, axis=1, keepdims=True) * dirs
+    rad = own + rng.normal(0.0, 0.002, len(ch_names))
+    dirs = _unit(dirs * own[:, None] + tang)
+    elec = center + dirs * rad[:, None]
+    on_scalp = center + dirs * radius
+    fid = template.meta["fiducials"]
+    fiducials = {"NAS": fid["Nz"], "LPA": fid["LPA"], "RPA": fid["RPA"]}
+    fiducials = {k: (scale * np.asarray(v)).tolist() for k, v in fiducials.items()}
+    return elec, on_scalp, center, radius, fiducials
 
 
 def _unit(v):
@@ -221,6 +304,7 @@ def simulate_subject(
     sensor_noise_uv: float = 1.0,
     n_bad: int = 1,
     n_noisy_epochs: int = 3,
+    montage: str | None = None,
 ) -> dict:
     """Simulate one subject's continuous EEG with known dipoles.
 
@@ -228,7 +312,9 @@ def simulate_subject(
     ----------
     rng : numpy.random.Generator
     ch_names : sequence of str
-        10-10 electrode labels (positions from :func:`electrode_directions`).
+        Electrode labels: 10-10 labels (positions from
+        :func:`electrode_directions`), or, with an EGI ``montage``, labels of
+        that net (``E1``...; see :func:`exgsrc.io.montage.standard_montage`).
     conditions : sequence of str
         Condition names; names in :data:`DEMO_CONDITIONS` get anatomically
         plausible dipoles, others random ones.
@@ -247,33 +333,47 @@ def simulate_subject(
         Number of bad channels (very noisy), listed in ``bads``.
     n_noisy_epochs : int
         Trials contaminated by a large blink-like transient.
+    montage : str | None
+        ``None`` or ``"10-10 N"``: the 10-10 cap on the scalp sphere (the
+        default, unchanged). ``"GSN-HydroCel-129"`` / ``"GSN-HydroCel-256"``:
+        the EGI net's template shape, face and neck electrodes included (see
+        the module docstring).
 
     Returns
     -------
     dict
         ``data`` (n_ch, n_times) V; ``eog`` (n_times,) V; ``sfreq``; ``ch_names``;
-        ``elec`` (n_ch, 3) m; ``center`` (3,) m; ``radius`` m; ``fiducials``;
+        ``elec`` (n_ch, 3) m, the recorded positions; ``elec_on_scalp``
+        (n_ch, 3) m, where the potentials were computed (their radial
+        projections on the scalp sphere; equal to ``elec`` for the 10-10
+        cap); ``center`` (3,) m; ``radius`` m; ``fiducials``;
         ``events`` list of (onset_sample, condition); ``bads``; ``noisy_trials``;
         ``dipoles`` {condition: {pos, ori, moment_nAm, latency, freq}}.
     """
     ch_names = list(ch_names)
     n_ch = len(ch_names)
-    radius = float(rng.uniform(0.085, 0.095))
-    center = np.array([0.0, 0.0, 0.045]) + rng.normal(0.0, 0.002, 3)
-    dirs = electrode_directions(ch_names)
-    # jitter: ~3 mm tangential, ~2 mm radial
-    tang = rng.normal(0.0, 0.003, (n_ch, 3))
-    tang -= np.sum(tang * dirs, axis=1, keepdims=True) * dirs
-    rad = radius + rng.normal(0.0, 0.002, n_ch)
-    elec = center + dirs * rad[:, None] + tang
-    # put the electrodes back on the scalp sphere after the tangential shift
-    rel = elec - center
-    elec = center + rel / np.linalg.norm(rel, axis=1, keepdims=True) * rad[:, None]
-    fiducials = {
-        "NAS": (center + radius * _sph(90.0, 90.0) + [0, 0, -0.02]).tolist(),
-        "LPA": (center + radius * _sph(90.0, 180.0) + [0, 0, -0.04]).tolist(),
-        "RPA": (center + radius * _sph(90.0, 0.0) + [0, 0, -0.04]).tolist(),
-    }
+    net = _parse_montage(montage, None)[0] if montage is not None else None
+    if net is not None:
+        elec, on_scalp, center, radius, fiducials = _net_electrodes(rng, ch_names, net)
+        dirs = _unit(on_scalp - center)
+    else:
+        radius = float(rng.uniform(0.085, 0.095))
+        center = np.array([0.0, 0.0, 0.045]) + rng.normal(0.0, 0.002, 3)
+        dirs = electrode_directions(ch_names)
+        # jitter: ~3 mm tangential, ~2 mm radial
+        tang = rng.normal(0.0, 0.003, (n_ch, 3))
+        tang -= np.sum(tang * dirs, axis=1, keepdims=True) * dirs
+        rad = radius + rng.normal(0.0, 0.002, n_ch)
+        elec = center + dirs * rad[:, None] + tang
+        # put the electrodes back on the scalp sphere after the tangential shift
+        rel = elec - center
+        elec = center + rel / np.linalg.norm(rel, axis=1, keepdims=True) * rad[:, None]
+        on_scalp = elec
+        fiducials = {
+            "NAS": (center + radius * _sph(90.0, 90.0) + [0, 0, -0.02]).tolist(),
+            "LPA": (center + radius * _sph(90.0, 180.0) + [0, 0, -0.04]).tolist(),
+            "RPA": (center + radius * _sph(90.0, 0.0) + [0, 0, -0.04]).tolist(),
+        }
 
     # trial sequence
     labels = np.repeat(np.arange(len(conditions)), n_trials)
@@ -316,7 +416,7 @@ def simulate_subject(
             wave[sl] += np.exp(-0.5 * (t[sl] / width) ** 2) * np.cos(2 * np.pi * freq * t[sl])
         waves.append(wave)
     pos, ori = np.array(pos), np.array(ori)
-    gain = _sphere_gain(elec, pos, ori, radius, center)  # (n_ch, n_cond)
+    gain = _sphere_gain(on_scalp, pos, ori, radius, center)  # (n_ch, n_cond)
     moments = evoked_uv * 1e-6 / np.abs(gain).max(axis=0)  # A·m giving evoked_uv peak
     for ci, cond in enumerate(conditions):
         dipoles[cond]["moment_nAm"] = float(moments[ci] * 1e9)
@@ -327,11 +427,11 @@ def simulate_subject(
     bg_dir = _unit(rng.normal(0.0, 1.0, (n_bg, 3)) + [0, 0, 0.5])
     bg_pos = center + radius * rng.uniform(0.5, 0.75, (n_bg, 1)) * bg_dir
     bg_ori = _unit(bg_dir + 0.5 * rng.normal(0.0, 1.0, (n_bg, 3)))
-    bg_gain = _sphere_gain(elec, bg_pos, bg_ori, radius, center)
+    bg_gain = _sphere_gain(on_scalp, bg_pos, bg_ori, radius, center)
     bg = bg_gain @ _pink_noise(rng, n_bg, n_times, sfreq)
     al_dir = _unit(np.array([[-0.4, -0.85, 0.3], [0.4, -0.85, 0.3]]))
     al_pos = center + 0.7 * radius * al_dir
-    al_gain = _sphere_gain(elec, al_pos, al_dir, radius, center)
+    al_gain = _sphere_gain(on_scalp, al_pos, al_dir, radius, center)
     envelope = 0.5 + np.abs(_pink_noise(rng, 2, n_times, sfreq, exponent=2.0))
     phase = rng.uniform(0, 2 * np.pi, (2, 1))
     alpha_f = rng.uniform(9.0, 11.0)
@@ -362,6 +462,7 @@ def simulate_subject(
         "sfreq": float(sfreq),
         "ch_names": ch_names,
         "elec": elec,
+        "elec_on_scalp": on_scalp,
         "center": center,
         "radius": radius,
         "fiducials": fiducials,
@@ -453,12 +554,13 @@ def make_demo_bids(
     conditions: Sequence[str] = ("auditory", "visual", "somatosensory"),
     seed: int = 0,
     *,
-    n_channels: int = 32,
+    n_channels: int | None = None,
     sfreq: float = 250.0,
     n_trials: int = 40,
     evoked_uv: float = 15.0,
     background_uv: float = 10.0,
     task: str = DEMO_TASK,
+    montage: str | None = None,
 ) -> Path:
     """Write the simulated demo cohort as an EEG-BIDS dataset.
 
@@ -472,8 +574,9 @@ def make_demo_bids(
         Condition names (``trial_type`` values).
     seed : int
         Seed of the random generator; the same seed gives the same files.
-    n_channels : int
-        EEG channels per subject (8-64, 10-10 subset), plus one EOG channel.
+    n_channels : int | None
+        EEG channels of the 10-10 montage (8-64; default 32), plus one EOG
+        channel. Leave out with an EGI ``montage`` (its size is fixed).
     sfreq : float
         Sampling rate (Hz).
     n_trials : int
@@ -482,6 +585,12 @@ def make_demo_bids(
         Peak evoked and RMS background scalp amplitudes (µV).
     task : str
         BIDS task label.
+    montage : str | None
+        ``"10-10 N"`` (default ``"10-10 32"``, i.e. ``n_channels``; output
+        unchanged by this option), ``"GSN-HydroCel-129"`` (129 channels: E1-E128
+        and the vertex reference Cz) or ``"GSN-HydroCel-256"`` (E1-E256), with
+        cheek and neck electrodes (see the module docstring). An EGI montage is
+        recorded as ``montage`` in the truth file.
 
     Returns
     -------
@@ -495,7 +604,7 @@ def make_demo_bids(
         raise ValueError(f"conditions must be non-empty and unique, got {conditions}")
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    names = standard_channel_names(n_channels)
+    net, names = _parse_montage(montage, n_channels)
     truth = {
         "task": task,
         "seed": seed,
@@ -505,6 +614,8 @@ def make_demo_bids(
         "conditions": conditions,
         "subjects": {},
     }
+    if net is not None:  # (absent for the 10-10 cap, whose files stay as they were)
+        truth["montage"] = net
     participants = []
     for i in range(n_subjects):
         sub = f"{i + 1:02d}"
@@ -518,6 +629,7 @@ def make_demo_bids(
             evoked_uv=evoked_uv,
             background_uv=background_uv,
             n_bad=1 + (i % 2),
+            montage=net,
         )
         files = demo_subject_files(root, sub, task)
         all_names = names + ["VEOG"]
@@ -564,7 +676,11 @@ def make_demo_bids(
             {
                 "EEGCoordinateSystem": "CapTrak",
                 "EEGCoordinateUnits": "m",
-                "EEGCoordinateSystemDescription": "RAS, origin between the ears (simulated).",
+                "EEGCoordinateSystemDescription": (
+                    "RAS, origin between the ears (simulated)."
+                    if net is None
+                    else f"RAS: x through RPA, y through the nasion, z up (simulated {net})."
+                ),
                 "AnatomicalLandmarkCoordinates": sim["fiducials"],
                 "AnatomicalLandmarkCoordinateSystem": "CapTrak",
                 "AnatomicalLandmarkCoordinateUnits": "m",

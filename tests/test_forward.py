@@ -10,16 +10,20 @@ import pytest
 
 from exgsrc.forward import (
     Forward,
+    SphereFit,
     SphereModel,
     _bs_cost,
     _bs_problem,
     fit_berg_scherg,
+    fit_scalp_sphere,
     layer_coefficients,
     make_sphere_forward,
     make_sphere_forward_free,
+    project_to_sphere,
     sphere_potential_berg_scherg,
     sphere_potential_exact,
 )
+from exgsrc.io import standard_montage
 from exgsrc.source_space import SourceSpace, discrete_source_space, ico_source_space
 
 # classic 32-channel 10-20 subset
@@ -213,10 +217,10 @@ def test_bad_input():
             sph,
             ch_names=[f"C{k}" for k in range(3)] + ["Oz"] + [f"X{k}" for k in range(38)],
         )
-    inside = el.copy()
-    inside[7] *= 0.5
-    with pytest.raises(ValueError, match="electrode .EEG008. .*innermost shell"):
-        make_sphere_forward(inside, src, sph)
+    at_center = el.copy()
+    at_center[7] = 0.0  # the sphere centre: no potential formula there
+    with pytest.raises(ValueError, match="electrode .EEG008. lies at the sphere centre"):
+        make_sphere_forward(at_center, src, sph)
     pos = src.pos.copy()
     pos[11] = [0.0, 0.0, 0.067]  # on the inner shell: outside, as in MNE
     with pytest.raises(ValueError, match="source 11 .*innermost shell"):
@@ -299,13 +303,14 @@ def test_parity_with_mne(mne, kind, rscale, project):
     names, pos = _montage(mne, kind)
     assert 32 <= len(names) <= 256
     info = _mne_info(mne, names, pos)
-    # our sphere fit equals MNE's sphere fit to the EEG digitisation (MNE drops
-    # the points below the nose before fitting; fit the same points)
+    # our sphere fit equals MNE's sphere fit to the EEG digitisation (both leave
+    # out the points low in front: the same points)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         R_mne, c_mne, _ = mne.bem.fit_sphere_to_headshape(info, dig_kinds=("eeg",), units="m")
         fit_pts = mne.bem.get_fitting_dig(info, ("eeg",))
-    fitted = SphereModel.fit(fit_pts)
+    fitted = SphereModel.fit(pos, ch_names=names)
+    np.testing.assert_array_equal(pos[np.array(fitted.fit_result.used)], fit_pts)
     np.testing.assert_allclose(fitted.center, c_mne, atol=1e-10)
     assert fitted.scalp_radius == pytest.approx(R_mne, rel=1e-10)
 
@@ -369,8 +374,10 @@ def test_single_shell_and_near_centre():
         ge = sphere_potential_exact(el, src, s1)
         gb = sphere_potential_berg_scherg(el, src, s1)
         assert np.abs(gb - ge).max() / np.abs(ge).max() < tol, rq
-    with pytest.raises(ValueError, match="electrode 'EEG001' .*farthest source"):
-        make_sphere_forward(0.5 * el, ico_source_space(1, 0.05), s1)
+    # electrodes deeper than the sources: evaluated where they are (as MNE), named
+    deep = make_sphere_forward(0.5 * el, ico_source_space(1, 0.05), s1)
+    assert np.isfinite(deep.gain).all()
+    assert "EEG001 (45.0 mm)" in deep.meta["warnings"][0]
 
 
 @pytest.mark.parity
@@ -385,3 +392,242 @@ def test_layer_coefficients_match_mne(mne):
         layers = [dict(rel_rad=r, sigma=s) for r, s in zip(rel, sig, strict=True)]
         ref = mne_coeffs(dict(layers=layers), 201)
         np.testing.assert_allclose(layer_coefficients(rel, sig, 200), ref, rtol=1e-13)
+
+
+# ----------------------------------------------------------------------------
+# Any net: sphere fit without the face, electrodes where they are, projection
+
+_NETS = ("GSN-HydroCel-129", "GSN-HydroCel-256")
+
+
+def _on_sphere(rng, n, radius, center, z_min):
+    """n points on a sphere, all above the plane z = z_min."""
+    out = []
+    while len(out) < n:
+        v = rng.normal(size=3)
+        p = np.asarray(center) + radius * v / np.linalg.norm(v)
+        if p[2] > z_min:
+            out.append(p)
+    return np.array(out)
+
+
+def test_fit_scalp_sphere_leaves_out_face_and_records_it():
+    rng = np.random.default_rng(11)
+    c, R = np.array([0.001, 0.004, 0.035]), 0.092
+    scalp = _on_sphere(rng, 60, R, c, 0.001)  # cranium: above the fiducial plane
+    face = np.array([[0.03, 0.08, -0.03], [-0.03, 0.08, -0.03], [0.0, 0.09, -0.06]])
+    neck = np.array([[0.03, -0.06, -0.05], [-0.03, -0.06, -0.05], [0.0, -0.07, -0.04]])
+    pos = np.vstack([scalp, face, neck])  # face and neck 10-30 mm inside the sphere
+    names = [f"S{k}" for k in range(60)] + ["F1", "F2", "F3", "N1", "N2", "N3"]
+    # "below" (face and neck left out) recovers the cranium sphere exactly
+    below = fit_scalp_sphere(pos, names, exclude="below")
+    np.testing.assert_allclose(below.center, c, atol=1e-12)
+    assert below.radius == pytest.approx(R, rel=1e-12)
+    assert below.excluded_names == ("F1", "F2", "F3", "N1", "N2", "N3")
+    assert below.residual_rms < 1e-12
+    # MNE's rule (default) leaves out the face only; the neck drags the fit
+    face_only = fit_scalp_sphere(pos, names)
+    assert face_only.exclude == "face"
+    assert face_only.excluded_names == ("F1", "F2", "F3")
+    assert face_only.used_names == tuple(names[:60]) + ("N1", "N2", "N3")
+    assert face_only.residual_rms > 1e-3
+    everything = fit_scalp_sphere(pos, names, exclude=None)
+    assert everything.excluded_names == ()
+    assert np.linalg.norm(np.subtract(everything.center, c)) > 1e-3
+    # the SphereModel records the fit; the shells scale with the fitted radius
+    sph = SphereModel.mne_default().fit(pos, exclude="below", ch_names=names)
+    assert isinstance(sph.fit_result, SphereFit)
+    assert sph.fit_result == below
+    assert sph.scalp_radius == pytest.approx(R, rel=1e-12)
+    np.testing.assert_allclose(sph.relative_radii, [0.9, 0.92, 0.97, 1.0])
+    assert sph.with_berg_scherg().fit_result == below
+    assert below.to_dict()["excluded"] == ["F1", "F2", "F3", "N1", "N2", "N3"]
+    assert SphereModel.mne_default().fit_result is None
+    # MNE's 1 um margin: points on the fiducial plane or the midline are kept
+    edge = np.array([[0.0, 0.05, -0.5e-6], [0.02, 0.5e-6, -0.05], [0.0, 0.05, -2e-6]])
+    assert fit_scalp_sphere(np.vstack([scalp, edge]), exclude="face").used[-3:] == (
+        True,
+        True,
+        False,
+    )
+
+
+def test_fit_scalp_sphere_errors():
+    with pytest.raises(ValueError, match="exclude must be"):
+        fit_scalp_sphere(np.eye(3), exclude="neck")
+    low = np.array([[0.01, 0.05, -0.02], [0.02, 0.06, -0.03], [0.03, 0.07, -0.01]])
+    pos = np.vstack([low, [[0.0, 0.0, 0.09], [0.09, 0.0, 0.0]]])
+    with pytest.raises(ValueError, match="got 2 .of 5; exclude='face' left out 3"):
+        fit_scalp_sphere(pos)
+
+
+def test_project_to_sphere():
+    sph = SphereModel.mne_default(0.09, (0.001, -0.002, 0.04))
+    c = np.array(sph.center)
+    rng = np.random.default_rng(2)
+    d = rng.normal(size=(7, 3))
+    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    offsets = np.array([0.0, 0.005, -0.005, 0.019, -0.0201, 0.03, -0.05])
+    pos = c + d * (0.09 + offsets)[:, None]
+    names = [f"E{k + 1}" for k in range(7)]
+    proj = project_to_sphere(pos, sph, names)
+    np.testing.assert_allclose(proj.pos, c + 0.09 * d, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(proj.radial_offset, offsets, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(proj.distance, np.abs(offsets), rtol=0, atol=1e-15)
+    assert proj.ch_names == tuple(names)
+    assert proj.far_channels == ("E5", "E6", "E7")
+    (msg,) = proj.warnings
+    assert "3 electrode(s) moved more than 20.0 mm" in msg
+    assert "E5 (20.1 mm), E6 (30.0 mm), E7 (50.0 mm)" in msg
+    # threshold is an option; unpacking gives (pos, distance, ...)
+    p2, dist2, *_ = project_to_sphere(pos, sph, names, max_distance=0.06)
+    np.testing.assert_array_equal(p2, proj.pos)
+    np.testing.assert_array_equal(dist2, proj.distance)
+    assert project_to_sphere(pos, sph, max_distance=0.06).warnings == ()
+    with pytest.raises(ValueError, match="'E2' lies at the sphere centre"):
+        project_to_sphere(np.vstack([pos[:1], c]), sph, ["E1", "E2"])
+    with pytest.raises(ValueError, match="max_distance"):
+        project_to_sphere(pos, sph, max_distance=-1.0)
+
+
+@pytest.mark.parametrize("net", _NETS)
+def test_net_workflow_path_gives_finite_forward(net, single_thread_blas):
+    """Fit without the face, project onto the scalp, forward: every electrode of the net."""
+    mont = standard_montage(net)
+    sphere = SphereModel.mne_default().fit(mont)
+    assert sphere.fit_result.excluded_names  # the net has face electrodes
+    proj = project_to_sphere(mont, sphere)
+    np.testing.assert_allclose(
+        np.linalg.norm(proj.pos - np.array(sphere.center), axis=1), sphere.scalp_radius, rtol=1e-14
+    )
+    src = ico_source_space(3, 0.8 * sphere.inner_radius, sphere.center)
+    fwd = make_sphere_forward_free(proj.pos, src, sphere, ch_names=mont.ch_names)
+    assert fwd.ch_names == mont.ch_names and fwd.gain.shape == (mont.n_channels, 3 * 642)
+    assert np.isfinite(fwd.gain).all()
+    assert np.all(np.linalg.norm(fwd.gain, axis=1) > 0)  # every electrode sees the sources
+    assert "warnings" not in fwd.meta  # nothing inside the innermost shell after projection
+    # without projection every electrode is computed too (MNE's convention), and
+    # the ones inside the innermost shell are named
+    as_is = make_sphere_forward_free(mont, src, sphere)
+    assert np.isfinite(as_is.gain).all()
+    r = np.linalg.norm(mont.pos - np.array(sphere.center), axis=1)
+    inside = [n for n, ri in zip(mont.ch_names, r, strict=True) if ri <= sphere.inner_radius]
+    assert inside and all(f"{n} (" in as_is.meta["warnings"][0] for n in inside)
+    assert Forward.from_xarray(as_is.to_xarray()).meta["warnings"] == as_is.meta["warnings"]
+
+
+# -- parity on the high-density nets -----------------------------------------
+
+
+def _mne_net_info(mne, net):
+    """MNE Info with the net's template montage (MNE transforms it to its head frame)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        montage = mne.channels.make_standard_montage(net)
+        info = mne.create_info(montage.ch_names, 1000.0, "eeg")
+        info.set_montage(montage)
+    return info
+
+
+@pytest.mark.parity
+@pytest.mark.parametrize("net", _NETS)
+def test_net_sphere_fit_parity(mne, net):
+    """Our default fit on the shipped net equals MNE's fit_sphere_to_headshape."""
+    info = _mne_net_info(mne, net)
+    ours = standard_montage(net)
+    assert ours.ch_names == tuple(info.ch_names)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        R_mne, c_mne, _ = mne.bem.fit_sphere_to_headshape(info, units="m")
+        used_mne = mne.bem.get_fitting_dig(info)
+        bem = mne.make_sphere_model("auto", "auto", info)
+    fit = SphereModel.mne_default().fit(ours)
+    np.testing.assert_allclose(fit.center, c_mne, rtol=0, atol=1e-12)
+    assert fit.scalp_radius == pytest.approx(R_mne, rel=1e-12, abs=0)
+    np.testing.assert_allclose(bem["r0"], fit.center, rtol=0, atol=1e-12)
+    assert bem.radius == pytest.approx(fit.scalp_radius, rel=1e-12, abs=0)
+    # the same electrodes were used: MNE's fitting points are ours, in order
+    used = np.array(fit.fit_result.used)
+    np.testing.assert_array_equal(ours.pos[used], used_mne)
+    assert 0 < (~used).sum() < 40  # the face electrodes, and only those
+    assert np.all(ours.pos[~used, 2] < 0) and np.all(ours.pos[~used, 1] > 0)
+
+
+@pytest.mark.parity
+@pytest.mark.parametrize("net", _NETS)
+def test_net_forward_parity(mne, net, single_thread_blas):
+    """Electrodes where they are, on MNE's own auto sphere: free and fixed gains equal MNE's.
+
+    The nets' temporal electrodes lie inside the innermost shell of this sphere
+    (an error before: "electrode 'E39' lies 79.11 mm from the sphere centre, not
+    outside the innermost shell (84.76 mm)"); MNE computes them, so do we.
+    """
+    info = _mne_net_info(mne, net)
+    ours = standard_montage(net)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        bem = mne.make_sphere_model("auto", "auto", info)
+    fitted = SphereModel.mne_default().fit(ours)
+    own = fitted.with_berg_scherg()
+    np.testing.assert_allclose(own.mu, bem["mu"], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(own.lambda_, bem["lambda"], rtol=0, atol=1e-12)
+    with_mne = SphereModel(
+        fitted.radii, fitted.conductivities, bem["r0"], bem["mu"], bem["lambda"]
+    )
+    r_el = np.linalg.norm(ours.pos - np.array(fitted.center), axis=1)
+    assert (r_el < fitted.inner_radius).sum() >= 10  # the old code refused these
+    c, r_in = np.array(fitted.center), fitted.inner_radius
+    rng = np.random.default_rng(len(ours.ch_names))
+    ico = ico_source_space(2, 0.8 * r_in, c)
+    rnd = discrete_source_space(_rand_ball(rng, 80, 0.98 * r_in, c), rng.normal(size=(80, 3)))
+    for src in (ico, rnd):
+        ref_free, ref_fixed = _mne_fwd(mne, info, src, bem)
+        for sph in (with_mne, own):
+            free = make_sphere_forward_free(ours, src, sph)
+            fixed = make_sphere_forward(ours, src, sph)
+            assert free.ch_names == tuple(info.ch_names)
+            assert _col_err(free.gain, ref_free) < 1e-10
+            # MNE stores fixed-orientation gains in float32 (eps 6e-8)
+            assert _col_err(fixed.gain, ref_fixed) < 2e-7
+
+
+@pytest.mark.parity
+def test_neck_electrodes_used_to_fail_now_match_mne(mne):
+    """The failure of issue 12: all-electrode fit of the 256 net, 4-shell model.
+
+    The fit dragged down by the face and neck put electrodes inside the innermost
+    shell, and the forward raised ("electrode ... not outside the innermost
+    shell"). Now it computes them, as MNE does, to round-off, including
+    electrodes far inside (down to half the inner radius).
+    """
+    net = "GSN-HydroCel-256"
+    ours = standard_montage(net)
+    old_fit = SphereModel.mne_default().fit(ours, exclude=None)  # the old fit
+    c, r_in = np.array(old_fit.center), old_fit.inner_radius
+    pos = ours.pos.copy()
+    r_el = np.linalg.norm(pos - c, axis=1)
+    old_rejected = [n for n, r in zip(ours.ch_names, r_el, strict=True) if r <= r_in]
+    assert {"E68", "E210"} <= set(old_rejected)  # the old check refused these
+    # push a few more electrodes deep inside (50-95 % of the inner radius)
+    deep = [0, 100, 200]
+    for k, f in zip(deep, (0.5, 0.8, 0.95), strict=True):
+        pos[k] = c + f * r_in * (pos[k] - c) / r_el[k]
+    names = list(ours.ch_names)
+    info = mne.create_info(names, 1000.0, "eeg")
+    dig = mne.channels.make_dig_montage(dict(zip(names, pos, strict=True)), coord_frame="head")
+    info.set_montage(dig)
+    bem = mne.make_sphere_model(r0=c, head_radius=old_fit.scalp_radius)
+    sph = SphereModel(old_fit.radii, old_fit.conductivities, c, bem["mu"], bem["lambda"])
+    rng = np.random.default_rng(4)
+    src = discrete_source_space(_rand_ball(rng, 60, 0.4 * r_in, c), rng.normal(size=(60, 3)))
+    ref_free, ref_fixed = _mne_fwd(mne, info, src, bem)
+    free = make_sphere_forward_free(pos, src, sph, ch_names=names)
+    assert np.isfinite(free.gain).all()
+    assert _col_err(free.gain, ref_free) < 1e-10
+    # per electrode too (the deep ones are small columns of a big matrix)
+    row_err = np.linalg.norm(free.gain - ref_free, axis=1) / np.linalg.norm(ref_free, axis=1)
+    assert row_err.max() < 1e-10
+    assert _col_err(make_sphere_forward(pos, src, sph, ch_names=names).gain, ref_fixed) < 2e-7
+    (msg,) = free.meta["warnings"]
+    assert all(f"{names[k]} (" in msg for k in deep)
+    assert all(f"{n} (" in msg for n in old_rejected)

@@ -128,3 +128,97 @@ def test_electrodes_units(tmp_path, unit, fac):
     (tmp_path / "c.json").write_text('{"EEGCoordinateSystem": "CapTrak"}')
     with pytest.raises(BidsError, match="c.json: required key 'EEGCoordinateUnits' missing"):
         read_electrodes(tmp_path / "e.tsv", tmp_path / "c.json")
+
+
+# ----------------------------------------------------------------------------------
+# EGI HydroCel nets (shipped tables)
+
+_NETS = {"GSN-HydroCel-129": 129, "GSN-HydroCel-256": 256}
+
+
+@pytest.mark.parametrize("net, n", list(_NETS.items()))
+def test_hydrocel_nets_shipped(net, n):
+    m = standard_montage(net)
+    assert m.n_channels == n and m.coord_frame == "head"
+    assert m.ch_names[:3] == ("E1", "E2", "E3")
+    assert m.pos.shape == (n, 3) and np.all(np.isfinite(m.pos))
+    fid = m.meta["fiducials"]
+    # a fiducial-defined RAS head frame: LPA/RPA on the x axis, the nasion on +y
+    np.testing.assert_allclose(fid["LPA"][1:], 0, atol=1e-12)
+    np.testing.assert_allclose(fid["RPA"][1:], 0, atol=1e-12)
+    assert fid["RPA"][0] > 0.06 and fid["LPA"][0] < -0.06
+    np.testing.assert_allclose(fid["Nz"][[0, 2]], 0, atol=2e-9)  # MNE leaves ~1 nm
+    assert fid["Nz"][1] > 0.09
+    # head-sized, with cheek/jaw (low front) and neck (low back) electrodes
+    r = np.linalg.norm(m.pos - [0, 0, 0.035], axis=1)
+    assert 0.07 < r.min() and r.max() < 0.14
+    assert np.sum((m.pos[:, 2] < 0) & (m.pos[:, 1] > 0)) >= 14  # below the fiducial plane
+    assert np.sum((m.pos[:, 2] < 0) & (m.pos[:, 1] < 0)) >= 9
+    assert m.pos[:, 2].min() < -0.05
+    # names are matched case-insensitively; the net name too
+    sub = standard_montage(net.lower(), ["e2", "E1", "nope"])
+    assert sub.ch_names == ("e2", "E1") and sub.meta["missing"] == ["nope"]
+    np.testing.assert_array_equal(sub.pos, m.pos[[1, 0]])
+    with pytest.raises(ValueError, match="radius applies to the spherical 10-X systems only"):
+        standard_montage(net, radius=0.09)
+
+
+def test_hydrocel_129_reference_aliases():
+    m = standard_montage("GSN-HydroCel-129", ["E129", "VREF", "Cz"])
+    assert m.ch_names == ("E129", "VREF", "Cz") and m.meta["missing"] == []
+    np.testing.assert_array_equal(m.pos, np.repeat(m.pos[:1], 3, axis=0))
+    assert m.pos[0, 2] > 0.12  # the vertex
+    assert standard_montage("GSN-HydroCel-256", ["E257"]).meta["missing"] == ["E257"]
+
+
+def test_hydrocel_without_mne(tmp_path):
+    """The nets load at run time with MNE-Python unimportable."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    code = (
+        "import sys; sys.modules['mne'] = None\n"
+        "from exgsrc.io import standard_montage\n"
+        "import exgsrc.io.montage as m; print(m.__file__)\n"
+        "print(standard_montage('GSN-HydroCel-256').n_channels)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env
+    )
+    assert out.returncode == 0, out.stderr
+    where, n = out.stdout.split()
+    assert Path(where).resolve() == Path(__file__).resolve().parents[1] / "exgsrc/io/montage.py"
+    assert n == "256"
+
+
+@pytest.mark.parity
+@pytest.mark.parametrize("net", list(_NETS))
+def test_hydrocel_positions_equal_mne_head_frame(net):
+    """The shipped table holds MNE's template in MNE's head frame, to the last bit."""
+    with _nullctx():
+        montage = mne.channels.make_standard_montage(net)
+        info = mne.create_info(montage.ch_names, 1000.0, "eeg")
+        info.set_montage(montage)
+    ours = standard_montage(net)
+    assert ours.ch_names == tuple(info.ch_names)
+    ref = np.array([ch["loc"][:3] for ch in info["chs"]])
+    np.testing.assert_array_equal(ours.pos, ref)
+    cardinal = {d["ident"]: d["r"] for d in info["dig"] if d["kind"] == 1}  # FIFFV_POINT_CARDINAL
+    fid = ours.meta["fiducials"]
+    np.testing.assert_array_equal(fid["LPA"], cardinal[1])
+    np.testing.assert_array_equal(fid["Nz"], cardinal[2])
+    np.testing.assert_array_equal(fid["RPA"], cardinal[3])
+
+
+@pytest.mark.parity
+def test_hydrocel_generator_reproduces_tables():
+    """tools/make_hydrocel_positions.py --check: the committed tables are what it writes."""
+    import runpy
+    from pathlib import Path
+
+    tool = Path(__file__).resolve().parents[1] / "tools" / "make_hydrocel_positions.py"
+    namespace = runpy.run_path(str(tool))
+    assert namespace["main"](["--check"]) == 0

@@ -1,4 +1,13 @@
-"""Electrode positions: the :class:`Montage` type, BIDS ``electrodes.tsv`` and standard 10-X caps.
+"""Electrode positions: :class:`Montage`, BIDS ``electrodes.tsv``, standard 10-X caps, EGI nets.
+
+EGI HydroCel nets
+-----------------
+``standard_montage("GSN-HydroCel-129")`` and ``("GSN-HydroCel-256")`` return
+EGI's template positions of the high-density Geodesic Sensor Nets, cheek and
+neck electrodes included, in the fiducial-defined head frame (x through RPA,
+y through the nasion, z up; metres). They are read from small tables shipped
+in ``exgsrc/io/data/`` (generated once from MNE-Python's montage files by
+``tools/make_hydrocel_positions.py``), so no MNE is needed at run time.
 
 Standard montages on a sphere
 -----------------------------
@@ -32,6 +41,8 @@ the scalp:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -383,34 +394,86 @@ def standard_positions(
     return out
 
 
-def standard_montage(name: str, ch_names=None, radius: float = 0.095) -> Montage:
-    """A standard 10-20/10-10/10-05 montage computed on a sphere.
+# EGI Geodesic Sensor Nets (HydroCel): measured template positions shipped as data
+_EGI_NETS = {"gsn-hydrocel-129": "GSN-HydroCel-129", "gsn-hydrocel-256": "GSN-HydroCel-256"}
+# the 129-channel net's vertex reference (channel 129, "VREF" in EGI files) sits at Cz
+_EGI_ALIASES = {"GSN-HydroCel-129": {"E129": "Cz", "VREF": "Cz"}, "GSN-HydroCel-256": {}}
+
+
+@cache
+def _egi_table(net: str) -> tuple[tuple[str, ...], np.ndarray, dict[str, np.ndarray]]:
+    """Electrode names, positions (n, 3) and fiducials of a shipped EGI net table (m)."""
+    text = resources.files("exgsrc.io").joinpath("data", f"{net}.tsv").read_text()
+    rows = [ln.split("\t") for ln in text.splitlines() if ln and not ln.startswith("#")]
+    header, rows = rows[0], rows[1:]
+    if header != ["name", "kind", "x", "y", "z"]:  # pragma: no cover - shipped file
+        raise RuntimeError(f"exgsrc/io/data/{net}.tsv: unexpected header {header}")
+    names = tuple(r[0] for r in rows if r[1] == "eeg")
+    pos = np.array([[float(v) for v in r[2:]] for r in rows if r[1] == "eeg"])
+    pos.setflags(write=False)
+    fid = {r[0]: np.array([float(v) for v in r[2:]]) for r in rows if r[1] == "fiducial"}
+    return names, pos, fid
+
+
+def standard_montage(name: str, ch_names=None, radius: float | None = None) -> Montage:
+    """A standard montage: 10-20/10-10/10-05 on a sphere, or an EGI HydroCel net.
 
     Parameters
     ----------
     name : str
-        ``"standard_1020"``, ``"standard_1010"`` or ``"standard_1005"``.
+        ``"standard_1020"``, ``"standard_1010"`` or ``"standard_1005"``
+        (computed on a sphere, see the module docstring), or
+        ``"GSN-HydroCel-129"`` / ``"GSN-HydroCel-256"`` (EGI's template
+        positions of the high-density nets, including the cheek and neck
+        electrodes; shipped with exgsrc, generated once from MNE-Python's
+        montage files by ``tools/make_hydrocel_positions.py``). Net names are
+        matched case-insensitively.
     ch_names : sequence of str | None
         Channels wanted (matched case-insensitively, returned with the given
-        spelling). Channels not in the system are listed in ``meta["missing"]``
-        and left out. ``None``: every site of the system.
-    radius : float
-        Sphere radius (m).
+        spelling). Channels not in the montage are listed in ``meta["missing"]``
+        and left out. ``None``: every site of the system, every electrode of
+        the net (``E1``... and, for the 129 net, the vertex reference ``Cz``,
+        also found as ``E129`` or ``VREF``).
+    radius : float | None
+        Sphere radius (m) of the 10-X systems (default 0.095). Not accepted
+        for the EGI nets, whose positions are measured, not computed.
 
     Returns
     -------
     Montage
-        ``coord_frame="head"``; fiducials in ``meta["fiducials"]``.
+        Positions (n_channels, 3) in metres, ``coord_frame="head"``: RAS
+        (x right, y anterior, z up). For the EGI nets this is the
+        fiducial-defined head frame of MNE-Python and BIDS CapTrak (x through
+        RPA, y through the nasion, origin on the LPA-RPA line), so the points
+        below the fiducial plane (face, neck) have ``z < 0``. Fiducials
+        ``Nz``, ``LPA``, ``RPA`` ((3,) m each) in ``meta["fiducials"]``.
     """
-    table = standard_positions(name, radius)
-    fid = {k: table[k] for k in ("Nz", "LPA", "RPA")}
-    if ch_names is None:
+    net = _EGI_NETS.get(str(name).strip().lower())
+    if net is not None:
+        if radius is not None:
+            raise ValueError(
+                f"radius applies to the spherical 10-X systems only, not to {net} "
+                "(measured template positions)"
+            )
+        names, pos, fid = _egi_table(net)
+        table = dict(zip(names, pos, strict=True))
+        aliases = _EGI_ALIASES[net]
+        source = net
+    else:
+        radius = 0.095 if radius is None else radius
+        table = standard_positions(name, radius)
+        fid = {k: table[k] for k in ("Nz", "LPA", "RPA")}
         names = [k for k in table if k not in ("LPA", "RPA")]
+        aliases = {}
+        source = name
+    fid = {k: np.array(v, float) for k, v in fid.items()}
+    if ch_names is None:
         pos = np.array([table[k] for k in names])
         return Montage(
-            tuple(names), pos, "head", {"source": name, "fiducials": fid, "missing": []}
+            tuple(names), pos, "head", {"source": source, "fiducials": fid, "missing": []}
         )
     lut = {k.lower(): k for k in table}
+    lut.update({a.lower(): b for a, b in aliases.items()})
     names, pos, missing = [], [], []
     for n in ch_names:
         k = lut.get(n.strip().lower())
@@ -419,12 +482,12 @@ def standard_montage(name: str, ch_names=None, radius: float = 0.095) -> Montage
             continue
         names.append(n)
         pos.append(table[k])
-    warnings = [f"{name}: no standard position for channels {missing}"] if missing else []
+    warnings = [f"{source}: no standard position for channels {missing}"] if missing else []
     return Montage(
         tuple(names),
-        np.asarray(pos).reshape(-1, 3),
+        np.asarray(pos, float).reshape(-1, 3),
         "head",
-        {"source": name, "fiducials": fid, "missing": missing, "warnings": warnings},
+        {"source": source, "fiducials": fid, "missing": missing, "warnings": warnings},
     )
 
 
