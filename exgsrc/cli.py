@@ -2,7 +2,7 @@
 
 Commands
 --------
-``exgsrc demo-bids OUT [--subjects N] [--conditions a,b] [--seed S]``
+``exgsrc demo-bids OUT [--subjects N] [--conditions a,b] [--seed S] [--montage NET]``
     Write the simulated demo cohort as a BIDS dataset.
 ``exgsrc info FILE.nc``
     Print a netCDF output's dimensions, variables and provenance.
@@ -35,6 +35,7 @@ def _demo(args) -> int:
         seed=args.seed,
         n_channels=args.channels,
         n_trials=args.trials,
+        montage=args.montage,
     )
     print(f"demo BIDS dataset written to {args.out} (truth: {truth})")
     return 0
@@ -83,7 +84,13 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--subjects", type=int, default=6)
     d.add_argument("--conditions", default="auditory,visual,somatosensory")
     d.add_argument("--seed", type=int, default=0)
-    d.add_argument("--channels", type=int, default=32)
+    d.add_argument("--channels", type=int, default=None, help="10-10 cap size (default 32)")
+    d.add_argument(
+        "--montage",
+        default=None,
+        choices=["GSN-HydroCel-129", "GSN-HydroCel-256"],
+        help="simulate a high-density EGI net instead of the 10-10 cap",
+    )
     d.add_argument("--trials", type=int, default=40)
     d.set_defaults(func=_demo)
     i = sub.add_parser("info", help="describe a netCDF output")

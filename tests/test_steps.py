@@ -44,11 +44,15 @@ class _Named(list):
         return self.__dict__.items()
 
 
+DATA_CHECKS = {"nonfinite": "error", "suspect_channels": "mark_bad"}
+
+
 def _run(step, inputs, output, params, on_error="raise"):
     sm = SimpleNamespace(
         input=_Named(**inputs),
         output=[str(output)],
-        params=SimpleNamespace(**{"selection": None, **params}),  # as the rules pass it
+        # as the rules pass them (config defaults for the keys a test does not set)
+        params=SimpleNamespace(**{"selection": None, "data_checks": DATA_CHECKS, **params}),
         wildcards=_Named(subject=SUB),
         config={"on_error": on_error, "precision": "float64"},
         rule=step.__name__.removeprefix("step_"),

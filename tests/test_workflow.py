@@ -550,3 +550,75 @@ def test_cli(tmp_path, capsys):
     assert main(["label", "a/b"]) == 0 and capsys.readouterr().out.strip() == "aX2Fb"
     assert main(["failed", str(tmp_path / "missing")]) == 2
     assert "missing" in capsys.readouterr().err
+
+
+def _export_with_mne_bids(demo_root, out_root, subject="01", fmt="BrainVision"):
+    """Rewrite a simulated subject as MNE-BIDS writes a lab's recording (positions from
+    electrodes.tsv as an MNE montage, events as annotations)."""
+    import mne
+    import mne_bids
+
+    eeg = Path(demo_root) / f"sub-{subject}" / "eeg"
+    raw = mne.io.read_raw_edf(
+        eeg / f"sub-{subject}_task-demo_eeg.edf", preload=True, verbose=False
+    )
+    chans = _tsv(eeg / f"sub-{subject}_task-demo_channels.tsv")
+    raw.set_channel_types({r["name"]: r["type"].lower() for r in chans if r["type"] != "EEG"})
+    raw.info["bads"] = [r["name"] for r in chans if r["status"] == "bad"]
+    elec = {
+        r["name"]: [float(r[c]) for c in "xyz"] for r in _tsv(next(eeg.glob("*_electrodes.tsv")))
+    }
+    coords = json.loads(next(eeg.glob("*_coordsystem.json")).read_text())
+    fid = coords["AnatomicalLandmarkCoordinates"]
+    montage = mne.channels.make_dig_montage(
+        ch_pos=elec, nasion=fid["NAS"], lpa=fid["LPA"], rpa=fid["RPA"], coord_frame="head"
+    )
+    raw.set_montage(montage, on_missing="ignore")
+    events = _tsv(eeg / f"sub-{subject}_task-demo_events.tsv")
+    raw.set_annotations(
+        mne.Annotations(
+            [float(e["onset"]) for e in events], 0.0, [e["trial_type"] for e in events]
+        )
+    )
+    path = mne_bids.BIDSPath(subject=subject, task="demo", root=out_root, datatype="eeg")
+    mne_bids.write_raw_bids(
+        raw, path, format=fmt, allow_preload=True, overwrite=True, verbose=False
+    )
+    return out_root
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("net", ["GSN-HydroCel-129", "GSN-HydroCel-256"])
+def test_high_density_net_end_to_end(tmp_path, net):
+    """A high-density EGI net (cheek and neck electrodes), simulated and rewritten by
+    MNE-BIDS as BrainVision, runs end to end; sLORETA and eLORETA find the dipoles."""
+    from exgsrc.simulate import make_demo_bids
+
+    conditions = ("auditory", "visual")
+    truth = json.loads(
+        Path(
+            make_demo_bids(tmp_path / "sim", n_subjects=1, conditions=conditions, montage=net)
+        ).read_text()
+    )
+    bids = _export_with_mne_bids(tmp_path / "sim", tmp_path / "bids")
+    cfg = tmp_path / "hd.yaml"
+    cfg.write_text(
+        f"bids_root: {bids}\noutput: results\ntask: demo\n"
+        "inverse: {methods: [sLORETA, eLORETA]}\nresolution: {enabled: false}\n"
+    )
+    snakemake(tmp_path, "--config", "on_error=raise", configfile=cfg, timeout=600)
+    head = xr.open_dataset(_sub(tmp_path, "01", "headmodel.nc"))
+    n_used = int(xr.open_dataset(_sub(tmp_path, "01", "montage.nc"))["used"].sum())
+    assert head.sizes["channel"] == n_used > 100  # every good electrode, face and neck too
+    assert int(head["fit_used"].sum()) < n_used  # the face was left out of the fit
+    assert float(head["projection_distance"].max()) > 0.005
+    errors = []
+    for cond in conditions:
+        dip = truth["subjects"]["01"]["dipoles"][cond]
+        for method in ("sLORETA", "eLORETA"):
+            ds = xr.open_dataset(_sub(tmp_path, "01", f"cond-{cond}_desc-{method}_stc.nc"))
+            win = ds["stc"].sel(time=slice(dip["latency"] - 0.05, dip["latency"] + 0.05))
+            peak = int(win.max("time").argmax("source"))
+            pos = np.array([float(ds[c][peak]) for c in "xyz"])
+            errors.append(np.linalg.norm(pos - np.asarray(dip["pos"])) * 1000)
+    assert np.median(errors) < 10 and max(errors) < 20, errors

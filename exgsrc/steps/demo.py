@@ -30,7 +30,8 @@ def step_demo_bids(ctx: StepContext) -> None:
         n_subjects=demo["n_subjects"],
         conditions=tuple(demo["conditions"]),
         seed=demo["seed"],
-        n_channels=demo["n_channels"],
+        n_channels=None if demo.get("montage") else demo["n_channels"],
+        montage=demo.get("montage"),
         n_trials=demo["n_trials"],
         sfreq=demo["sfreq"],
     )

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from ..forward import SphereModel, make_sphere_forward_free
+from ..forward import SphereModel, make_sphere_forward_free, project_to_sphere
 from ..io.bids import read_montage, read_recording
 from ..source_space import grid_source_space, ico_source_space
-from ..store import load_montage, load_source_space, load_sphere, used_channels
+from ..store import load_montage, load_source_space, load_sphere, open_checked, used_channels
 from ._run import StepContext
-from .preprocess import recordings
+from .preprocess import NONFINITE_POLICY, recordings
 
 __all__ = ["step_montage", "step_head_model", "step_source_space", "step_forward"]
 
@@ -25,12 +25,18 @@ def step_montage(ctx: StepContext) -> None:
         outputs are written through ``ctx.write`` (atomic, with provenance).
     """
     p = ctx.params
+    checks = p.data_checks
     rec = recordings(p.bids_root, ctx.wildcards.subject, p.task, p.selection)[0]
-    raw = read_recording(rec)
+    raw = read_recording(rec, on_nonfinite=NONFINITE_POLICY[checks["nonfinite"]])
+    suspect = {}
+    if checks["suspect_channels"] == "mark_bad":
+        suspect = {
+            ch: why for ch, why in raw.meta.get("suspect_channels", []) if ch not in raw.bads
+        }
     eeg_good = [
         n
         for n, t in zip(raw.ch_names, raw.ch_types, strict=True)
-        if t == "eeg" and n not in raw.bads
+        if t == "eeg" and n not in raw.bads and n not in suspect
     ]
     mont = read_montage(rec, ch_names=eeg_good, fallback=p.fallback)
     lut = dict(zip(mont.ch_names, mont.pos, strict=True))
@@ -41,11 +47,9 @@ def step_montage(ctx: StepContext) -> None:
             f"{rec.data_path}: only {int(used.sum())} good EEG channels with positions "
             f"(need >= 4): {sorted(lut)}"
         )
-    status = ["bad" if n in raw.bads else "good" for n in raw.ch_names]
+    status = ["bad" if n in raw.bads or n in suspect else "good" for n in raw.ch_names]
     reason = [
-        "bad"
-        if n in raw.bads
-        else ("not EEG" if t != "eeg" else ("no position" if n not in lut else ""))
+        _exclusion_reason(n, t, raw.bads, suspect, lut)
         for n, t in zip(raw.ch_names, raw.ch_types, strict=True)
     ]
     ds = xr.Dataset(
@@ -76,8 +80,27 @@ def step_montage(ctx: StepContext) -> None:
     )
 
 
+def _exclusion_reason(name, ch_type, bads, suspect, positions) -> str:
+    """Why a channel is not used for source imaging ("" when it is)."""
+    if name in bads:
+        return "bad"
+    if name in suspect:
+        return f"bad: {suspect[name]}"
+    if ch_type != "eeg":
+        return "not EEG"
+    return "" if name in positions else "no position"
+
+
 def step_head_model(ctx: StepContext) -> None:
-    """Sphere head model: fitted to the electrodes or from config (``headmodel.nc``).
+    """Sphere head model and the electrode positions the forward uses (``headmodel.nc``).
+
+    The sphere is fitted to the electrodes (leaving out the face, or face and neck,
+    by ``head_model.fit_exclude``) or fixed by config. With ``head_model.electrodes:
+    project`` (default) every electrode is moved radially onto the scalp sphere
+    (as FieldTrip and Brainstorm do); its projection distance is stored, and
+    electrodes moved farther than ``head_model.max_projection`` are a recorded
+    warning naming them. With ``as_is`` the forward evaluates them where they are
+    (MNE-Python's convention).
 
     Parameters
     ----------
@@ -89,23 +112,11 @@ def step_head_model(ctx: StepContext) -> None:
     mont = load_montage(ctx.input.montage)
     names = used_channels(mont)
     pos = mont["pos"].sel(channel=names).values
-    rel = np.asarray(cfg["relative_radii"], float)
-    if not np.isclose(rel[-1], 1.0):
-        raise ValueError(
-            f"config head_model.relative_radii must end with 1.0 (scalp), got {rel.tolist()}"
-        )
-    template = SphereModel(radii=tuple(rel * 0.09), conductivities=tuple(cfg["conductivities"]))
-    if cfg["kind"] == "fit":
-        sphere = template.fit(pos)
-    else:
-        if cfg.get("radius") is None or cfg.get("center") is None:
-            raise ValueError("config head_model.kind=fixed needs head_model.radius and .center")
-        sphere = SphereModel(
-            radii=tuple(rel * float(cfg["radius"])),
-            conductivities=tuple(cfg["conductivities"]),
-            center=tuple(cfg["center"]),
-        )
-    dist = np.linalg.norm(pos - np.asarray(sphere.center), axis=1) - sphere.scalp_radius
+    sphere = _sphere_from_config(cfg, pos, names)
+    projection = project_to_sphere(pos, sphere, names, float(cfg["max_projection"]))
+    forward_pos = projection.pos if cfg["electrodes"] == "project" else pos
+    fit = sphere.fit_result
+    fit_used = np.array(fit.used if fit is not None else [True] * len(names), dtype=np.int8)
     ds = xr.Dataset(
         {
             "radii": (
@@ -121,13 +132,54 @@ def step_head_model(ctx: StepContext) -> None:
             "center": ("xyz", np.asarray(sphere.center), {"units": "m", "long_name": "centre"}),
             "electrode_distance": (
                 "channel",
-                dist,
+                projection.radial_offset,
                 {"units": "m", "long_name": "electrode distance from the scalp shell"},
             ),
+            "projection_distance": (
+                "channel",
+                projection.distance if cfg["electrodes"] == "project" else np.zeros(len(names)),
+                {"units": "m", "long_name": "distance the electrode was moved onto the scalp"},
+            ),
+            "forward_pos": (
+                ("channel", "xyz"),
+                forward_pos,
+                {"units": "m", "long_name": "electrode position used by the forward model"},
+            ),
+            "fit_used": ("channel", fit_used, {"long_name": "used for the sphere fit"}),
         },
         coords={"shell": np.arange(sphere.n_shells), "xyz": ["x", "y", "z"], "channel": names},
     )
-    ctx.write(ds, ctx.output[0], model=True, kind=cfg["kind"], subject=ctx.wildcards.subject)
+    warnings = list(projection.warnings) if cfg["electrodes"] == "project" else []
+    ctx.write(
+        ds,
+        ctx.output[0],
+        model=True,
+        kind=cfg["kind"],
+        subject=ctx.wildcards.subject,
+        electrodes=cfg["electrodes"],
+        sphere_fit=fit.to_dict() if fit is not None else None,
+        warnings=warnings,
+    )
+
+
+def _sphere_from_config(cfg, pos, names) -> SphereModel:
+    """The subject's sphere: fitted to the electrodes, or fixed by ``head_model``."""
+    rel = np.asarray(cfg["relative_radii"], float)
+    if not np.isclose(rel[-1], 1.0):
+        raise ValueError(
+            f"config head_model.relative_radii must end with 1.0 (scalp), got {rel.tolist()}"
+        )
+    template = SphereModel(radii=tuple(rel * 0.09), conductivities=tuple(cfg["conductivities"]))
+    if cfg["kind"] == "fit":
+        exclude = None if cfg["fit_exclude"] == "none" else cfg["fit_exclude"]
+        return template.fit(pos, exclude=exclude, ch_names=names)
+    if cfg.get("radius") is None or cfg.get("center") is None:
+        raise ValueError("config head_model.kind=fixed needs head_model.radius and .center")
+    return SphereModel(
+        radii=tuple(rel * float(cfg["radius"])),
+        conductivities=tuple(cfg["conductivities"]),
+        center=tuple(cfg["center"]),
+    )
 
 
 def step_source_space(ctx: StepContext) -> None:
@@ -159,16 +211,25 @@ def step_source_space(ctx: StepContext) -> None:
 def step_forward(ctx: StepContext) -> None:
     """Free-orientation sphere forward (``fwd.nc``).
 
+    The electrodes are those of the head model, at the positions it chose for the
+    forward (``forward_pos``: projected onto the scalp, or as measured).
+
     Parameters
     ----------
     ctx : StepContext
         The job's inputs, outputs, params and wildcards (see :func:`run_step`);
         outputs are written through ``ctx.write`` (atomic, with provenance).
     """
-    mont = load_montage(ctx.input.montage)
-    names = used_channels(mont)
-    pos = mont["pos"].sel(channel=names).values
+    head = open_checked(ctx.input.head_model)
+    names = [str(c) for c in head["channel"].values]
+    pos = head["forward_pos"].transpose("channel", "xyz").values
     sphere = load_sphere(ctx.input.head_model).with_berg_scherg()
     src = load_source_space(ctx.input.src)
     fwd = make_sphere_forward_free(pos, src, sphere, ch_names=names)
-    ctx.write(fwd.to_xarray(), ctx.output[0], model=True, subject=ctx.wildcards.subject)
+    ctx.write(
+        fwd.to_xarray(),
+        ctx.output[0],
+        model=True,
+        subject=ctx.wildcards.subject,
+        warnings=list(fwd.meta.get("warnings", [])),
+    )

@@ -13,6 +13,7 @@ from dataclasses import replace
 import numpy as np
 import xarray as xr
 
+from ..annotations import DISCONTINUITIES
 from ..covariance import regularize
 from ..io.bids import read_events, read_recording
 from ..io.discovery import discover
@@ -38,6 +39,11 @@ __all__ = [
 ]
 
 log = logging.getLogger("exgsrc")
+
+#: config epochs.reject_by_annotation -> make_epochs(reject_by_annotation=...)
+ANNOTATION_REJECTION = {"bad": True, "discontinuities": DISCONTINUITIES, "none": False}
+#: config data_checks.nonfinite -> exgsrc.io.bids.read_recording(on_nonfinite=...)
+NONFINITE_POLICY = {"error": "raise", "bad_segment": "annotate"}
 
 
 def recordings(bids_root, subject, task, selection=None):
@@ -115,7 +121,7 @@ def step_epochs(ctx: StepContext) -> None:
 def _epochs_of_recording(rec, used, p):
     """Read, prepare and epoch one recording; returns the epochs and the warnings."""
     t0 = time.perf_counter()
-    raw = read_recording(rec)
+    raw = read_recording(rec, on_nonfinite=NONFINITE_POLICY[p.data_checks["nonfinite"]])
     log.info(
         "read %s: %d channels, %.1f s at %g Hz (%.1f s)",
         rec.data_path.name,
@@ -143,6 +149,7 @@ def _epochs_of_recording(rec, used, p):
         baseline=None if base is None else tuple(base),
         reject=p.reject.get("eeg"),
         conditions=list(p.conditions),
+        reject_by_annotation=ANNOTATION_REJECTION[p.epochs.get("reject_by_annotation", "bad")],
     )
     warnings = list(raw.warnings) + list(ev.meta.get("warnings", []))
     warnings += list(ep.meta.get("warnings", []))

@@ -8,12 +8,20 @@ from pathlib import Path
 
 from snakemake.logging import logger
 
+from exgsrc.config import ConfigError, check_relations, load_schema, validate_config
 from exgsrc.io.discovery import discover, list_subjects, trial_types
 from exgsrc.labels import condition_label
 from exgsrc.provenance import config_sha256
 
 
-validate(config, "../schemas/config.schema.yaml")
+# Nested --config values arrive as text: coerced to the schema's types, then validated
+# (defaults filled in); a problem is one line naming the key.
+validate_config(config, load_schema(Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"))
+_relation_errors, _relation_warnings = check_relations(config)
+if _relation_errors:
+    raise ConfigError("; ".join(_relation_errors))
+for _w in _relation_warnings:
+    logger.warning(f"exgsrc: {_w}")
 
 BIDS_ROOT = Path(config["bids_root"])
 DEMO_ROOT = Path(config["demo"]["root"])

@@ -11,6 +11,7 @@ rule montage:
         task=TASK,
         selection=recording_selection,
         fallback=config["montage"]["fallback"],
+        data_checks=config["data_checks"],
     log:
         log_path("montage"),
     benchmark:
@@ -51,7 +52,6 @@ rule source_space:
 
 rule forward:
     input:
-        montage=sub_path("montage.nc"),
         head_model=sub_path("headmodel.nc"),
         src=sub_path("src.nc"),
     output:

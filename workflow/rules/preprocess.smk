@@ -17,6 +17,7 @@ rule epochs:
         filter=config["filter"],
         epochs=config["epochs"],
         reject=config["reject"],
+        data_checks=config["data_checks"],
     log:
         log_path("epochs"),
     benchmark:
