@@ -7,6 +7,7 @@ import xarray as xr
 
 from ..forward import SphereModel, make_sphere_forward_free
 from ..io.bids import read_montage, read_recording
+from ..io.coords import RAS_HEAD
 from ..source_space import grid_source_space, ico_source_space
 from ..store import load_montage, load_source_space, load_sphere, used_channels
 from ._run import StepContext
@@ -70,6 +71,8 @@ def step_montage(ctx: StepContext) -> None:
         recording=str(rec.data_path),
         sfreq=float(raw.sfreq),
         coord_frame=mont.coord_frame,
+        coord_frame_original=mont.meta["coord_frame_original"],
+        coord_transform=np.asarray(mont.meta["coord_transform"]).tolist(),
         fiducials=mont.meta.get("fiducials", {}),
         warnings=list(raw.warnings) + list(mont.meta.get("warnings", [])),
         n_channels_used=int(used.sum()),
@@ -127,7 +130,14 @@ def step_head_model(ctx: StepContext) -> None:
         },
         coords={"shell": np.arange(sphere.n_shells), "xyz": ["x", "y", "z"], "channel": names},
     )
-    ctx.write(ds, ctx.output[0], model=True, kind=cfg["kind"], subject=ctx.wildcards.subject)
+    ctx.write(
+        ds,
+        ctx.output[0],
+        model=True,
+        kind=cfg["kind"],
+        subject=ctx.wildcards.subject,
+        coord_frame=RAS_HEAD,
+    )
 
 
 def step_source_space(ctx: StepContext) -> None:
@@ -153,7 +163,13 @@ def step_source_space(ctx: StepContext) -> None:
         # spacing given at a 90 mm scalp radius: scaled so every subject has the same grid
         spacing = float(cfg["spacing"]) * sphere.scalp_radius / 0.09
         src = grid_source_space(spacing, radius, sphere.center)
-    ctx.write(src.to_xarray(), ctx.output[0], model=True, subject=ctx.wildcards.subject)
+    ctx.write(
+        src.to_xarray(),
+        ctx.output[0],
+        model=True,
+        subject=ctx.wildcards.subject,
+        coord_frame=RAS_HEAD,
+    )
 
 
 def step_forward(ctx: StepContext) -> None:
@@ -171,4 +187,10 @@ def step_forward(ctx: StepContext) -> None:
     sphere = load_sphere(ctx.input.head_model).with_berg_scherg()
     src = load_source_space(ctx.input.src)
     fwd = make_sphere_forward_free(pos, src, sphere, ch_names=names)
-    ctx.write(fwd.to_xarray(), ctx.output[0], model=True, subject=ctx.wildcards.subject)
+    ctx.write(
+        fwd.to_xarray(),
+        ctx.output[0],
+        model=True,
+        subject=ctx.wildcards.subject,
+        coord_frame=RAS_HEAD,
+    )
