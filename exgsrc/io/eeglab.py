@@ -11,6 +11,11 @@ Events become ``Raw.annotations`` as MNE-Python reads them (onset
 description = event type); ``boundary`` events (discontinuities left where
 EEGLAB removed data) keep their name (see :mod:`exgsrc.annotations`).
 A ``.fdt`` whose size differs from ``nbchan x pnts x 4`` bytes is an error.
+
+Channel positions (``chanlocs`` X/Y/Z, EEGLAB's frame: x anterior, y left, z
+up, no unit) become a :class:`~exgsrc.io.montage.Montage` in the RAS head frame
+through :func:`read_eeglab_montage`; :func:`exgsrc.io.bids.read_montage` uses
+them when a recording has no ``electrodes.tsv``.
 """
 
 from __future__ import annotations
