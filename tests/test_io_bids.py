@@ -240,6 +240,61 @@ def test_electrodes_wrong_units(bids_copy):
         read_montage(rec)
 
 
+def test_eeglab_set_positions_without_electrodes_tsv(bids_copy, shared_rec, monkeypatch):
+    """No electrodes.tsv: the .set file's chanlocs (EEGLAB frame) rather than a template."""
+    for p in _eeg(bids_copy).glob("*_space-CapTrak_*"):
+        p.unlink()
+    rec = discover(bids_copy)[0]
+    assert rec.electrodes_path is None
+    raw = read_recording(rec)
+    eeg = [raw.ch_names[i] for i in raw.picks("eeg")]
+    m = read_montage(rec, eeg)
+    ref = read_montage(shared_rec, eeg)  # the CapTrak electrodes.tsv MNE-BIDS wrote
+    assert m.ch_names == ref.ch_names == tuple(eeg)
+    np.testing.assert_array_equal(m.pos, ref.pos)
+    assert m.coord_frame == "EEGLAB->RAS (axes)" and m.meta["coord_frame_original"] == "EEGLAB"
+    set_path = rec.data_path
+    assert m.meta["warnings"] == [
+        f"{set_path}: no electrodes.tsv; using the positions of 30 channels stored in the .set "
+        "file (EEGLAB frame x anterior, y left, z up -> RAS; unit 'm' judged from their scale)"
+    ]
+    assert not any("standard_1005" in w for w in m.meta["warnings"])
+    assert read_montage(rec, list(raw.ch_names)).meta["missing"] == ["EOG1", "EOG2"]
+    # positions no unit makes head-sized: the standard fallback, saying why
+    import exgsrc.io.eeglab as eeglab_mod
+
+    orig = eeglab_mod.read_eeglab_struct
+
+    def far(path):
+        st = orig(path)
+        st["xyz"] = st["xyz"] * 1e4  # a 950 "m" head: no unit fits, nor a unit sphere
+        return st
+
+    monkeypatch.setattr(eeglab_mod, "read_eeglab_struct", far)
+    m = read_montage(rec, eeg, fallback="standard_1020")
+    assert m.coord_frame == "head"
+    why = [w for w in m.meta["warnings"] if "chanlocs" in w]
+    assert why == [
+        f"{set_path}: chanlocs X/Y/Z span a sphere of radius 950 (no unit); no length unit "
+        "makes that a head; positions of the .set file not used"
+    ]
+    assert any(
+        "no electrodes.tsv; using positions of standard_1020" in w for w in m.meta["warnings"]
+    )
+
+
+@pytest.mark.parity
+def test_eeglab_set_positions_match_mne(shared_rec):
+    """The .set positions as MNE-Python reads them (EEGLAB axes, unit from the head size)."""
+    from exgsrc.io.eeglab import read_eeglab_montage
+
+    mne = importlib.import_module("mne")
+    ours = read_eeglab_montage(shared_rec.data_path)
+    theirs = mne.io.read_raw_eeglab(shared_rec.data_path, verbose="error").get_montage()
+    pos = theirs.get_positions()["ch_pos"]
+    np.testing.assert_array_equal(ours.pos, np.array([pos[n] for n in ours.ch_names]))
+
+
 def test_participants_and_invalid_folder(bids_copy):
     (bids_copy / "sub-0_2").mkdir()
     (bids_copy / "participants.tsv").write_text("participant_id\tage\nsub-01\t3\nsub-03\t4\n")

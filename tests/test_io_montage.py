@@ -222,3 +222,141 @@ def test_hydrocel_generator_reproduces_tables():
     tool = Path(__file__).resolve().parents[1] / "tools" / "make_hydrocel_positions.py"
     namespace = runpy.run_path(str(tool))
     assert namespace["main"](["--check"]) == 0
+
+
+# ----------------------------------------------------------------------------------
+# coordinate frames of electrodes.tsv (converted to the RAS head frame)
+
+_FID_RAS = {"NAS": [0.0, 0.095, -0.01], "LPA": [-0.08, 0.0, -0.03], "RPA": [0.08, 0.0, -0.03]}
+
+
+def _write_frame(tmp_path, frame, to_frame, unit="m", fac=1.0, landmarks=True, lm_unit="m"):
+    """electrodes.tsv + coordsystem.json of a 10-10 subset expressed in another frame."""
+    p = standard_positions("standard_1020", 0.09)
+    names = ["Fz", "Cz", "Pz", "C3", "C4", "Oz", "T7", "T8"]
+    rows = ["name\tx\ty\tz"]
+    rows += ["\t".join([n] + [repr(float(v) * fac) for v in to_frame(p[n])]) for n in names]
+    (tmp_path / "e.tsv").write_text("\n".join(rows + ["GND\tn/a\tn/a\tn/a"]) + "\n")
+    cs = {"EEGCoordinateSystem": frame, "EEGCoordinateUnits": unit}
+    if landmarks:
+        lfac = {"m": 1.0, "mm": 1000.0}[lm_unit]
+        cs["AnatomicalLandmarkCoordinates"] = {
+            k: [v * lfac for v in to_frame(np.array(x))] for k, x in _FID_RAS.items()
+        }
+        cs.update(
+            AnatomicalLandmarkCoordinateSystem=frame, AnatomicalLandmarkCoordinateUnits=lm_unit
+        )
+    (tmp_path / "c.json").write_text(json.dumps(cs))
+    return names, np.array([p[n] for n in names])
+
+
+def test_electrodes_captrak_kept_bit_for_bit(shared_bids_root):
+    d = shared_bids_root / "sub-01" / "eeg"
+    tsv, cs = (
+        d / "sub-01_space-CapTrak_electrodes.tsv",
+        d / "sub-01_space-CapTrak_coordsystem.json",
+    )
+    m = read_electrodes(tsv, cs)
+    rows = [ln.split("\t") for ln in tsv.read_text().splitlines()[1:]]
+    exact = {r[0]: [float(v) for v in r[1:4]] for r in rows if "n/a" not in r}
+    np.testing.assert_array_equal(m.pos, [exact[n] for n in m.ch_names])
+    lm = json.loads(cs.read_text())["AnatomicalLandmarkCoordinates"]
+    assert set(m.meta["fiducials"]) == set(lm)
+    for k, v in lm.items():
+        np.testing.assert_array_equal(m.meta["fiducials"][k], v)
+    assert m.coord_frame == m.meta["coord_frame_original"] == "CapTrak"
+    np.testing.assert_array_equal(m.meta["coord_transform"], np.eye(4))
+
+
+@pytest.mark.parametrize("frame", ["EEGLAB", "CTF", "EEGLAB-HJ", "4DBti", "KitYokogawa"])
+def test_electrodes_als_frames_by_axes(tmp_path, frame):
+    """ALS positions (x' = y, y' = -x) in mm, no landmarks: the RAS positions, exactly."""
+    names, ras = _write_frame(
+        tmp_path, frame, lambda v: [v[1], -v[0], v[2]], unit="mm", fac=1000.0, landmarks=False
+    )
+    m = read_electrodes(tmp_path / "e.tsv", tmp_path / "c.json")
+    np.testing.assert_allclose(m.get_positions(names), ras, rtol=1e-15, atol=1e-17)
+    assert m.coord_frame == f"{frame}->RAS (axes)" and m.meta["coord_frame_original"] == frame
+    np.testing.assert_array_equal(
+        m.meta["coord_transform"][:3, :3], [[0, -1, 0], [1, 0, 0], [0, 0, 1]]
+    )
+    assert m.meta["missing"] == ["GND"] and m.meta["warnings"] == [
+        "%s: no position for ['GND']" % (tmp_path / "e.tsv")
+    ]
+
+
+def test_electrodes_landmarks_in_their_own_units(tmp_path):
+    """EEGLAB positions in cm, landmarks in mm: the landmarks' head frame."""
+    from exgsrc.io.coords import apply_transform, landmark_transform
+
+    names, ras = _write_frame(
+        tmp_path, "EEGLAB", lambda v: [v[1], -v[0], v[2]], unit="cm", fac=100.0, lm_unit="mm"
+    )
+    m = read_electrodes(tmp_path / "e.tsv", tmp_path / "c.json")
+    head = landmark_transform(*(_FID_RAS[k] for k in ("NAS", "LPA", "RPA")))
+    np.testing.assert_allclose(m.get_positions(names), apply_transform(head, ras), atol=1e-15)
+    assert m.coord_frame == "EEGLAB->RAS (landmarks)"
+    fid = m.meta["fiducials"]
+    np.testing.assert_allclose(fid["LPA"][1:], 0, atol=1e-15)
+    np.testing.assert_allclose(fid["NAS"][[0, 2]], 0, atol=1e-15)
+
+
+def test_electrodes_unknown_or_missing_frame_is_a_warning(tmp_path):
+    names, ras = _write_frame(tmp_path, "Bogus", lambda v: v, landmarks=False)
+    m = read_electrodes(tmp_path / "e.tsv", tmp_path / "c.json")
+    np.testing.assert_array_equal(m.get_positions(names), ras)
+    assert m.coord_frame == "unknown (as given)" and m.meta["coord_frame_original"] == "Bogus"
+    assert m.meta["warnings"][-1] == (
+        f"{tmp_path / 'c.json'}: EEGCoordinateSystem 'Bogus' is not a coordinate system exgsrc "
+        "knows and no NAS/LPA/RPA landmarks define the head; positions kept as given (taken as "
+        "RAS: x right, y anterior, z up)"
+    )
+    m = read_electrodes(tmp_path / "e.tsv")
+    assert m.meta["warnings"][-1] == (
+        f"{tmp_path / 'e.tsv'}: no EEGCoordinateSystem is given and no NAS/LPA/RPA landmarks "
+        "define the head; positions kept as given (taken as RAS: x right, y anterior, z up)"
+    )
+
+
+def test_electrodes_fix_units_rescales_landmarks_too(tmp_path):
+    """A ~90 mm cloud declared as m, landmarks in the same declared unit: both rescaled."""
+    from exgsrc.io.coords import apply_transform, landmark_transform
+
+    names, ras = _write_frame(tmp_path, "CTF", lambda v: [1000 * v[1], -1000 * v[0], 1000 * v[2]])
+    with pytest.raises(BidsError, match="look like 'mm'"):
+        read_electrodes(tmp_path / "e.tsv", tmp_path / "c.json")
+    m = read_electrodes(tmp_path / "e.tsv", tmp_path / "c.json", fix_units=True)
+    head = landmark_transform(*(_FID_RAS[k] for k in ("NAS", "LPA", "RPA")))
+    np.testing.assert_allclose(m.get_positions(names), apply_transform(head, ras), atol=1e-15)
+    assert m.coord_frame == "CTF->RAS (landmarks)"
+
+
+@pytest.mark.parity
+def test_electrodes_landmark_frame_matches_mne(tmp_path):
+    """Digitised positions in a tilted, shifted ALS frame: MNE's head frame from the fiducials."""
+    ang = np.deg2rad(12.0)
+    rot = np.array([[np.cos(ang), -np.sin(ang), 0], [np.sin(ang), np.cos(ang), 0], [0, 0, 1]])
+
+    def to_frame(v):
+        return (rot @ [v[1], -v[0], v[2]] + [0.004, -0.003, 0.02]).tolist()
+
+    names, _ = _write_frame(tmp_path, "EEGLAB", to_frame)
+    m = read_electrodes(tmp_path / "e.tsv", tmp_path / "c.json")
+    lm = json.loads((tmp_path / "c.json").read_text())["AnatomicalLandmarkCoordinates"]
+    rows = [ln.split("\t") for ln in (tmp_path / "e.tsv").read_text().splitlines()[1:]]
+    ch_pos = {r[0]: np.array([float(v) for v in r[1:]]) for r in rows if r[0] in names}
+    with _nullctx():
+        dig = mne.channels.make_dig_montage(
+            ch_pos=ch_pos,
+            nasion=lm["NAS"],
+            lpa=lm["LPA"],
+            rpa=lm["RPA"],
+            coord_frame="unknown",
+        )
+        head = mne.channels.montage.transform_to_head(dig).get_positions()
+    assert head["coord_frame"] == "head" and m.coord_frame == "EEGLAB->RAS (landmarks)"
+    np.testing.assert_allclose(
+        m.get_positions(names), [head["ch_pos"][n] for n in names], atol=1e-15
+    )
+    for ours, theirs in (("NAS", "nasion"), ("LPA", "lpa"), ("RPA", "rpa")):
+        np.testing.assert_allclose(m.meta["fiducials"][ours], head[theirs], atol=1e-15)

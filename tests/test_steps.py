@@ -439,3 +439,133 @@ def test_session_and_run_selection(sessions_bids, tmp_path):
     assert [(r.session, r.run) for r in recs] == [("2", "2")]
     recs = _recordings(sessions_bids, SUB, "demo", {"session": "1", "runs": None})
     assert [(r.session, r.run) for r in recs] == [("1", None)]
+
+
+# ---------------------------------------------------------------------------
+# coordinate frames: the same head described in EEGLAB's or CTF's frame
+
+
+def _als(p):
+    """RAS -> ALS (EEGLAB, CTF): x' = y, y' = -x, z' = z."""
+    return [p[1], -p[0], p[2]]
+
+
+def _reframe(src, dst, frame, to_frame, landmarks=True):
+    """A copy of ``src`` whose electrodes.tsv (and landmarks) are ``to_frame`` of the original."""
+    shutil.copytree(src, dst)
+    eeg = dst / f"sub-{SUB}" / "eeg"
+    (el,) = eeg.glob("*_electrodes.tsv")
+    (cs,) = eeg.glob("*_coordsystem.json")
+    rows = ["name\tx\ty\tz"]
+    for r in _tsv(el):
+        xyz = [r["x"], r["y"], r["z"]]
+        if "n/a" not in xyz:
+            xyz = [repr(float(v)) for v in to_frame(np.array([float(v) for v in xyz]))]
+        rows.append("\t".join([r["name"], *xyz]))
+    side = json.loads(cs.read_text())
+    lm = side.pop("AnatomicalLandmarkCoordinates")
+    side.update(EEGCoordinateSystem=frame, AnatomicalLandmarkCoordinateSystem=frame)
+    if landmarks:
+        side["AnatomicalLandmarkCoordinates"] = {
+            k: [float(v) for v in to_frame(np.asarray(p, float))] for k, p in lm.items()
+        }
+    el.unlink()
+    cs.unlink()
+    (eeg / el.name.replace("space-CapTrak", f"space-{frame}")).write_text("\n".join(rows) + "\n")
+    (eeg / cs.name.replace("space-CapTrak", f"space-{frame}")).write_text(json.dumps(side))
+    return dst
+
+
+def _head_steps(root, out):
+    """montage -> head model -> source space, as the workflow runs them: (montage, src)."""
+    from exgsrc.steps.headmodel import step_head_model, step_source_space
+
+    cfg = yaml.safe_load(CONFIG.read_text())
+    out.mkdir(parents=True, exist_ok=True)
+    mont = _run(step_montage, {}, out / "montage.nc", _montage_params(root))
+    hm = _run(
+        step_head_model, {"montage": str(mont)}, out / "hm.nc", {"head_model": cfg["head_model"]}
+    )
+    src = _run(
+        step_source_space,
+        {"head_model": str(hm)},
+        out / "src.nc",
+        {"source_space": cfg["source_space"]},
+    )
+    return store.open_dataset(mont), store.open_dataset(src)
+
+
+def _same_head(a, b, atol=1e-9):
+    (ma, sa), (mb, sb) = a, b
+    assert list(ma["channel"].values) == list(mb["channel"].values)
+    np.testing.assert_array_equal(ma["used"].values, mb["used"].values)
+    np.testing.assert_allclose(ma["pos"].values, mb["pos"].values, rtol=0, atol=atol)
+    for c in "xyz":
+        np.testing.assert_allclose(sa[c].values, sb[c].values, rtol=0, atol=atol)
+
+
+@pytest.fixture(scope="module")
+def captrak_runs(bids, tmp_path_factory):
+    """The demo subject in CapTrak as simulated, and re-expressed in its own landmark frame."""
+    from exgsrc.io.coords import apply_transform, landmark_transform
+
+    tmp = tmp_path_factory.mktemp("frames")
+    side = json.loads(next((bids / f"sub-{SUB}" / "eeg").glob("*_coordsystem.json")).read_text())
+    lm = side["AnatomicalLandmarkCoordinates"]
+    head = landmark_transform(lm["NAS"], lm["LPA"], lm["RPA"])
+    fid_root = _reframe(bids, tmp / "fid", "CapTrak", lambda p: apply_transform(head, p))
+    return {
+        "demo": _head_steps(bids, tmp / "demo_out"),
+        "fid": _head_steps(fid_root, tmp / "fid_out"),
+        "fid_root": fid_root,
+    }
+
+
+def test_captrak_positions_are_kept_bit_for_bit(bids, captrak_runs):
+    from exgsrc.io.coords import RAS_HEAD
+
+    mont, src = captrak_runs["demo"]
+    (el,) = (bids / f"sub-{SUB}" / "eeg").glob("*_electrodes.tsv")
+    exact = {r["name"]: [float(r[c]) for c in "xyz"] for r in _tsv(el) if r["x"] != "n/a"}
+    used = mont["used"].values.astype(bool)
+    names = mont["channel"].values[used]
+    np.testing.assert_array_equal(mont["pos"].values[used], [exact[n] for n in names])
+    assert mont.attrs["coord_frame"] == mont.attrs["coord_frame_original"] == "CapTrak"
+    np.testing.assert_array_equal(mont.attrs["coord_transform"], np.eye(4))
+    assert src.attrs["coord_frame"] == RAS_HEAD
+
+
+@pytest.mark.parametrize("frame", ["EEGLAB", "CTF"])
+def test_als_frame_gives_the_same_sources_as_captrak(captrak_runs, bids, tmp_path, frame):
+    """Positions in an ALS frame, no landmarks: converted by the axes, the same head."""
+    root = _reframe(bids, tmp_path / "bids", frame, _als, landmarks=False)
+    got = _head_steps(root, tmp_path / "out")
+    _same_head(got, captrak_runs["demo"])
+    mont = got[0]
+    assert mont.attrs["coord_frame"] == f"{frame}->RAS (axes)"
+    assert mont.attrs["coord_frame_original"] == frame
+    np.testing.assert_array_equal(
+        np.asarray(mont.attrs["coord_transform"])[:3, :3], [[0, -1, 0], [1, 0, 0], [0, 0, 1]]
+    )
+
+
+def _tilted_als(p):
+    """An ALS digitiser frame 10 degrees and a few mm off CTF's own definition."""
+    a = np.deg2rad(10.0)
+    rot = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
+    return rot @ _als(p) + [0.004, -0.003, 0.012]
+
+
+@pytest.mark.parametrize("frame, to_frame", [("EEGLAB", _als), ("CTF", _tilted_als)])
+def test_landmarks_give_the_same_sources_as_captrak(captrak_runs, tmp_path, frame, to_frame):
+    """Positions and NAS/LPA/RPA in another frame: the landmarks' head frame, as in CapTrak."""
+    root = _reframe(captrak_runs["fid_root"], tmp_path / "bids", frame, to_frame)
+    got = _head_steps(root, tmp_path / "out")
+    ref = captrak_runs["fid"]
+    _same_head(got, ref)
+    mont = got[0]
+    assert mont.attrs["coord_frame"] == f"{frame}->RAS (landmarks)"
+    for k in ("NAS", "LPA", "RPA"):
+        np.testing.assert_allclose(
+            mont.attrs["fiducials"][k], ref[0].attrs["fiducials"][k], rtol=0, atol=1e-12
+        )

@@ -573,7 +573,7 @@ def read_montage(
     radius: float = 0.095,
     fix_units: bool = False,
 ) -> Montage:
-    """Electrode positions of a recording.
+    """Electrode positions of a recording, in the RAS head frame.
 
     Parameters
     ----------
@@ -582,25 +582,42 @@ def read_montage(
         Channels that need positions (e.g. the good EEG channels); those without one
         are named in ``meta["missing"]`` and in a warning.
     fallback : str | None
-        Standard montage used when the recording has no ``electrodes.tsv`` (recorded
-        as a warning); None: raise instead.
+        Standard montage used when the recording has no ``electrodes.tsv`` and
+        (EEGLAB) its ``.set`` file holds no channel positions (recorded as a
+        warning); None: raise instead.
     radius : float
-        Sphere radius (m) of the fallback montage.
+        Sphere radius (m) of the fallback montage and of unit-sphere ``.set``
+        positions.
     fix_units : bool
         See :func:`exgsrc.io.montage.read_electrodes`.
 
     Returns
     -------
     Montage
-        Positions in metres; when ``ch_names`` is given, restricted to those with
-        a position, in that order and spelling (matching is case-insensitive).
+        Positions in metres in the RAS head frame (x right, y anterior, z up):
+        from ``electrodes.tsv`` converted from its ``coordsystem.json`` frame
+        (:func:`exgsrc.io.montage.read_electrodes`); without it, from the
+        ``.set`` file of an EEGLAB recording
+        (:func:`exgsrc.io.eeglab.read_eeglab_montage`, with a recorded note);
+        else the ``fallback``. ``coord_frame`` and ``meta`` say how (see
+        :class:`exgsrc.io.montage.Montage`). When ``ch_names`` is given,
+        restricted to those with a position, in that order and spelling
+        (matching is case-insensitive).
     """
     warnings: list[str] = []
+    mont = None
     if rec.electrodes_path is not None:
         if rec.coordsystem_path is None:
             warnings.append(f"{rec.electrodes_path}: no coordsystem.json found")
         mont = read_electrodes(rec.electrodes_path, rec.coordsystem_path, fix_units=fix_units)
-    else:
+    elif rec.format == "EEGLAB":
+        from .eeglab import read_eeglab_montage
+
+        try:
+            mont = read_eeglab_montage(rec.data_path, radius)
+        except BidsError as err:
+            warnings.append(f"{err}; positions of the .set file not used")
+    if mont is None:
         if fallback is None:
             raise BidsError(f"{rec.data_path}: no electrodes.tsv and no fallback montage")
         warnings.append(

@@ -11,6 +11,11 @@ Events become ``Raw.annotations`` as MNE-Python reads them (onset
 description = event type); ``boundary`` events (discontinuities left where
 EEGLAB removed data) keep their name (see :mod:`exgsrc.annotations`).
 A ``.fdt`` whose size differs from ``nbchan x pnts x 4`` bytes is an error.
+
+Channel positions (``chanlocs`` X/Y/Z, EEGLAB's frame: x anterior, y left, z
+up, no unit) become a :class:`~exgsrc.io.montage.Montage` in the RAS head frame
+through :func:`read_eeglab_montage`; :func:`exgsrc.io.bids.read_montage` uses
+them when a recording has no ``electrodes.tsv``.
 """
 
 from __future__ import annotations
@@ -23,9 +28,11 @@ from ..annotations import Annotations
 from ..containers import Raw
 from ._errors import BidsError
 from .checks import check_data_size, check_finite, find_bad_channels
-from .units import unit_scale
+from .coords import to_ras_head
+from .montage import _PLAUSIBLE, Montage, fit_sphere_radius
+from .units import length_scale, unit_scale
 
-__all__ = ["read_eeglab", "read_eeglab_struct"]
+__all__ = ["read_eeglab", "read_eeglab_struct", "read_eeglab_montage"]
 
 _TYPE_MAP = {
     "eeg": "eeg",
@@ -357,4 +364,73 @@ def _events_to_annotations(st: dict, sfreq: float) -> Annotations:
         (lat[keep] - 1.0) / sfreq,
         np.where(d < 0, np.nan, d),
         tuple(str(e[0]) for e, k in zip(ev, keep, strict=True) if k),
+    )
+
+
+def read_eeglab_montage(set_path: str | Path, radius: float = 0.095) -> Montage | None:
+    """Channel positions stored in an EEGLAB ``.set`` file, in the RAS head frame.
+
+    EEGLAB's ``chanlocs`` X/Y/Z are in EEGLAB's frame (x anterior, y left, z
+    up; converted by :func:`exgsrc.io.coords.to_ras_head`) and carry no unit:
+    the unit (m, cm or mm) is the one that puts them on a sphere of radius
+    0.04-0.2 m; positions on a unit sphere (EEGLAB's spherical templates) are
+    scaled to ``radius``. Each choice is recorded in ``meta["warnings"]``.
+
+    Parameters
+    ----------
+    set_path : path-like
+        The ``.set`` file.
+    radius : float
+        Head radius (m) given to unit-sphere positions.
+
+    Returns
+    -------
+    Montage | None
+        Channels with finite X/Y/Z (the others in ``meta["missing"]``);
+        None when fewer than 4 channels have a position.
+
+    Raises
+    ------
+    BidsError
+        Unreadable file, or positions no unit makes head-sized.
+    """
+    path = Path(set_path)
+    st = read_eeglab_struct(path)
+    labels, xyz = list(st["labels"]), np.asarray(st["xyz"], dtype=float).reshape(-1, 3)
+    if len(labels) != xyz.shape[0]:
+        return None
+    ok = np.all(np.isfinite(xyz), axis=1)
+    if ok.sum() < 4:
+        return None
+    r, _ = fit_sphere_radius(xyz[ok])
+    lo, hi = _PLAUSIBLE
+    unit = next(
+        (u for u, f in (("m", 1.0), ("cm", 1e-2), ("mm", 1e-3)) if lo <= r * f <= hi), None
+    )
+    if unit is not None:
+        fac, how = length_scale(unit, path), f"unit {unit!r} judged from their scale"
+    elif 0.5 <= r <= 2.0:
+        fac, how = radius / r, f"on a unit sphere: scaled to {radius * 1000:.0f} mm"
+    else:
+        raise BidsError(
+            f"{path}: chanlocs X/Y/Z span a sphere of radius {r:.4g} (no unit); no length "
+            "unit makes that a head"
+        )
+    conv = to_ras_head(xyz[ok] * fac, "EEGLAB", source=str(path))
+    note = (
+        f"{path}: no electrodes.tsv; using the positions of {int(ok.sum())} channels stored "
+        f"in the .set file (EEGLAB frame x anterior, y left, z up -> RAS; {how})"
+    )
+    return Montage(
+        tuple(lab for lab, k in zip(labels, ok, strict=True) if k),
+        conv.pos,
+        conv.frame,
+        {
+            "source": str(path),
+            "fiducials": {},
+            "missing": [lab for lab, k in zip(labels, ok, strict=True) if not k],
+            "warnings": [note, *conv.warnings],
+            "coord_frame_original": conv.original,
+            "coord_transform": conv.trans @ np.diag([fac, fac, fac, 1.0]),
+        },
     )

@@ -49,6 +49,7 @@ import numpy as np
 
 from ._errors import BidsError
 from ._tsv import read_json, read_tsv, tsv_float
+from .coords import to_ras_head
 from .units import length_scale
 
 __all__ = [
@@ -70,10 +71,17 @@ class Montage:
     pos : ndarray, shape (n_channels, 3)
         Positions in metres.
     coord_frame : str
-        Coordinate system (``"CapTrak"``, ``"head"``, ``"sphere"``, ...).
+        How the positions came to the RAS head frame (x right, y anterior, z
+        up; :data:`exgsrc.io.coords.RAS_HEAD`): the frame's name when it was
+        kept (``"CapTrak"``, ``"head"`` for the standard montages), or the
+        conversion (``"EEGLAB->RAS (axes)"``, ``"CTF->RAS (landmarks)"``,
+        ``"unknown (as given)"``; see :func:`exgsrc.io.coords.to_ras_head`).
     meta : dict
-        ``source`` (file), ``fiducials`` (dict name -> (3,) m), ``missing``
-        (channels without a position), ``warnings`` (list of str).
+        ``source`` (file), ``fiducials`` (dict name -> (3,) m, in the same
+        frame as ``pos``), ``missing`` (channels without a position),
+        ``warnings`` (list of str), ``coord_frame_original`` (the declared
+        frame; default ``coord_frame``) and ``coord_transform`` ((4, 4) array
+        from the original coordinates in m to ``pos``; default identity).
     """
 
     ch_names: tuple[str, ...]
@@ -91,6 +99,8 @@ class Montage:
         if dup:
             raise ValueError(f"Montage: duplicate channel names {dup}")
         self.meta.setdefault("warnings", [])
+        self.meta.setdefault("coord_frame_original", self.coord_frame)
+        self.meta.setdefault("coord_transform", np.eye(4))
 
     @property
     def n_channels(self) -> int:
@@ -530,13 +540,14 @@ _PLAUSIBLE = (0.04, 0.2)  # head radius range, metres
 
 def _check_units(
     pos_m: np.ndarray, unit: str, path: Path, fix: bool, warnings: list
-) -> np.ndarray:
+) -> tuple[np.ndarray, float]:
+    """Positions (m) plausible for a head, and the rescaling factor applied (1 if none)."""
     if pos_m.shape[0] < 3:
-        return pos_m
+        return pos_m, 1.0
     r, _ = fit_sphere_radius(pos_m)
     lo, hi = _PLAUSIBLE
     if lo <= r <= hi:
-        return pos_m
+        return pos_m, 1.0
     # which declared unit would make it plausible?
     guess = None
     for cand, fac in (("m", 1.0), ("cm", 1e-2), ("mm", 1e-3)):
@@ -552,7 +563,7 @@ def _check_units(
         msg += f"; the values look like {guess!r}"
     if fix and guess is not None:
         warnings.append(msg + f" -> rescaled as {guess!r}")
-        return pos_m * gfac
+        return pos_m * gfac, gfac
     raise BidsError(msg)
 
 
@@ -569,17 +580,23 @@ def read_electrodes(
         Columns ``name``, ``x``, ``y``, ``z``; ``n/a`` rows are reported in
         ``meta["missing"]``.
     coordsystem_json : path-like | None
-        ``EEGCoordinateUnits`` (m, cm, mm) and ``EEGCoordinateSystem``; when None,
-        metres are assumed with a recorded warning.
+        ``EEGCoordinateUnits`` (m, cm, mm), ``EEGCoordinateSystem`` and
+        ``AnatomicalLandmarkCoordinates`` (with their own
+        ``...CoordinateSystem`` and ``...CoordinateUnits``); when None,
+        metres are assumed with a recorded warning, and the frame is unknown.
     fix_units : bool
         If the positions are implausible for a head in the declared unit (e.g. a
         ~95 mm cloud declared as m) but plausible in another, rescale and record a
-        warning instead of raising.
+        warning instead of raising (landmarks declared in the same unit too).
 
     Returns
     -------
     Montage
-        Positions in metres.
+        Positions in metres in the RAS head frame, converted from the declared
+        frame by :func:`exgsrc.io.coords.to_ras_head` (CapTrak positions are
+        returned unchanged). ``coord_frame`` says how; ``meta`` holds
+        ``coord_frame_original``, ``coord_transform`` (4, 4) and the converted
+        ``fiducials`` (all landmarks, names as given).
 
     Raises
     ------
@@ -589,22 +606,24 @@ def read_electrodes(
     path = Path(electrodes_tsv)
     cols = read_tsv(path, required=("name", "x", "y", "z"))
     warnings: list[str] = []
-    unit, frame, fid = "m", "unknown", {}
+    unit, frame, fid, lm_frame, lm_unit, where = "m", None, {}, None, None, path
     if coordsystem_json is not None:
-        cs_path = Path(coordsystem_json)
+        cs_path = where = Path(coordsystem_json)
         cs = read_json(cs_path)
         unit = cs.get("EEGCoordinateUnits")
         if unit is None:
             raise BidsError(f"{cs_path}: required key 'EEGCoordinateUnits' missing")
-        frame = str(cs.get("EEGCoordinateSystem", "unknown"))
+        frame = cs.get("EEGCoordinateSystem")
         scale = length_scale(unit, cs_path)
         lm = cs.get("AnatomicalLandmarkCoordinates") or {}
         lm_unit = cs.get("AnatomicalLandmarkCoordinateUnits", unit)
+        lm_frame = cs.get("AnatomicalLandmarkCoordinateSystem")
         try:
             lm_scale = length_scale(lm_unit, cs_path)
-            fid = {k: np.asarray(v, dtype=float) * lm_scale for k, v in lm.items()}
+            fid = {k: np.asarray(v, dtype=float).reshape(3) * lm_scale for k, v in lm.items()}
         except (BidsError, TypeError, ValueError):
             warnings.append(f"{cs_path}: could not read AnatomicalLandmarkCoordinates")
+            fid = {}
     else:
         warnings.append(f"{path}: no coordsystem JSON found; assuming positions in metres")
         scale = 1.0
@@ -621,20 +640,25 @@ def read_electrodes(
         keep.append(n)
         pos.append(xyz)
     pos_m = np.asarray(pos, dtype=float).reshape(-1, 3) * scale
-    pos_m = _check_units(pos_m, unit, path, fix_units, warnings)
+    pos_m, rescale = _check_units(pos_m, unit, path, fix_units, warnings)
+    if rescale != 1.0 and lm_unit == unit:
+        fid = {k: v * rescale for k, v in fid.items()}
     if missing:
         warnings.append(f"{path}: no position for {missing}")
     if not keep:
         raise BidsError(f"{path}: no electrode has a position")
+    conv = to_ras_head(pos_m, frame, fid, lm_frame, source=str(where))
     return Montage(
         tuple(keep),
-        pos_m,
-        frame,
+        conv.pos,
+        conv.frame,
         {
             "source": str(path),
-            "fiducials": fid,
+            "fiducials": conv.fiducials,
             "missing": missing,
-            "warnings": warnings,
+            "warnings": warnings + conv.warnings,
             "units_declared": unit,
+            "coord_frame_original": conv.original,
+            "coord_transform": conv.trans,
         },
     )

@@ -65,7 +65,15 @@ def step_grand_average(ctx: StepContext) -> None:
         y=("source", mean_pos[:, 1], {"units": "m"}),
         z=("source", mean_pos[:, 2], {"units": "m"}),
     )
-    keep = {"method", "lambda2", "orientation", "condition", "condition_label", "snr"}
+    keep = {
+        "method",
+        "lambda2",
+        "orientation",
+        "condition",
+        "condition_label",
+        "snr",
+        "coord_frame",
+    }
     out.attrs = {k: v for k, v in ref.attrs.items() if k in keep}
     ctx.write(out, ctx.output[0], subjects=used, failed_subjects=failed, n_subjects=len(used))
 

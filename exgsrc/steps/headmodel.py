@@ -7,6 +7,7 @@ import xarray as xr
 
 from ..forward import SphereModel, make_sphere_forward_free, project_to_sphere
 from ..io.bids import read_montage, read_recording
+from ..io.coords import RAS_HEAD
 from ..source_space import grid_source_space, ico_source_space
 from ..store import load_montage, load_source_space, load_sphere, open_checked, used_channels
 from ._run import StepContext
@@ -74,6 +75,8 @@ def step_montage(ctx: StepContext) -> None:
         recording=str(rec.data_path),
         sfreq=float(raw.sfreq),
         coord_frame=mont.coord_frame,
+        coord_frame_original=mont.meta["coord_frame_original"],
+        coord_transform=np.asarray(mont.meta["coord_transform"]).tolist(),
         fiducials=mont.meta.get("fiducials", {}),
         warnings=list(raw.warnings) + list(mont.meta.get("warnings", [])),
         n_channels_used=int(used.sum()),
@@ -159,6 +162,7 @@ def step_head_model(ctx: StepContext) -> None:
         electrodes=cfg["electrodes"],
         sphere_fit=fit.to_dict() if fit is not None else None,
         warnings=warnings,
+        coord_frame=RAS_HEAD,
     )
 
 
@@ -205,7 +209,13 @@ def step_source_space(ctx: StepContext) -> None:
         # spacing given at a 90 mm scalp radius: scaled so every subject has the same grid
         spacing = float(cfg["spacing"]) * sphere.scalp_radius / 0.09
         src = grid_source_space(spacing, radius, sphere.center)
-    ctx.write(src.to_xarray(), ctx.output[0], model=True, subject=ctx.wildcards.subject)
+    ctx.write(
+        src.to_xarray(),
+        ctx.output[0],
+        model=True,
+        subject=ctx.wildcards.subject,
+        coord_frame=RAS_HEAD,
+    )
 
 
 def step_forward(ctx: StepContext) -> None:
@@ -232,4 +242,5 @@ def step_forward(ctx: StepContext) -> None:
         model=True,
         subject=ctx.wildcards.subject,
         warnings=list(fwd.meta.get("warnings", [])),
+        coord_frame=RAS_HEAD,
     )

@@ -8,6 +8,7 @@ import numpy as np
 import xarray as xr
 
 from ..inverse import apply_inverse, make_inverse_operator
+from ..io.coords import RAS_HEAD
 from ..labels import condition_label
 from ..snr import estimate_snr
 from ..store import UpstreamFailed, load_cov, load_evoked, load_forward, load_inverse
@@ -72,6 +73,7 @@ def step_source_estimate(ctx: StepContext) -> None:
         condition=ev.condition,
         condition_label=ctx.wildcards.cond,
         snr=float(ctx.params.snr),
+        coord_frame=RAS_HEAD,
     )
 
 

@@ -7,6 +7,7 @@ import time
 
 import xarray as xr
 
+from ..io.coords import RAS_HEAD
 from ..resolution import resolution_metrics
 from ..store import load_forward, load_inverse
 from ._run import StepContext, progress_logger
@@ -45,4 +46,6 @@ def step_resolution(ctx: StepContext) -> None:
     for name in out.data_vars:
         out[name].attrs = dict(parts[0][name].attrs)
     out.attrs = {k: v for k, v in parts[0].attrs.items() if k != "method"}
-    ctx.write(out, ctx.output[0], subject=ctx.wildcards.subject, lambda2=lambda2)
+    ctx.write(
+        out, ctx.output[0], subject=ctx.wildcards.subject, lambda2=lambda2, coord_frame=RAS_HEAD
+    )
