@@ -11,7 +11,9 @@ xarray (``to_xarray`` / ``from_xarray``) and never import this module.
 * readers: ``load_<kind>`` for the source space, head model (sphere), forward,
   noise covariance, inverse operator, epochs, evoked, source estimate and
   montage; :func:`open_source_estimates` for a whole cohort;
-* writers: :func:`write_netcdf`, :func:`write_text_atomic`, :func:`write_tsv`.
+* writers: :func:`write_netcdf`, :func:`write_text_atomic`, :func:`write_tsv`;
+* file names: :data:`FILE_SUFFIXES`, the suffix of every kind of per-subject file
+  (``sub-<s>_task-<t>[_cond-<c>][_desc-<method>]_<suffix>.nc``).
 
 Every array the workflow produces goes through :func:`write_netcdf`, which
 
@@ -52,6 +54,7 @@ from .source_space import SourceSpace, discrete_source_space
 
 __all__ = [
     "ERROR_ATTR",
+    "FILE_SUFFIXES",
     "STATUS_ATTR",
     "UpstreamFailed",
     "config_sha256",
@@ -85,6 +88,24 @@ __all__ = [
 STATUS_ATTR = "exgsrc_status"
 #: Attribute holding the reason of a failed step (exception type and message).
 ERROR_ATTR = "exgsrc_error"
+
+#: Suffix of each kind of per-subject output file (``..._<suffix>.nc``), as the
+#: workflow's rules name them: one file per subject for the first nine kinds, one per
+#: condition (``_cond-<c>``) for ``evoked``, one per condition and method
+#: (``_cond-<c>_desc-<method>``) for ``stc``.
+FILE_SUFFIXES = {
+    "montage": "montage",
+    "headmodel": "headmodel",
+    "src": "src",
+    "fwd": "fwd",
+    "epochs": "epo",
+    "cov": "cov",
+    "inv": "inv",
+    "snr": "snr",
+    "resolution": "resolution",
+    "evoked": "ave",
+    "stc": "stc",
+}
 
 _JSON_PREFIX = "json:"
 
