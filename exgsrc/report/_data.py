@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -29,8 +30,9 @@ __all__ = [
     "classify_paths",
     "failure_block",
     "load",
-    "peak",
+    "StcPeak",
     "source_amplitude",
+    "stc_peak",
     "variable",
     "xyz",
 ]
@@ -237,23 +239,41 @@ def source_amplitude(da) -> tuple[np.ndarray, bool]:
     return arr, bool(np.any(arr < 0))
 
 
-def peak(mag: np.ndarray, times: np.ndarray) -> tuple[int, int]:
-    """(source, time) indices of the largest value at ``times >= 0`` (all times if none).
+class StcPeak(NamedTuple):
+    """A source estimate's amplitude and its largest post-stimulus value."""
+
+    amp: np.ndarray  #: (n_src, n_times) amplitude (:func:`source_amplitude`)
+    mag: np.ndarray  #: its absolute value
+    times: np.ndarray  #: (n_times,) s
+    pos: np.ndarray  #: (n_src, 3) source positions, m
+    i_src: int  #: source of the peak
+    i_t: int  #: time index of the peak
+    unit: str  #: the estimate's ``units``
+
+
+def stc_peak(ds, what: str) -> StcPeak:
+    """Amplitude of the ``stc`` variable and its peak at ``time >= 0`` (all times if none).
 
     Parameters
     ----------
-    mag : ndarray, shape (n_src, n_times)
-        Non-negative amplitudes.
-    times : ndarray, shape (n_times,)
+    ds : xarray.Dataset
+        A source estimate or grand average: ``stc``, coordinates ``x, y, z`` on ``source``.
+    what : str
+        What the dataset is, for messages.
 
     Returns
     -------
-    i_src, i_t : int
+    StcPeak
     """
-    post = times >= 0 if np.any(times >= 0) else np.ones_like(times, bool)
+    da = variable(ds, "stc", what)
+    amp, _ = source_amplitude(da)
+    t = np.asarray(da["time"].values, float)
+    mag = np.abs(amp)
+    post = t >= 0 if np.any(t >= 0) else np.ones_like(t, bool)
     sub = np.where(post[None, :], mag, -np.inf)
     i_src, i_t = np.unravel_index(int(np.argmax(sub)), sub.shape)
-    return int(i_src), int(i_t)
+    unit = str(da.attrs.get("units", ""))
+    return StcPeak(amp, mag, t, xyz(ds, "source"), int(i_src), int(i_t), unit)
 
 
 def failure_block(err: Exception, what: str) -> tuple[str, str]:

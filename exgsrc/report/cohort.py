@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from . import _figures as F
-from ._data import failure_block, load, peak, source_amplitude, variable, xyz
+from ._data import failure_block, load, stc_peak
 from ._html import Markup, esc, fig_to_img, notice, render_page, status_badge, table, worst_status
 
 __all__ = ["cohort_report", "robust_z", "OUTLIER_Z"]
@@ -135,16 +135,11 @@ def _grand_average_block(key, obj) -> tuple[str, str]:
     cond, method = key
     try:
         ds = load(obj, f"grand average {cond}/{method}")
-        da = variable(ds, "stc", "grand average")
-        amp, _ = source_amplitude(da)
-        t = np.asarray(da["time"].values, float)
-        pos = xyz(ds, "source")
-        mag = np.abs(amp)
-        i_src, i_t = peak(mag, t)
+        pk = stc_peak(ds, "grand average")
+        t, pos, i_src, i_t = pk.times, pk.pos, pk.i_src, pk.i_t
         label = str(ds.attrs.get("condition", cond))
         meth = str(ds.attrs.get("method", method))
         n = ds.attrs.get("n_subjects")
-        unit = str(da.attrs.get("units", ""))
         title = (
             f"{label} / {meth}: peak at {t[i_t] * 1e3:.0f} ms, "
             + ", ".join(f"{p * 1e3:.1f}" for p in pos[i_src])
@@ -153,7 +148,7 @@ def _grand_average_block(key, obj) -> tuple[str, str]:
         )
         img = fig_to_img(
             F.fig_grand_average(
-                t, amp[i_src], pos, mag[:, i_t], title=title, unit=unit, mark=pos[i_src]
+                t, pk.amp[i_src], pos, pk.mag[:, i_t], title=title, unit=pk.unit, mark=pos[i_src]
             ),
             alt=f"grand average {label} {meth}",
         )

@@ -106,12 +106,14 @@ def data_section(ctx: Ctx) -> Result:
     Parameters
     ----------
     ctx : Ctx
+        Reads the montage (else the forward, for the channels used) and the epochs'
+        attributes.
 
     Returns
     -------
     Result
-        Summary keys ``n_channels``, ``n_excluded``, ``epochs`` (condition -> kept),
-        ``baseline``.
+        Failed if no condition kept an epoch; summary keys ``n_channels``,
+        ``n_excluded``, ``epochs`` (condition -> kept), ``baseline``.
     """
     res = Result()
     parts = []

@@ -72,11 +72,14 @@ def head_section(ctx: Ctx) -> Result:
     Parameters
     ----------
     ctx : Ctx
+        Reads the channels used (montage, else forward) and the sphere (head
+        model, else the forward's sphere attributes, else a fit to the electrodes).
 
     Returns
     -------
     Result
-        Summary key ``max_electrode_distance_mm``.
+        Warns about an electrode more than 10 mm off the scalp; summary key
+        ``max_electrode_distance_mm``.
     """
     res = Result()
     names, pos = channels(ctx)
@@ -120,10 +123,12 @@ def forward_section(ctx: Ctx) -> Result:
     Parameters
     ----------
     ctx : Ctx
+        Reads the forward model (and the sphere's centre for the sensor map).
 
     Returns
     -------
     Result
+        Failed if the gain matrix holds non-finite values.
     """
     res = Result()
     ds = ctx.ds("fwd")
@@ -228,11 +233,13 @@ def covariance_section(ctx: Ctx) -> Result:
     Parameters
     ----------
     ctx : Ctx
+        Reads the noise covariance, the evoked responses and the epochs' baseline.
 
     Returns
     -------
     Result
-        Summary keys ``cov_rank`` and ``white_gfp_baseline``.
+        Warns about a low rank or a whitened baseline GFP outside 0.25-4; summary
+        keys ``cov_rank`` and ``white_gfp_baseline``.
     """
     res = Result()
     ds = ctx.ds("cov")

@@ -33,6 +33,7 @@ def provenance_section(ctx: Ctx) -> Result:
     Parameters
     ----------
     ctx : Ctx
+        Reads the attributes of every input file.
 
     Returns
     -------

@@ -17,7 +17,7 @@ import numpy as np
 
 from . import _figures as F
 from ._context import Ctx, Result, blocks, channels, cond_label, sphere
-from ._data import MissingInput, peak, source_amplitude, variable, xyz
+from ._data import MissingInput, stc_peak, variable, xyz
 from ._html import dl, esc, notice, table
 
 __all__ = ["evokeds_section", "gfp_peaks", "resolution_section", "source_estimates_section"]
@@ -85,15 +85,17 @@ def _evoked_block(ctx: Ctx, cond) -> list:
 
 
 def evokeds_section(ctx: Ctx) -> Result:
-    """Section "Evoked responses": one block per condition.
+    """Section "Evoked responses": one block per condition (nave, GFP peaks, topographies).
 
     Parameters
     ----------
     ctx : Ctx
+        Reads the evoked responses, the channel positions and the sphere.
 
     Returns
     -------
     Result
+        A warning naming the failed conditions when others are usable.
     """
     res = Result()
     conds = list(ctx.inputs["evokeds"])
@@ -102,12 +104,6 @@ def evokeds_section(ctx: Ctx) -> Result:
     parts = blocks(res, conds, lambda c: _evoked_block(ctx, c), "evoked", "evoked responses")
     res.body = "\n".join(parts)
     return res
-
-
-def _truth_for(ctx: Ctx, cond_key, label):
-    """(positions (n_dip, 3) m, latency s or None) of the true dipoles, or (None, None)."""
-    t = ctx.truth.get(label, ctx.truth.get(cond_key))
-    return (None, None) if t is None else (t["pos"], t["latency"])
 
 
 _SNR_NAMES = {"snr": "whitened-data SNR", "snr_est": "estimated SNR"}
@@ -129,30 +125,32 @@ def _snr_for(ctx: Ctx, cond_key) -> dict:
     return {v: np.asarray(row[v].values, float) for v in _SNR_NAMES}
 
 
+def _loc_error_mm(truth: dict | None, pk) -> float | None:
+    """Distance (mm) from the estimate's peak to the nearest true dipole, if the truth is known.
+
+    The peak is taken within +-50 ms of the true latency when it is known, else globally.
+    """
+    if truth is None:
+        return None
+    k = pk.i_src
+    if truth["latency"] is not None:
+        win = np.abs(pk.times - truth["latency"]) <= 0.05
+        if win.any():
+            sub_w = np.where(win[None, :], pk.mag, -np.inf)
+            k = np.unravel_index(int(np.argmax(sub_w)), sub_w.shape)[0]
+    return float(np.min(np.linalg.norm(truth["pos"] - pk.pos[k], axis=1)) * 1e3)
+
+
 def _stc_block(ctx: Ctx, cond, method) -> tuple[list, list]:
     """Table row and HTML of one source estimate (sets its summary numbers)."""
     ds = ctx.ds(("stc", cond, method))
     label = cond_label(ds, cond)
     meth = str(ds.attrs.get("method", method))
-    da = variable(ds, "stc", "source estimate")
-    amp, _ = source_amplitude(da)
-    t = np.asarray(da["time"].values, float)
-    src_pos = xyz(ds, "source")
-    mag = np.abs(amp)
-    i_src, i_t = peak(mag, t)
-    pk = src_pos[i_src]
-    unit = str(da.attrs.get("units", ""))
-    truth, lat = _truth_for(ctx, cond, label)
-    err_mm = None
-    if truth is not None:
-        # peak near the true latency (+-50 ms) when it is known, else the global peak
-        k = i_src
-        if lat is not None:
-            win = np.abs(t - lat) <= 0.05
-            if win.any():
-                sub_w = np.where(win[None, :], mag, -np.inf)
-                k = np.unravel_index(int(np.argmax(sub_w)), sub_w.shape)[0]
-        err_mm = float(np.min(np.linalg.norm(truth - src_pos[k], axis=1)) * 1e3)
+    pk = stc_peak(ds, "source estimate")
+    t, i_src, i_t = pk.times, pk.i_src, pk.i_t
+    truth = ctx.truth.get(label, ctx.truth.get(cond))  # by condition name or label
+    err_mm = _loc_error_mm(truth, pk)
+    if err_mm is not None:
         ctx.summary["loc_error_true_mm"][f"{label}/{meth}"] = err_mm
     snrs = _snr_for(ctx, cond)
     snr = snrs.get("snr")
@@ -162,9 +160,9 @@ def _stc_block(ctx: Ctx, cond, method) -> tuple[list, list]:
         label,
         meth,
         round(t[i_t] * 1e3, 1),
-        ", ".join(f"{p * 1e3:.1f}" for p in pk),
-        float(mag[i_src, i_t]),
-        unit,
+        ", ".join(f"{p * 1e3:.1f}" for p in pk.pos[i_src]),
+        float(pk.mag[i_src, i_t]),
+        pk.unit,
         None if err_mm is None else round(err_mm, 1),
         None if snr is None else round(float(np.nanmax(snr)), 2),
     ]
@@ -173,14 +171,14 @@ def _stc_block(ctx: Ctx, cond, method) -> tuple[list, list]:
         ctx.img(
             lambda: F.fig_stc_full(
                 t,
-                amp[i_src],
-                {_SNR_NAMES[k]: v for k, v in snrs.items()},
-                src_pos,
-                mag[:, i_t],
+                pk.amp[i_src],
+                {_SNR_NAMES[name]: v for name, v in snrs.items()},
+                pk.pos,
+                pk.mag[:, i_t],
                 title=f"{label} / {meth}: peak at {t[i_t] * 1e3:.0f} ms",
-                unit=unit,
-                mark=pk,
-                truth=truth,
+                unit=pk.unit,
+                mark=pk.pos[i_src],
+                truth=None if truth is None else truth["pos"],
                 peak_time=t[i_t],
             ),
             f"source estimate {label} {meth}",
@@ -199,12 +197,14 @@ def source_estimates_section(ctx: Ctx) -> Result:
     Parameters
     ----------
     ctx : Ctx
+        Reads the source estimates, the SNR file and the simulated truth (if any).
 
     Returns
     -------
     Result
-        Summary keys ``peak_snr`` (condition -> max whitened-data SNR) and
-        ``loc_error_true_mm`` ("condition/method" -> mm).
+        A warning naming the failed estimates when others are usable; summary keys
+        ``peak_snr`` (condition -> max whitened-data SNR) and ``loc_error_true_mm``
+        ("condition/method" -> mm).
     """
     res = Result()
     stcs = ctx.inputs["stcs"]
@@ -267,6 +267,7 @@ def resolution_section(ctx: Ctx) -> Result:
     Parameters
     ----------
     ctx : Ctx
+        Reads the resolution metrics.
 
     Returns
     -------
