@@ -21,6 +21,7 @@ import xarray as xr
 from exgsrc.report import cohort_report, robust_z, subject_report, subject_summary, whitened_gfp
 from exgsrc.report._data import classify_paths
 from exgsrc.report.subject import gfp_peaks
+from exgsrc.steps.report import build_cohort
 from exgsrc.store import FILE_SUFFIXES
 
 XSS = "<script>alert(1)</script>"
@@ -569,8 +570,6 @@ def test_reports_in_headless_chromium(xss_report, tmp_path):
 
 
 def test_build_cohort_from_summary_files(tmp_path):
-    from exgsrc.steps.report import build_cohort
-
     files = []
     for s in _cohort_summaries(4):
         sub = s["subject"]
@@ -586,6 +585,21 @@ def test_build_cohort_from_summary_files(tmp_path):
     assert 'href="../sub-02/sub-02_task-x_report.html"' in doc
     row = re.search(r'<tr class="st-row-failed">.*?</tr>', doc, re.S).group(0)
     assert ">09<" in row and "unreadable" in row
+
+
+def test_build_cohort_lists_a_failed_subject_report(tmp_path):
+    """A subject report step that failed (run_step's JSON placeholder) is a failed row."""
+    store = importlib.import_module("exgsrc.store")
+    files = []
+    for s in _cohort_summaries(4):
+        f = tmp_path / f"sub-{s['subject']}_task-x_report.json"
+        f.write_text(json.dumps(s))
+        files.append(f)
+    failed = tmp_path / "sub-09_task-x_report.json"
+    store.write_failed_outputs([failed], "MemoryError: <figure>")
+    doc = build_cohort(files + [failed], tmp_path / "cohort_report.html", task="x")
+    row = re.search(r'<tr class="st-row-failed">.*?</tr>', doc, re.S).group(0)
+    assert ">09<" in row and "report step failed: MemoryError: &lt;figure&gt;" in row
 
 
 @pytest.mark.workflow
