@@ -119,10 +119,14 @@ def _snr_for(ctx: Ctx, cond_key) -> dict:
         ``estimate_snr``); empty if the file or the condition is absent.
     """
     snr = ctx.opt("snr")
-    if snr is None or str(cond_key) not in [str(c) for c in snr["condition"].values]:
+    if snr is None:
         return {}
-    row = snr.sel(condition=str(cond_key))
-    return {v: np.asarray(row[v].values, float) for v in _SNR_NAMES}
+    curves = {v: variable(snr, v, "SNR") for v in _SNR_NAMES}
+    labels = [str(c) for c in snr["condition"].values]
+    if str(cond_key) not in labels:
+        return {}
+    i = labels.index(str(cond_key))
+    return {v: np.asarray(da.isel(condition=i).values, float) for v, da in curves.items()}
 
 
 def _loc_error_mm(truth: dict | None, pk) -> float | None:
