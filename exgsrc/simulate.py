@@ -28,7 +28,7 @@ High-density nets
 The EGI template positions (:func:`exgsrc.io.montage.standard_montage`, head
 frame of the template's fiducials) are scaled about the head-frame origin so
 that the sphere fitted to them without the face (MNE-Python's rule,
-:func:`exgsrc.forward.fit_scalp_sphere`) gets the subject's scalp radius; the
+:func:`exgsrc.scalp.fit_scalp_sphere`) gets the subject's scalp radius; the
 subject's sphere centre is that fitted centre plus a few mm. Electrodes and
 fiducials are written in this frame (a true CapTrak frame: fiducials on the
 xy-plane), so the face, cheek and neck electrodes lie off the sphere by up
@@ -163,8 +163,8 @@ def _net_electrodes(rng, ch_names, net):
     the scalp sphere (where the potentials are computed), centre (3,) m,
     radius m and fiducials (name -> list of 3 floats, m).
     """
-    from .forward import fit_scalp_sphere
     from .io.montage import standard_montage
+    from .scalp import fit_scalp_sphere
 
     template = standard_montage(net)
     fit = fit_scalp_sphere(template, exclude="face")

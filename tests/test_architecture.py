@@ -18,6 +18,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "exgsrc"
 CORE = {
     "exgsrc.source_space",
     "exgsrc.forward",
+    "exgsrc.scalp",
     "exgsrc.covariance",
     "exgsrc.linalg",
     "exgsrc.inverse",

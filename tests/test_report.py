@@ -21,6 +21,8 @@ import xarray as xr
 from exgsrc.report import cohort_report, robust_z, subject_report, subject_summary, whitened_gfp
 from exgsrc.report._data import classify_paths
 from exgsrc.report.subject import gfp_peaks
+from exgsrc.steps.report import build_cohort
+from exgsrc.store import FILE_SUFFIXES
 
 XSS = "<script>alert(1)</script>"
 CHROMIUM = "/usr/bin/chromium"
@@ -52,6 +54,7 @@ def _synthetic(
     seed=0,
     snr_scale=1.0,
     n_src=150,
+    excluded=None,
 ):
     rng = np.random.default_rng(seed)
     n_ch = 32
@@ -62,12 +65,6 @@ def _synthetic(
     src_pos = src_pos[np.linalg.norm(src_pos - CENTER, axis=1) < 0.065][:n_src]
     n_src = len(src_pos)
     g3 = _gain(ch_pos, src_pos)
-    ch_coords = {
-        "channel": names,
-        "x": ("channel", ch_pos[:, 0]),
-        "y": ("channel", ch_pos[:, 1]),
-        "z": ("channel", ch_pos[:, 2]),
-    }
     src_coords = {
         "source": np.arange(n_src),
         "x": ("source", src_pos[:, 0]),
@@ -78,17 +75,25 @@ def _synthetic(
         "sphere_radii": [0.9 * RADIUS, 0.92 * RADIUS, 0.97 * RADIUS, RADIUS],
         "sphere_center": CENTER.tolist(),
     }
+    # the montage lists every recorded channel; excluded ones are not used (no position)
+    if excluded is None:
+        excluded = {"BAD1": "bad in channels.tsv", "VEOG": "non-EEG (EOG)"}
+    all_names = names + list(excluded)
+    all_pos = np.vstack([ch_pos, np.full((len(excluded), 3), np.nan)])
     montage = xr.Dataset(
-        {"pos": (("channel", "xyz"), ch_pos, {"units": "m", "long_name": "electrode position"})},
-        coords={**ch_coords, "xyz": ["x", "y", "z"]},
+        {"pos": (("channel", "xyz"), all_pos, {"units": "m", "long_name": "electrode position"})},
+        coords={
+            "channel": all_names,
+            "xyz": ["x", "y", "z"],
+            "x": ("channel", all_pos[:, 0]),
+            "y": ("channel", all_pos[:, 1]),
+            "z": ("channel", all_pos[:, 2]),
+            "used": ("channel", np.array([1] * n_ch + [0] * len(excluded), np.int8)),
+            "excluded_reason": ("channel", [""] * n_ch + list(excluded.values())),
+        },
         attrs={
-            "excluded_channels": json.dumps(
-                {"BAD1": "bad in channels.tsv", "VEOG": "non-EEG (EOG)"}
-            ),
             "sfreq": 250.0,
-            "l_freq": 0.1,
-            "h_freq": 40.0,
-            **sphere,
+            "warnings": [],
             "exgsrc_version": "0.1.0",
             "config_sha256": "ab" * 32,
             "created": "2026-01-01T00:00:00+00:00",
@@ -125,7 +130,7 @@ def _synthetic(
     )
     times = np.arange(-0.1, 0.3, 0.004)
     chol = np.linalg.cholesky(noise_cov + np.eye(n_ch) * 1e-20)
-    evokeds, stcs, truth = {}, {}, {}
+    evokeds, stcs, truth, counts, drops, snrs = {}, {}, {}, {}, [], []
     gf = g3.reshape(n_ch, -1)
     gf = proj @ gf
     kernel = gf.T @ np.linalg.inv(gf @ gf.T + 1e-3 * np.trace(gf @ gf.T) / n_ch * np.eye(n_ch))
@@ -139,25 +144,16 @@ def _synthetic(
         data = signal + noise
         evokeds[cond] = xr.Dataset(
             {"evoked": (("channel", "time"), data, {"units": "V", "long_name": "evoked"})},
-            coords={**ch_coords, "time": times},
-            attrs={
-                "condition": cond,
-                "nave": nave,
-                "n_epochs": 50,
-                "drop_log": json.dumps([[]] * nave + [["amplitude > 100 µV"]] * (50 - nave)),
-                "sfreq": 250.0,
-                "l_freq": 0.1,
-                "h_freq": 40.0,
-                "baseline": [-0.1, 0.0],
-            },
+            coords={"channel": names, "time": times},
+            attrs={"condition": cond, "nave": nave},
         )
+        counts[cond] = {"total": 50, "kept": nave, "dropped": 50 - nave}
+        drops += [{"label": cond, "reason": "amplitude > 100 µV"}] * (50 - nave)
+        snrs.append(3 * wave + 0.1)
         est = (kernel @ data).reshape(n_src, 3, len(times))
         for m in methods:
             stcs[(cond, m)] = xr.Dataset(
-                {
-                    "stc": (("source", "orientation", "time"), est * 1e9, {"units": "1"}),
-                    "snr_est": (("time",), 3 * wave + 0.1, {"units": "1"}),
-                },
+                {"stc": (("source", "orientation", "time"), est * 1e9, {"units": "1"})},
                 coords={**src_coords, "orientation": ["x", "y", "z"], "time": times},
                 attrs={"method": m, "condition": cond, "lambda2": 1 / 9, "nave": nave},
             )
@@ -177,10 +173,31 @@ def _synthetic(
             {"units": "m" if "amp" not in name else "1"},
         )
     resolution = xr.Dataset(res_vars, coords={**src_coords, "inverse_method": meths})
+    epochs = xr.Dataset(
+        attrs={
+            "epoch_counts": counts,
+            "drop_details": drops,
+            "sfreq": 250.0,
+            "filter": {"l_freq": 0.1, "h_freq": 40.0, "resample": None},
+            "baseline": [-0.1, 0.0],
+            "tmin": -0.1,
+            "tmax": 0.3,
+            "warnings": [],
+        }
+    )
+    snr = xr.Dataset(
+        {
+            "snr": (("condition", "time"), np.array(snrs)),
+            "snr_est": (("condition", "time"), np.array(snrs)),
+        },
+        coords={"condition": list(conditions), "time": times},
+    )
     return dict(
         montage=montage,
         fwd=fwd,
+        epochs=epochs,
         cov=cov,
+        snr=snr,
         resolution=resolution,
         evokeds=evokeds,
         stcs=stcs,
@@ -323,8 +340,9 @@ def test_malformed_input_renders_failed_with_reason(synthetic):
 def xss_report(tmp_path_factory):
     """A report whose channel, condition, subject and task names are HTML/JS."""
     names = [XSS] + [f"E{i:02d}" for i in range(31)]
-    inputs = _synthetic(ch_names=names, conditions=(XSS, 'a"b&c'), methods=("sLORETA",))
-    inputs["montage"].attrs["excluded_channels"] = json.dumps({XSS + "2": XSS})
+    inputs = _synthetic(
+        ch_names=names, conditions=(XSS, 'a"b&c'), methods=("sLORETA",), excluded={XSS + "2": XSS}
+    )
     out = tmp_path_factory.mktemp("xss") / "sub-x" / "sub-x_task-t_report.html"
     doc, summary = subject_report(XSS, task="t<i>", out=out, return_summary=True, **inputs)
     return out, doc, summary, inputs
@@ -442,13 +460,13 @@ def test_reports_from_netcdf_files_and_classify_paths(synthetic, tmp_path):
     d = tmp_path / "sub-05" / "eeg"
     d.mkdir(parents=True)
     paths = []
-    for kind in ("montage", "fwd", "cov", "resolution"):
+    for kind in ("montage", "fwd", "epochs", "cov", "snr", "resolution"):
         ds = synthetic[kind].copy()
         ds.attrs = {
             k: (("json:" + json.dumps(v)) if isinstance(v, list | dict) else v)
             for k, v in ds.attrs.items()
         }
-        p = d / f"sub-05_task-x_{kind}.nc"
+        p = d / f"sub-05_task-x_{FILE_SUFFIXES[kind]}.nc"
         ds.to_netcdf(p)
         paths.append(p)
     for cond, ds in synthetic["evokeds"].items():
@@ -552,8 +570,6 @@ def test_reports_in_headless_chromium(xss_report, tmp_path):
 
 
 def test_build_cohort_from_summary_files(tmp_path):
-    from exgsrc.report.workflow import build_cohort
-
     files = []
     for s in _cohort_summaries(4):
         sub = s["subject"]
@@ -569,6 +585,21 @@ def test_build_cohort_from_summary_files(tmp_path):
     assert 'href="../sub-02/sub-02_task-x_report.html"' in doc
     row = re.search(r'<tr class="st-row-failed">.*?</tr>', doc, re.S).group(0)
     assert ">09<" in row and "unreadable" in row
+
+
+def test_build_cohort_lists_a_failed_subject_report(tmp_path):
+    """A subject report step that failed (run_step's JSON placeholder) is a failed row."""
+    store = importlib.import_module("exgsrc.store")
+    files = []
+    for s in _cohort_summaries(4):
+        f = tmp_path / f"sub-{s['subject']}_task-x_report.json"
+        f.write_text(json.dumps(s))
+        files.append(f)
+    failed = tmp_path / "sub-09_task-x_report.json"
+    store.write_failed_outputs([failed], "MemoryError: <figure>")
+    doc = build_cohort(files + [failed], tmp_path / "cohort_report.html", task="x")
+    row = re.search(r'<tr class="st-row-failed">.*?</tr>', doc, re.S).group(0)
+    assert ">09<" in row and "report step failed: MemoryError: &lt;figure&gt;" in row
 
 
 @pytest.mark.workflow

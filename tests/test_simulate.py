@@ -9,8 +9,8 @@ import json
 import numpy as np
 import pytest
 
-from exgsrc.forward import fit_scalp_sphere
 from exgsrc.io import read_electrodes, standard_montage
+from exgsrc.scalp import fit_scalp_sphere
 from exgsrc.simulate import (
     demo_subject_files,
     electrode_directions,

@@ -1,29 +1,47 @@
 """Reading the workflow's netCDF outputs tolerantly for the reports.
 
-The reports take either :class:`xarray.Dataset` objects or paths. Anything
-that is absent raises :class:`MissingInput` (rendered as a "missing" block);
-anything malformed raises ``ValueError`` naming the file (rendered as
-"failed"). Nothing here writes files.
+The reports take either :class:`xarray.Dataset` objects or paths; files are read
+through :mod:`exgsrc.store`, which owns the format (status attributes, JSON
+attributes). Anything that is absent raises :class:`MissingInput` (rendered as a
+"missing" block); a failed-step placeholder raises :class:`StepFailed` (a "failed"
+block with the recorded reason); anything unreadable or malformed raises
+``ValueError`` naming the file (a "failed" block). Nothing here writes files.
+
+The reports read exactly the names the workflow's steps write (see
+:mod:`exgsrc.steps`); this module has no fallbacks to other names.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
+from ..store import FILE_SUFFIXES, decode_attr, failure_reason, is_failed, open_dataset
+from ._html import notice
+
 __all__ = [
+    "CH_XYZ",
+    "XYZ",
     "MissingInput",
     "StepFailed",
-    "load",
-    "data_var",
-    "positions",
-    "attr_json",
     "classify_paths",
+    "failure_block",
+    "load",
+    "StcPeak",
     "source_amplitude",
+    "stc_peak",
+    "variable",
+    "xyz",
 ]
+
+#: coordinates of source positions (m) on ``source``: source space, forward, source
+#: estimates, grand averages, resolution metrics; of electrodes on ``channel`` in the montage
+XYZ = ("x", "y", "z")
+#: coordinates of electrode positions (m) on ``channel`` in the forward model
+CH_XYZ = ("ch_x", "ch_y", "ch_z")
 
 
 class MissingInput(LookupError):
@@ -31,30 +49,48 @@ class MissingInput(LookupError):
 
 
 class StepFailed(RuntimeError):
-    """An input is the workflow's placeholder for a failed step (``exgsrc_status``)."""
+    """An input is the workflow's placeholder for a failed step (:func:`exgsrc.store.is_failed`)."""
 
 
-def _label(obj) -> str:
-    if obj is None:
-        return "<none>"
-    src = getattr(obj, "encoding", {}).get("source") if hasattr(obj, "encoding") else None
-    return str(src or obj if not hasattr(obj, "data_vars") else (src or "dataset"))
+def _label(ds) -> str:
+    return str(ds.encoding.get("source", "dataset"))
+
+
+def _plain(value):
+    """An attribute as a plain Python value: JSON decoded, numpy arrays and scalars converted."""
+    value = decode_attr(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
 
 
 def load(obj, what: str, attrs_only: bool = False):
-    """Return an in-memory Dataset from a Dataset or a netCDF path.
+    """An in-memory Dataset from a Dataset or a netCDF path, attributes as plain values.
 
-    With ``attrs_only`` the data variables of a file are not read (only
-    coordinates and attributes), for large inputs such as epochs.
+    Parameters
+    ----------
+    obj : xarray.Dataset | path-like | None
+    what : str
+        What the input is, for messages (e.g. ``"noise covariance"``).
+    attrs_only : bool
+        Leave the data variables of a file out (coordinates and attributes
+        only), for large inputs such as epochs.
+
+    Returns
+    -------
+    xarray.Dataset
+        A shallow copy; its attributes are decoded (:func:`exgsrc.store.decode_attr`)
+        and numpy values turned into Python lists and scalars.
 
     Raises
     ------
     MissingInput
         If ``obj`` is None or the path does not exist.
     StepFailed
-        If the file is a failed-step placeholder (attr ``exgsrc_status ==
-        "failed"``, reason in ``exgsrc_error``), as written by
-        :func:`exgsrc.store.write_failed`.
+        If the input is a failed-step placeholder (reason from
+        :func:`exgsrc.store.failure_reason`).
     ValueError
         If the file cannot be read as netCDF (message names the file).
     """
@@ -63,110 +99,91 @@ def load(obj, what: str, attrs_only: bool = False):
     if obj is None:
         raise MissingInput(f"no {what} file was given")
     if isinstance(obj, xr.Dataset):
-        _check_failed(obj, what, "dataset")
-        return obj
-    path = Path(obj)
-    if not path.exists():
-        raise MissingInput(f"{what} file {path} does not exist")
-    try:
-        with xr.open_dataset(path) as ds:
-            out = ds.drop_vars(list(ds.data_vars)).load() if attrs_only else ds.load()
-    except Exception as err:  # noqa: BLE001 - re-raised with the file name
-        raise ValueError(f"cannot read {what} file {path}: {err}") from err
-    out.encoding["source"] = str(path)
-    _check_failed(out, what, path)
-    return out
-
-
-def _check_failed(ds, what, where):
-    if str(ds.attrs.get("exgsrc_status", "ok")) == "failed":
-        why = _decode(ds.attrs.get("exgsrc_error", "no reason recorded"))
-        raise StepFailed(f"the step producing the {what} ({where}) failed: {why}")
-
-
-def _decode(v):
-    if isinstance(v, str):
-        text = v[5:] if v.startswith("json:") else v
+        ds, where = obj.copy(deep=False), "dataset"
+    else:
+        path = Path(obj)
+        if not path.exists():
+            raise MissingInput(f"{what} file {path} does not exist")
         try:
-            return json.loads(text)
-        except (json.JSONDecodeError, ValueError):
-            return v
-    if isinstance(v, np.ndarray):
-        return v.tolist()
-    if isinstance(v, np.generic):
-        return v.item()
-    return v
+            ds = open_dataset(path, attrs_only=attrs_only)
+        except Exception as err:  # noqa: BLE001 - re-raised with the file name
+            raise ValueError(f"cannot read {what} file {path}: {err}") from err
+        where = path
+    ds.attrs = {k: _plain(v) for k, v in ds.attrs.items()}
+    if is_failed(ds):
+        raise StepFailed(f"the step producing the {what} ({where}) failed: {failure_reason(ds)}")
+    return ds
 
 
-def data_var(ds, names, what: str):
-    """The first of ``names`` present in ``ds``, else its only data variable."""
-    for n in names:
-        if n in ds.data_vars:
-            return ds[n]
-    dv = list(ds.data_vars)
-    if len(dv) == 1:
-        return ds[dv[0]]
-    raise ValueError(
-        f"{what} dataset {_label(ds)} has none of the variables {list(names)} (has {dv})"
-    )
+def variable(ds, name: str, what: str):
+    """Data variable ``name`` of ``ds``.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+    name : str
+        The variable the workflow writes (e.g. ``"stc"``).
+    what : str
+        What the dataset is, for the message.
+
+    Returns
+    -------
+    xarray.DataArray
+
+    Raises
+    ------
+    ValueError
+        ``ds`` has no such variable (the message names the file and what it has).
+    """
+    if name not in ds.data_vars:
+        raise ValueError(
+            f"{what} dataset {_label(ds)} has no variable '{name}' (has {list(ds.data_vars)})"
+        )
+    return ds[name]
 
 
-_POS_COORDS = {
-    "channel": [
-        ("x", "y", "z"),
-        ("ch_x", "ch_y", "ch_z"),
-        ("channel_x", "channel_y", "channel_z"),
-    ],
-    "source": [("x", "y", "z"), ("src_x", "src_y", "src_z"), ("source_x", "source_y", "source_z")],
-}
-_POS_VARS = {
-    "channel": ("ch_pos", "channel_pos", "electrode_pos", "pos"),
-    "source": ("src_pos", "source_pos", "pos"),
-}
+def xyz(ds, dim: str, names=XYZ) -> np.ndarray:
+    """Positions (m), shape (n, 3), from the three coordinates ``names`` on ``dim``.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+    dim : {"channel", "source"}
+    names : tuple of str
+        :data:`XYZ` or :data:`CH_XYZ`.
+
+    Returns
+    -------
+    ndarray, shape (n, 3)
+
+    Raises
+    ------
+    MissingInput
+        A coordinate is absent or not on ``dim``.
+    """
+    if not all(n in ds.variables and ds[n].dims == (dim,) for n in names):
+        raise MissingInput(
+            f"no {dim} positions (coordinates {', '.join(names)} on '{dim}') in {_label(ds)}"
+        )
+    return np.column_stack([np.asarray(ds[n].values, float) for n in names])
 
 
-def positions(ds, dim: str) -> np.ndarray:
-    """Positions (m), shape (n, 3), of the ``dim`` ("channel"/"source") entries of ``ds``."""
-    for names in _POS_COORDS[dim]:
-        if all(n in ds.variables and ds[n].dims == (dim,) for n in names):
-            return np.column_stack([np.asarray(ds[n].values, float) for n in names])
-    for n in _POS_VARS[dim]:
-        if n in ds.variables and ds[n].ndim == 2 and ds[n].dims[0] == dim:
-            return np.asarray(ds[n].values, float)
-    raise MissingInput(f"no {dim} positions (x, y, z coordinates on '{dim}') in {_label(ds)}")
-
-
-def attr_json(ds, *keys, default=None):
-    """First attribute among ``keys``; JSON strings (``"json:"`` prefix optional) are decoded."""
-    for k in keys:
-        if ds is not None and k in ds.attrs:
-            return _decode(ds.attrs[k])
-    return default
-
-
-_SUFFIX = {
-    "montage": "montage",
-    "headmodel": "headmodel",
-    "src": "src",
-    "fwd": "fwd",
-    "epo": "epochs",
-    "cov": "cov",
-    "inv": "inv",
-    "snr": "snr",
-    "resolution": "resolution",
-}
 _ENT = re.compile(r"(?:^|_)(cond|desc)-([^_]+)")
 
 
 def classify_paths(paths) -> dict:
     """Sort output-tree files into the keyword arguments of the report builders.
 
-    File names follow ``ARCHITECTURE.md`` and the workflow: ``*_montage.nc``,
-    ``*_headmodel.nc``, ``*_src.nc``, ``*_fwd.nc``, ``*_epo.nc`` (key
-    ``epochs``), ``*_cov.nc``, ``*_inv.nc``, ``*_snr.nc``,
+    File names end in the suffixes of :data:`exgsrc.store.FILE_SUFFIXES`:
+    ``*_montage.nc``, ``*_headmodel.nc``, ``*_src.nc``, ``*_fwd.nc``,
+    ``*_epo.nc`` (key ``epochs``), ``*_cov.nc``, ``*_inv.nc``, ``*_snr.nc``,
     ``*_resolution.nc``, ``*_cond-<c>_ave.nc``,
     ``*_cond-<c>_desc-<method>_stc.nc``; ``*truth*.json`` is the simulated
     truth. Unknown files are ignored.
+
+    Parameters
+    ----------
+    paths : iterable of path-like
 
     Returns
     -------
@@ -174,23 +191,22 @@ def classify_paths(paths) -> dict:
         Keys ``montage``, ``headmodel``, ``src``, ``fwd``, ``epochs``, ``cov``,
         ``inv``, ``snr``, ``resolution`` (paths, where present),
         ``evokeds`` (dict condition -> path), ``stcs`` (dict (condition,
-        method) -> path), ``truth`` (path or None).
+        method) -> path), ``truth`` (path, where present).
     """
     out: dict = {"evokeds": {}, "stcs": {}}
+    by_suffix = {f"_{suffix}.nc": kind for kind, suffix in FILE_SUFFIXES.items()}
     for p in paths:
         p = Path(p)
-        name = p.name
         ents = dict(_ENT.findall(p.stem))
-        if name.endswith("_stc.nc"):
+        kind = next((k for s, k in by_suffix.items() if p.name.endswith(s)), None)
+        if kind == "stc":
             out["stcs"][(ents.get("cond", "?"), ents.get("desc", "?"))] = p
-        elif name.endswith("_ave.nc"):
+        elif kind == "evoked":
             out["evokeds"][ents.get("cond", "?")] = p
-        elif name.endswith(".json") and "truth" in name:
+        elif kind is not None:
+            out[kind] = p
+        elif p.name.endswith(".json") and "truth" in p.name:
             out["truth"] = p
-        else:
-            for suffix, kind in _SUFFIX.items():
-                if name.endswith(f"_{suffix}.nc"):
-                    out[kind] = p
     return out
 
 
@@ -198,8 +214,18 @@ def source_amplitude(da) -> tuple[np.ndarray, bool]:
     """Source estimate as (n_src, n_times) amplitude.
 
     Free orientation (an ``orientation`` dim of length 3) is reduced by the
-    vector norm. Returns ``(data, signed)`` where ``signed`` says whether the
-    values can be negative (fixed orientation MNE/dSPM).
+    vector norm.
+
+    Parameters
+    ----------
+    da : xarray.DataArray
+        Dims ``source``, [``orientation``,] ``time``.
+
+    Returns
+    -------
+    data : ndarray, shape (n_src, n_times)
+    signed : bool
+        Whether the values can be negative (fixed orientation MNE/dSPM).
     """
     dims = list(da.dims)
     if "source" not in dims or "time" not in dims:
@@ -211,3 +237,63 @@ def source_amplitude(da) -> tuple[np.ndarray, bool]:
         da = da.isel(orientation=0)
     arr = np.asarray(da.transpose("source", "time").values, float)
     return arr, bool(np.any(arr < 0))
+
+
+class StcPeak(NamedTuple):
+    """A source estimate's amplitude and its largest post-stimulus value."""
+
+    amp: np.ndarray  #: (n_src, n_times) amplitude (:func:`source_amplitude`)
+    mag: np.ndarray  #: its absolute value
+    times: np.ndarray  #: (n_times,) s
+    pos: np.ndarray  #: (n_src, 3) source positions, m
+    i_src: int  #: source of the peak
+    i_t: int  #: time index of the peak
+    unit: str  #: the estimate's ``units``
+
+
+def stc_peak(ds, what: str) -> StcPeak:
+    """Amplitude of the ``stc`` variable and its peak at ``time >= 0`` (all times if none).
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A source estimate or grand average: ``stc``, coordinates ``x, y, z`` on ``source``.
+    what : str
+        What the dataset is, for messages.
+
+    Returns
+    -------
+    StcPeak
+    """
+    da = variable(ds, "stc", what)
+    amp, _ = source_amplitude(da)
+    t = np.asarray(da["time"].values, float)
+    mag = np.abs(amp)
+    post = t >= 0 if np.any(t >= 0) else np.ones_like(t, bool)
+    sub = np.where(post[None, :], mag, -np.inf)
+    i_src, i_t = np.unravel_index(int(np.argmax(sub)), sub.shape)
+    unit = str(da.attrs.get("units", ""))
+    return StcPeak(amp, mag, t, xyz(ds, "source"), int(i_src), int(i_t), unit)
+
+
+def failure_block(err: Exception, what: str) -> tuple[str, str]:
+    """Status and notice of a report block that could not be built.
+
+    Parameters
+    ----------
+    err : Exception
+        :class:`MissingInput` gives "missing", :class:`StepFailed` and anything
+        else "failed" (other exceptions with their type in the reason).
+    what : str
+        The block's name.
+
+    Returns
+    -------
+    status : str
+    html : str
+    """
+    if isinstance(err, MissingInput):
+        return "missing", notice("missing", what, str(err))
+    if isinstance(err, StepFailed):
+        return "failed", notice("failed", what, str(err))
+    return "failed", notice("failed", what, f"{type(err).__name__}: {err}")

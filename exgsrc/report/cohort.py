@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from . import _figures as F
-from ._data import MissingInput, StepFailed, attr_json, data_var, load, positions, source_amplitude
+from ._data import failure_block, load, stc_peak
 from ._html import Markup, esc, fig_to_img, notice, render_page, status_badge, table, worst_status
 
 __all__ = ["cohort_report", "robust_z", "OUTLIER_Z"]
@@ -129,21 +129,17 @@ def _num(v):
 
 
 def _grand_average_block(key, obj) -> tuple[str, str]:
+    """Status and HTML of one grand average (``stc``, ``x, y, z`` on ``source``; attributes
+    ``condition``, ``method``, ``n_subjects``, ``failed_subjects``, as
+    :func:`exgsrc.steps.cohort.step_grand_average` writes them)."""
     cond, method = key
     try:
         ds = load(obj, f"grand average {cond}/{method}")
-        da = data_var(ds, ("stc", "grandavg", "data"), "grand average")
-        amp, _ = source_amplitude(da)
-        t = np.asarray(da["time"].values, float)
-        pos = positions(ds, "source")
-        mag = np.abs(amp)
-        post = t >= 0 if np.any(t >= 0) else np.ones_like(t, bool)
-        sub = np.where(post[None, :], mag, -np.inf)
-        i_src, i_t = np.unravel_index(int(np.argmax(sub)), sub.shape)
-        label = str(attr_json(ds, "condition", default=cond))
-        meth = str(attr_json(ds, "method", default=method))
-        n = attr_json(ds, "n_subjects", default=None)
-        unit = str(da.attrs.get("units", ""))
+        pk = stc_peak(ds, "grand average")
+        t, pos, i_src, i_t = pk.times, pk.pos, pk.i_src, pk.i_t
+        label = str(ds.attrs.get("condition", cond))
+        meth = str(ds.attrs.get("method", method))
+        n = ds.attrs.get("n_subjects")
         title = (
             f"{label} / {meth}: peak at {t[i_t] * 1e3:.0f} ms, "
             + ", ".join(f"{p * 1e3:.1f}" for p in pos[i_src])
@@ -152,11 +148,11 @@ def _grand_average_block(key, obj) -> tuple[str, str]:
         )
         img = fig_to_img(
             F.fig_grand_average(
-                t, amp[i_src], pos, mag[:, i_t], title=title, unit=unit, mark=pos[i_src]
+                t, pk.amp[i_src], pos, pk.mag[:, i_t], title=title, unit=pk.unit, mark=pos[i_src]
             ),
             alt=f"grand average {label} {meth}",
         )
-        failed = attr_json(ds, "failed_subjects", default=None)
+        failed = ds.attrs.get("failed_subjects")
         note = ""
         if isinstance(failed, dict) and failed:
             note = notice(
@@ -165,14 +161,8 @@ def _grand_average_block(key, obj) -> tuple[str, str]:
                 "; ".join(f"sub-{k}: {v}" for k, v in failed.items()),
             )
         return "ok", f"<h3>{esc(label)} &mdash; {esc(meth)}</h3>{note}{img}"
-    except MissingInput as err:
-        return "missing", notice("missing", f"grand average {cond}/{method}", str(err))
-    except StepFailed as err:
-        return "failed", notice("failed", f"grand average {cond}/{method}", str(err))
-    except Exception as err:  # noqa: BLE001
-        return "failed", notice(
-            "failed", f"grand average {cond}/{method}", f"{type(err).__name__}: {err}"
-        )
+    except Exception as err:  # noqa: BLE001 - shown in the report
+        return failure_block(err, f"grand average {cond}/{method}")
 
 
 def cohort_report(

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from ..forward import SphereModel, make_sphere_forward_free, project_to_sphere
+from ..forward import SphereModel, make_sphere_forward_free
 from ..io.bids import read_montage, read_recording
 from ..io.coords import RAS_HEAD
+from ..scalp import project_to_sphere
 from ..source_space import grid_source_space, ico_source_space
 from ..store import load_montage, load_source_space, load_sphere, open_checked, used_channels
 from ._run import StepContext

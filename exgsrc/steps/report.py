@@ -1,8 +1,8 @@
-"""Glue between Snakemake's ``snakemake`` object and the report builders.
+"""Steps of ``report.smk``: one subject's QC report and the cohort's.
 
-The workflow scripts ``workflow/scripts/report_subject.py`` and
-``report_cohort.py`` are one line each; the logic lives here so it can be
-tested without Snakemake.
+Both run through :func:`exgsrc.steps._run.run_step` like every other step (same
+logging, same ``on_error`` policy). :func:`build_subject` and :func:`build_cohort`
+do the work from plain paths, so they can be used and tested without Snakemake.
 """
 
 from __future__ import annotations
@@ -13,22 +13,12 @@ import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from ..store import write_text_atomic
+from ..store import ERROR_ATTR, STATUS_ATTR, write_text_atomic
+from ._run import StepContext, flatten
 
-__all__ = ["run_subject_report", "run_cohort_report", "build_subject", "build_cohort"]
+__all__ = ["build_cohort", "build_subject", "step_cohort_report", "step_subject_report"]
 
-log = logging.getLogger("exgsrc.report")
-
-
-def _flatten(x) -> list[str]:
-    if x is None:
-        return []
-    if isinstance(x, str | os.PathLike):
-        return [str(x)]
-    out = []
-    for v in x:
-        out += _flatten(v)
-    return out
+log = logging.getLogger("exgsrc")
 
 
 def build_subject(
@@ -53,6 +43,7 @@ def build_subject(
         :func:`exgsrc.report._data.classify_paths`.
     out_html, out_summary : path
         Destinations (the summary is the cohort table's row, JSON).
+    task : str | None
     truth : path | dict | None
         Demo ground truth (``code/demo_truth.json``).
     config : mapping | None
@@ -65,8 +56,8 @@ def build_subject(
     dict
         The subject summary.
     """
-    from ._data import classify_paths
-    from .subject import subject_report
+    from ..report._data import classify_paths
+    from ..report.subject import subject_report
 
     kw = classify_paths(files)
     if conditions:
@@ -96,6 +87,23 @@ def _pos(order, key):
     return order.index(key) if key in order else len(order)
 
 
+def _read_summary(path: Path) -> dict:
+    """A subject's JSON summary; a failed row if it is unreadable or records a failed step."""
+    sub = path.name.split("_")[0].removeprefix("sub-")
+    try:
+        s = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        return {
+            "subject": sub,
+            "status": "failed",
+            "status_reasons": [f"summary {path} unreadable: {err}"],
+        }
+    if s.get(STATUS_ATTR) == "failed":  # placeholder of a failed report step
+        reason = f"report step failed: {s.get(ERROR_ATTR, 'no reason recorded')}"
+        return {"subject": sub, "status": "failed", "status_reasons": [reason]}
+    return s
+
+
 def build_cohort(
     summary_files: Iterable,
     out_html,
@@ -109,31 +117,23 @@ def build_cohort(
     ----------
     summary_files : iterable of path
         JSON summaries written by :func:`build_subject`; a missing or unreadable
-        one becomes a "failed" row.
+        one, or the placeholder of a failed subject report, becomes a "failed" row.
     out_html : path
         Destination; links to subject reports are relative to its folder.
     grand_averages : mapping of (condition, method) -> path | None
+    task : str | None
 
     Returns
     -------
     str
         The HTML.
     """
-    from .cohort import cohort_report
+    from ..report.cohort import cohort_report
 
     out_html = Path(out_html)
     summaries, links = [], {}
-    for f in _flatten(summary_files):
-        p = Path(f)
-        try:
-            s = json.loads(p.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as err:
-            sub = p.name.split("_")[0].removeprefix("sub-")
-            s = {
-                "subject": sub,
-                "status": "failed",
-                "status_reasons": [f"summary {p} unreadable: {err}"],
-            }
+    for f in flatten(summary_files):
+        s = _read_summary(Path(f))
         rep = s.get("report")
         if rep:
             links[str(s.get("subject"))] = os.path.relpath(rep, out_html.parent)
@@ -143,59 +143,38 @@ def build_cohort(
     )
 
 
-def _setup_log(snakemake) -> None:
-    logfile = _flatten(getattr(snakemake, "log", None))
-    if logfile:
-        Path(logfile[0]).parent.mkdir(parents=True, exist_ok=True)
-        logging.basicConfig(
-            filename=logfile[0],
-            level=logging.INFO,
-            force=True,
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        )
-
-
-def run_subject_report(snakemake) -> None:
-    """Entry of ``workflow/scripts/report_subject.py`` (rule ``report_subject``).
+def step_subject_report(ctx: StepContext) -> None:
+    """One subject's self-contained QC report and its JSON summary (rule ``report_subject``).
 
     Parameters
     ----------
-    snakemake : snakemake.script.Snakemake
-        The object Snakemake injects into the script: the subject's output
-        files as input, the HTML and JSON summary as output.
+    ctx : StepContext
+        The job's inputs (the subject's output files), outputs (``html``,
+        ``summary``) and params (``task``, ``conditions``, ``truth``).
     """
-    _setup_log(snakemake)
-    p = snakemake.params
-    files = [f for f in _flatten(snakemake.input) if not f.endswith(".json")]
+    p = ctx.params
     build_subject(
-        snakemake.wildcards.subject,
-        files,
-        snakemake.output.html,
-        snakemake.output.summary,
-        task=getattr(p, "task", None),
-        truth=getattr(p, "truth", None),
-        config=dict(snakemake.config),
-        conditions=getattr(p, "conditions", None),
+        ctx.wildcards.subject,
+        [f for f in flatten(ctx.input) if not f.endswith(".json")],
+        ctx.output.html,
+        ctx.output.summary,
+        task=p.task,
+        truth=p.truth,
+        config=ctx.config,
+        conditions=p.conditions,
     )
 
 
-def run_cohort_report(snakemake) -> None:
-    """Entry of ``workflow/scripts/report_cohort.py`` (rule ``report_cohort``).
+def step_cohort_report(ctx: StepContext) -> None:
+    """The cohort's QC report (rule ``report_cohort``).
 
     Parameters
     ----------
-    snakemake : snakemake.script.Snakemake
-        The object Snakemake injects into the script: the subjects' JSON
-        summaries and the grand averages as input, the cohort HTML as output.
+    ctx : StepContext
+        The job's inputs (``summaries``, ``grandavg`` in condition x method
+        order), output (``html``) and params (``task``, ``conditions``, ``methods``).
     """
-    _setup_log(snakemake)
-    p = snakemake.params
-    ga_files = _flatten(snakemake.input.grandavg)
+    p = ctx.params
     keys = [(c, m) for c in p.conditions for m in p.methods]
-    grand = dict(zip(keys, ga_files, strict=True))
-    build_cohort(
-        snakemake.input.summaries,
-        snakemake.output.html,
-        grand_averages=grand,
-        task=getattr(p, "task", None),
-    )
+    grand = dict(zip(keys, flatten(ctx.input.grandavg), strict=True))
+    build_cohort(ctx.input.summaries, ctx.output.html, grand_averages=grand, task=p.task)
