@@ -39,11 +39,30 @@ include: "workflow/rules/cohort.smk"
 include: "workflow/rules/report.smk"
 
 
-# cheap steps: run in the main process on clusters (see workflow/profiles/slurm)
+# cheap steps: run in the main process on clusters (see profiles/slurm)
 localrules:
     all,
     dataset_description,
     qc_table,
+
+
+onstart:
+    _note = acquire_output_lock(OUT, os.getcwd())
+    if _note:
+        logger.warning(f"exgsrc: {_note}")
+    _stale = remove_stale_temporaries(OUT)
+    if _stale:
+        logger.info(f"exgsrc: removed {len(_stale)} half-written file(s) of killed jobs")
+
+
+onsuccess:
+    release_output_lock(OUT)
+    report_run_outcome(raise_if_none_succeeded=True)
+
+
+onerror:
+    release_output_lock(OUT)
+    report_run_outcome(raise_if_none_succeeded=False)
 
 
 rule all:

@@ -9,6 +9,10 @@ Commands
 ``exgsrc failed RESULTS``
     List failed-status outputs under a results folder (one per line, with the
     reason) so they can be deleted and rerun: ``exgsrc failed results -q | xargs rm``.
+``exgsrc retry RESULTS``
+    Remove the failed-status outputs that steps recorded (``on_error: record``), so
+    that the next Snakemake run redoes those steps and everything downstream:
+    ``exgsrc retry results && snakemake --cores all`` after fixing the input.
 ``exgsrc label TEXT`` / ``exgsrc unlabel LABEL``
     The path-safe condition label of a ``trial_type`` and back.
 """
@@ -20,6 +24,7 @@ import sys
 from pathlib import Path
 
 from .labels import condition_from_label, condition_label
+from .runs import retry_failed
 from .simulate import make_demo_bids
 from .store import failure_reason, is_failed, open_dataset
 
@@ -65,6 +70,20 @@ def _failed(args) -> int:
     return 0
 
 
+def _retry(args) -> int:
+    root = Path(args.results)
+    if not root.is_dir():
+        raise ValueError(f"results folder not found: {root}")
+    removed = retry_failed(root)
+    for path in removed:
+        print(path)
+    print(
+        f"{len(removed)} failed output(s) removed; run Snakemake again to redo them",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def _label(args) -> int:
     print(condition_label(args.text))
     return 0
@@ -100,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("results")
     f.add_argument("-q", "--quiet", action="store_true", help="paths only")
     f.set_defaults(func=_failed)
+    r = sub.add_parser("retry", help="remove recorded failed outputs so the next run redoes them")
+    r.add_argument("results")
+    r.set_defaults(func=_retry)
     lab = sub.add_parser("label", help="path-safe label of a condition name")
     lab.add_argument("text")
     lab.set_defaults(func=_label)

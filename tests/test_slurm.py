@@ -4,7 +4,7 @@ A module-scoped fixture starts a private single-node cluster from Debian's
 packages (munged with a fresh key, slurmctld and slurmd with a generated
 slurm.conf, all state, sockets and logs in a temporary directory, free ports),
 waits until the node is idle and stops every daemon afterwards. The test then
-runs Snakemake with ``--profile workflow/profiles/slurm`` on a one-subject,
+runs Snakemake with ``--profile profiles/slurm`` on a one-subject,
 one-condition, one-method variant of the tiny demo, and checks the netCDF
 outputs and that every non-local rule really ran as a SLURM job.
 
@@ -48,7 +48,7 @@ pytestmark = [pytest.mark.slurm, pytest.mark.workflow]
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEFILE = ROOT / "Snakefile"
 TINY = ROOT / "config" / "test_tiny.yaml"
-PROFILE = ROOT / "workflow" / "profiles" / "slurm"
+PROFILE = ROOT / "profiles" / "slurm"
 
 SBIN = os.pathsep.join(["/usr/local/sbin", "/usr/sbin", "/sbin"])
 DAEMONS = ("munged", "slurmctld", "slurmd")

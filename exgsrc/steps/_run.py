@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .._system import thread_budget
+from ..runs import clear_failure, record_failure
 from ..store import make_provenance, write_failed_outputs, write_netcdf
 
 __all__ = ["StepContext", "flatten", "progress_logger", "run_step"]
@@ -166,8 +167,12 @@ def run_step(snakemake, func: Callable[[StepContext], None]) -> None:
         except Exception:  # noqa: BLE001 - inputs may be unreadable
             prov = {}
         write_failed_outputs(flatten(ctx.output), msg, prov)
+        if ctx.log_file:
+            record_failure(ctx.log_file, ctx.rule, flatten(ctx.output), msg)
         log.warning("recorded failed outputs: %s", msg)
     else:
+        if ctx.log_file:
+            clear_failure(ctx.log_file)
         log.info("done")
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+import errno
 import json
 import os
+import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -116,6 +119,34 @@ def _clean_attrs(attrs: Mapping) -> dict:
     return {str(k): _encode_attr(v) for k, v in attrs.items()}
 
 
+#: Below this many free bytes a failed write is reported as a full disk.
+_DISK_FULL_BYTES = 1 << 20
+
+
+def _write_via_temporary(path: Path, write) -> None:
+    """``write(tmp)`` to ``.<name>.<pid>.tmp`` beside ``path``, then rename it into place.
+
+    The temporary is removed on any failure (a later run removes those of killed
+    jobs, :func:`exgsrc.runs.remove_stale_temporaries`); a failure on a full disk is
+    reported as such, whatever the writer's own error (netCDF says "HDF error").
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except Exception as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        free = shutil.disk_usage(path.parent).free
+        if getattr(exc, "errno", None) == errno.ENOSPC or free < _DISK_FULL_BYTES:
+            raise OSError(
+                errno.ENOSPC,
+                f"no space left on the device of {path.parent} ({free} bytes free) while "
+                f"writing {path.name}: {type(exc).__name__}: {exc}",
+            ) from exc
+        raise
+
+
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     """Write a text file so that it is either complete or absent.
 
@@ -136,13 +167,7 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    _write_via_temporary(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     return path
 
 
@@ -198,13 +223,7 @@ def write_netcdf(
             if kind == "f" and name in ds.data_vars and precision == "float32":
                 enc["dtype"] = np.dtype("float32")
             encoding[name] = enc
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        ds.to_netcdf(tmp, engine="netcdf4", encoding=encoding)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    _write_via_temporary(path, lambda tmp: ds.to_netcdf(tmp, engine="netcdf4", encoding=encoding))
     return path
 
 

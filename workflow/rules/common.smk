@@ -6,11 +6,19 @@
 import functools
 from pathlib import Path
 
+from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 
 from exgsrc.config import ConfigError, check_relations, load_schema, validate_config
 from exgsrc.io.discovery import discover, list_subjects, trial_types
 from exgsrc.labels import condition_label
+from exgsrc.runs import (
+    acquire_output_lock,
+    recorded_failures,
+    release_output_lock,
+    remove_stale_temporaries,
+    run_summary,
+)
 from exgsrc.provenance import config_sha256
 
 
@@ -51,6 +59,36 @@ if config["source_space"]["kind"] == "grid":
             "config inverse.pick_ori='normal' needs surface normals, but "
             "source_space.kind='grid' (a volume) has none: use pick_ori: null"
         )
+RETRY_HINT = f".venv/bin/exgsrc retry {OUT} && .venv/bin/snakemake --cores all"
+
+
+def _failure_notice():
+    """Failed steps recorded by earlier runs (cheap: small notes beside the logs)."""
+    failures = recorded_failures(LOGS)
+    if failures and workflow.is_main_process:
+        rules = sorted({f["rule"] for f in failures})
+        logger.warning(
+            f"exgsrc: {len(failures)} step(s) of earlier runs recorded failures ({', '.join(rules)}); "
+            f"they are kept as failed-status outputs. After fixing the input, retry them: {RETRY_HINT}"
+        )
+
+
+def report_run_outcome(raise_if_none_succeeded):
+    """Summary at the end of a run: failed subjects, steps and reasons; retry hint."""
+    lines, n_ok, n_subjects = run_summary(OUT)
+    if n_subjects:
+        logger.warning(f"exgsrc: {n_ok} of {n_subjects} subject(s) have results")
+    for line in lines:
+        logger.warning(f"exgsrc: {line}")
+    if recorded_failures(LOGS):
+        logger.warning(f"exgsrc: after fixing the input, retry what failed: {RETRY_HINT}")
+    if raise_if_none_succeeded and n_subjects and not n_ok:
+        raise WorkflowError(
+            f"no subject succeeded ({n_subjects} failed; see {OUT / 'group' / 'qc.tsv'})"
+        )
+
+
+_failure_notice()
 # separate noise recording (empty room / rest) for the noise covariance; None = epoch baseline
 NOISE_TASK = config["covariance"]["noise_task"]
 
