@@ -29,7 +29,7 @@ SNAKEFILE = ROOT / "Snakefile"
 TINY = ROOT / "config" / "test_tiny.yaml"
 
 
-def snakemake(workdir, *args, configfile=TINY, check=True, timeout=300):
+def snakemake(workdir, *args, configfile=TINY, check=True, timeout=900):
     cmd = [
         sys.executable,
         "-m",
@@ -346,6 +346,70 @@ def test_killed_run_resumes_to_same_files(run):
         xr.open_dataset(p).close()
     snakemake(run, "--rerun-incomplete")
     after = _data_fingerprint(run)
+    assert after.keys() == before.keys()
+    for name, vars_ in before.items():
+        for var, val in vars_.items():
+            np.testing.assert_array_equal(after[name][var], val, err_msg=f"{name}:{var}")
+
+
+def _readme_run_command():
+    """The README's own command for running the workflow (Quick start, first command)."""
+    readme = (ROOT / "README.md").read_text()
+    quick = readme[readme.index("## Quick start") :]
+    line = next(ln for ln in quick.splitlines() if "pip install -e . &&" in ln)
+    command = line.split("&&")[-1].strip()
+    assert command == ".venv/bin/snakemake --cores all", command
+    return command.split()
+
+
+def _kill_when(proc, results, n_files, timeout=300):
+    """kill -9 the run's whole process group once ``n_files`` outputs exist."""
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        if len(list(results.rglob("*.nc"))) >= n_files:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+
+
+def test_kill_minus_nine_then_the_readme_command_resumes(run, tmp_path):
+    """kill -9 at three points; `--unlock` and the README's command, verbatim, resume; every
+    data variable equals the uninterrupted run's (a checkout whose config is the tiny demo)."""
+    checkout = tmp_path / "checkout"
+    for part in ("Snakefile", "workflow", "profiles", "config"):
+        src = ROOT / part
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, checkout / part)
+    shutil.copy(TINY, checkout / "config" / "config.yaml")
+    (checkout / ".venv").symlink_to(Path(sys.executable).resolve().parents[1])
+    command = _readme_run_command()
+    results = checkout / "results"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+    def readme_command(*extra, check=True):
+        res = subprocess.run(
+            [*command, *extra], cwd=checkout, env=env, capture_output=True, text=True, timeout=600
+        )
+        assert not check or res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+        return res
+
+    for n_files in (3, 12, 30):
+        proc = subprocess.Popen(
+            command,
+            cwd=checkout,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        _kill_when(proc, results, n_files)
+        readme_command("--unlock")
+    res = readme_command()
+    assert "Using workflow specific profile" in res.stderr + res.stdout
+    assert not list(results.rglob(".*.tmp")), "half-written files left behind"
+    assert not (results / ".exgsrc.lock").exists()
+    before, after = _data_fingerprint(run), _data_fingerprint(checkout)
     assert after.keys() == before.keys()
     for name, vars_ in before.items():
         for var, val in vars_.items():
