@@ -378,11 +378,12 @@ def test_kill_minus_nine_then_the_readme_command_resumes(run, tmp_path):
     """kill -9 at three points; `--unlock` and the README's command, verbatim, resume; every
     data variable equals the uninterrupted run's (a checkout whose config is the tiny demo)."""
     checkout = tmp_path / "checkout"
+    checkout.mkdir()
     for part in ("Snakefile", "workflow", "profiles", "config"):
         src = ROOT / part
         (shutil.copytree if src.is_dir() else shutil.copy)(src, checkout / part)
     shutil.copy(TINY, checkout / "config" / "config.yaml")
-    (checkout / ".venv").symlink_to(Path(sys.executable).resolve().parents[1])
+    (checkout / ".venv").symlink_to(sys.prefix)  # the venv the tests run in
     command = _readme_run_command()
     results = checkout / "results"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
