@@ -78,6 +78,8 @@ import numpy as np
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
+from ._system import thread_budget
+
 __all__ = [
     "ClusterTestResult",
     "TFCETestResult",
@@ -98,8 +100,6 @@ _DEFAULT_BATCH_BYTES = 512 * 2**20
 # bytes per supra-threshold node in a batch: value, position, id in two time
 # slices, a few edges in int32, and connected_components' CSR and labels
 _BYTES_PER_NODE = 96
-# one block of the permutation product (B x w float64) and its squares stay in cache
-_BLOCK_BYTES = 2 * 2**20
 _SIGMA_METHODS = ("relative", "absolute")
 
 
@@ -368,11 +368,15 @@ def source_adjacency(src, distance: float | None = None):
 
 
 class _SourceGraph:
-    """Neighbour offsets of a spatial adjacency, for index arithmetic.
+    """A spatial adjacency prepared for index arithmetic.
 
-    Stores, for each source ``s``, its neighbours ``s' > s`` as offsets
-    ``s' - s`` (one direction per undirected edge is enough for connected
-    components); ``delta[indptr[s]:indptr[s + 1]]`` are those of source ``s``.
+    Only the neighbours ``s' > s`` of each source ``s`` are kept (one
+    direction per undirected edge is enough for connected components):
+    ``indices[indptr[s]:indptr[s + 1]]``. When the degrees are even enough
+    (surfaces, grids) they are also padded into a table ``padded`` of shape
+    ``(max_degree, n_sources)`` (row ``j``: the ``j``-th neighbour of every
+    source) whose empty places hold ``n_sources``, a sentinel source that is
+    never supra-threshold.
     """
 
     def __init__(self, adjacency, n_sources: int):
@@ -398,11 +402,17 @@ class _SourceGraph:
         )
         up.sum_duplicates()
         up.sort_indices()
-        self.indptr = up.indptr.astype(np.int64)
-        self.degree = np.diff(self.indptr)
-        rows = np.repeat(np.arange(n_sources, dtype=np.int64), self.degree)
-        self.delta = up.indices.astype(np.int64) - rows
         self.n_sources = n_sources
+        self.indptr = up.indptr.astype(np.int64)
+        self.indices = up.indices.astype(np.int64)
+        self.degree = np.diff(self.indptr)
+        max_degree = int(self.degree.max()) if n_sources else 0
+        self.padded = None
+        if 0 < max_degree <= 2 * self.degree.mean() + 2:
+            rows = np.repeat(np.arange(n_sources), self.degree)
+            place = np.arange(self.indices.size) - np.repeat(self.indptr[:-1], self.degree)
+            self.padded = np.full((max_degree, n_sources), n_sources, np.int64)
+            self.padded[place, rows] = self.indices
 
 
 # --------------------------------------------------------------------------- sign flips
@@ -483,100 +493,110 @@ def sign_flips(
 
 
 class _Clusters:
-    """Supra-threshold nodes and same-sign edges of ``n_rows`` maps.
+    """Supra-threshold nodes and same-sign edges of ``n_maps`` statistic maps.
 
-    Maps are fed time block by time block (:meth:`add_block`); a node is a
-    (row, time, source) point, numbered in the order it was added; edges join
-    nodes of the same sign that are neighbouring sources at the same time or
-    the same source up to ``max_step`` samples apart. Two buffers of shape
-    ``(n_rows, max_step + block, n_sources)`` hold each point's sign code and
-    node id for the current block and the last ``max_step`` times before it.
+    Time points are fed in order (:meth:`add_time`). A node is a
+    supra-threshold (map, time, source) point. For a two-sided test the
+    positive and negative points of map ``b`` form two one-sided layers,
+    ``b`` and ``n_maps + b``, so that same-sign neighbours are plain
+    neighbours within a layer. The node ids of the last ``max_step + 1`` time
+    points sit in a ring buffer of shape ``(max_step + 1, n_layers,
+    n_sources + 1)`` (0: no node, else id + 1; the extra source is the
+    never-active sentinel of the padded neighbour table): neighbours are
+    found by index arithmetic -- the adjacency's sources within a time slice,
+    one slice back per time step -- without a Python loop over sources.
     """
 
-    def __init__(self, graph: _SourceGraph, n_rows, n_times, block, max_step, keep_flat):
+    def __init__(self, graph: _SourceGraph, n_maps, two_sided, max_step, keep_flat):
         self.graph = graph
-        self.n_rows = n_rows
-        self.n_times = n_times
-        self.max_step = max_step
+        self.n_maps = n_maps
+        self.n_layers = n_maps * (2 if two_sided else 1)
         self.n_src = graph.n_sources
-        self.width = max_step + block  # time slices in the buffers
-        self.code = np.zeros((n_rows, self.width, self.n_src), np.int8)
-        self.ids = np.zeros((n_rows, self.width, self.n_src), np.int32)
+        self.max_step = max_step
+        self.slots = max_step + 1
+        self.ids = np.zeros(self.slots * self.n_layers * (self.n_src + 1), np.int32)
+        self._written = [None] * self.slots  # positions filled in each slot
         self.keep_flat = keep_flat
         self.n_nodes = 0
-        self._t, self._row, self._flat, self._u, self._v = [], [], [], [], []
-        self._t_end = 0
-        self._n_block = 0
+        self._next_time = 0
+        self._t, self._map, self._flat, self._u, self._v = [], [], [], [], []
 
-    def add_block(self, t0, n_block, loc, t_vals):
-        """Add the nodes of times ``t0 .. t0 + n_block - 1``.
+    def add_time(self, t, layer, src, values):
+        """Add the nodes of time index ``t`` (the next one).
 
-        ``loc`` are sorted flat indices into ``(n_rows, n_block, n_sources)``
-        and ``t_vals`` their statistic values (sign = cluster sign).
+        ``layer`` and ``src`` give each node's layer and source, ``values``
+        its statistic; nodes of one layer must come in increasing source
+        order (the order of summation within a cluster).
         """
-        m, S, W = self.max_step, self.n_src, self.width
-        assert t0 == self._t_end
-        self._t_end = t0 + n_block
-        code = self.code.reshape(-1)
-        ids = self.ids.reshape(-1)
-        # keep the last max_step time slices before this block at the front
-        if t0 > 0:
-            prev = self._n_block
-            self.code[:, :m] = self.code[:, prev : prev + m]
-            self.ids[:, :m] = self.ids[:, prev : prev + m]
-        self.code[:, m:] = 0
-        self._n_block = n_block
-        n_new = loc.size
+        assert t == self._next_time
+        self._next_time += 1
+        ids = self.ids
+        width = self.n_src + 1
+        slice_size = self.n_layers * width
+        slot = t % self.slots
+        if self._written[slot] is not None:  # clear what this slot held max_step + 1 ago
+            ids[self._written[slot]] = 0
+            self._written[slot] = None
+        n_new = src.size
         if n_new == 0:
             return
-        row, rem = np.divmod(loc, n_block * S)
-        ext = row * (W * S) + m * S + rem  # position in the buffers
-        sgn = np.where(t_vals > 0, 1, -1).astype(np.int8)
-        node_ids = np.arange(self.n_nodes, self.n_nodes + n_new, dtype=np.int32)
-        code[ext] = sgn
-        ids[ext] = node_ids
-        # spatial edges: neighbours s' > s at the same time and of the same sign
-        src = rem % S
-        cnt = self.graph.degree[src]
-        n_cand = int(cnt.sum())
-        us, vs = [], []
-        if n_cand:
+        base = slot * slice_size + layer.astype(np.int64) * width  # start of the node's layer
+        ext = base + src
+        tag = np.arange(self.n_nodes + 1, self.n_nodes + 1 + n_new, dtype=np.int32)  # id + 1
+        ids[ext] = tag
+        self._written[slot] = ext
+        # spatial edges: neighbours s' > s of the same layer at the same time
+        g = self.graph
+        if g.padded is not None:
+            # (max_degree, n_new): the j-th neighbour of every node, one row per j
+            nb = g.padded.take(src, axis=1)
+            nb += base
+            nb_tag = ids.take(nb).reshape(-1)
+            hit = np.flatnonzero(nb_tag != 0)  # bool input: the fast nonzero
+            if hit.size:
+                self._u.append(tag[hit % n_new])
+                self._v.append(nb_tag[hit])
+        else:
+            cnt = g.degree[src]
             ends = np.cumsum(cnt)
-            entry = np.repeat(self.graph.indptr[src] - (ends - cnt), cnt)
-            entry += np.arange(n_cand)
-            nb = np.repeat(ext, cnt) + self.graph.delta[entry]
-            hit = np.flatnonzero(code[nb] == np.repeat(sgn, cnt))
+            n_cand = int(ends[-1])
+            if n_cand:
+                entry = np.repeat(g.indptr[src] - (ends - cnt), cnt)
+                entry += np.arange(n_cand)
+                nb_tag = ids.take(np.repeat(base, cnt) + g.indices[entry])
+                hit = np.flatnonzero(nb_tag != 0)
+                if hit.size:
+                    self._u.append(tag[np.searchsorted(ends, hit, side="right")])
+                    self._v.append(nb_tag[hit])
+        # temporal edges: the same source and layer 1..max_step samples earlier
+        for step in range(1, min(self.max_step, t) + 1):
+            nb_tag = ids[ext + ((t - step) % self.slots - slot) * slice_size]
+            hit = np.flatnonzero(nb_tag != 0)
             if hit.size:
-                us.append(np.repeat(node_ids, cnt)[hit])
-                vs.append(ids[nb[hit]])
-        # temporal edges: the same source 1..max_step samples earlier, same sign
-        for step in range(1, m + 1):
-            nb = ext - step * S
-            hit = np.flatnonzero(code[nb] == sgn)
-            if hit.size:
-                us.append(node_ids[hit])
-                vs.append(ids[nb[hit]])
-        self._t.append(np.asarray(t_vals, np.float64))
-        self._row.append(row.astype(np.int32))
+                self._u.append(tag[hit])
+                self._v.append(nb_tag[hit])
+        self._t.append(values)
+        self._map.append(layer % self.n_maps if self.n_layers > self.n_maps else layer)
         if self.keep_flat:
-            self._flat.append(row * (self.n_times * S) + t0 * S + rem)
-        self._u.extend(us)
-        self._v.extend(vs)
+            self._flat.append(t * self.n_src + src)
         self.n_nodes += n_new
 
     def finish(self):
-        """Return (t, row, flat | None, u, v) of all nodes and edges."""
+        """Return ``(values, map, flat | None, u, v)`` of all nodes and edges (0-based ids)."""
 
         def cat(parts, dtype):
-            return np.concatenate(parts) if parts else np.zeros(0, dtype)
+            return np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros(0, dtype)
 
-        flat = cat(self._flat, np.int64) if self.keep_flat else None
+        u = cat(self._u, np.int32)
+        v = cat(self._v, np.int32)
+        u -= 1
+        v -= 1
         return (
             cat(self._t, np.float64),
-            cat(self._row, np.int32),
-            flat,
-            cat(self._u, np.int32),
-            cat(self._v, np.int32),
+            cat(self._map, np.int64),
+            cat(self._flat, np.int64) if self.keep_flat else None,
+            u,
+            v,
         )
 
 
@@ -590,34 +610,40 @@ def _components(n_nodes: int, u: np.ndarray, v: np.ndarray) -> tuple[int, np.nda
     return connected_components(graph, directed=False)
 
 
-def _collect_maps(graph, maps, thr, one_sided, block, max_step, keep_flat):
-    """Nodes and edges of explicit statistic maps ``maps`` (n_rows, n_times, n_sources).
+def _split_layers(loc, values, n_src, n_maps, one_sided):
+    """Map index, source and layer of flat ``(n_maps, n_src)`` positions ``loc``."""
+    row, src = np.divmod(loc, n_src)
+    layer = row if one_sided else row + n_maps * (values < 0)
+    return layer, src
+
+
+def _collect_maps(graph, maps, thr, one_sided, max_step, keep_flat):
+    """Nodes and edges of explicit statistic maps ``maps`` (n_maps, n_times, n_sources).
 
     Supra-threshold means ``t > thr`` (``one_sided``) or ``|t| > thr``.
     """
-    n_rows, n_times, _ = maps.shape
-    coll = _Clusters(graph, n_rows, n_times, block, max_step, keep_flat)
-    for t0 in range(0, n_times, block):
-        nb = min(block, n_times - t0)
-        tb = np.ascontiguousarray(maps[:, t0 : t0 + nb]).reshape(-1)
-        act = tb > thr if one_sided else np.abs(tb) > thr
-        loc = np.flatnonzero(act)
-        coll.add_block(t0, nb, loc, tb[loc])
+    n_maps, n_times, S = maps.shape
+    coll = _Clusters(graph, n_maps, not one_sided, max_step, keep_flat)
+    for t in range(n_times):
+        tb = np.ascontiguousarray(maps[:, t]).reshape(-1)
+        loc = np.flatnonzero(tb > thr if one_sided else np.abs(tb) > thr)
+        values = tb[loc]
+        layer, src = _split_layers(loc, values, S, n_maps, one_sided)
+        coll.add_time(t, layer, src, values)
     return coll.finish()
 
 
-def _flip_variance_floor(Xf, sumsq, signs, sigma, method, block_cols):
+def _flip_variance_floor(Xt, sumsq, signs, sigma, method):
     """Per-flip "hat" term added to the variance (``sigma * max(var)`` or ``sigma``)."""
-    n = Xf.shape[0]
+    n = Xt.shape[1]
     if method == "absolute":
         return np.full(len(signs), sigma)
     vmax = np.full(len(signs), -np.inf)
-    for c0 in range(0, Xf.shape[1], block_cols):
-        c1 = min(c0 + block_cols, Xf.shape[1])
-        prod = signs @ Xf[:, c0:c1]
+    for t in range(Xt.shape[0]):
+        prod = signs @ Xt[t]
         np.multiply(prod, prod, out=prod)
         prod *= -1.0 / n
-        prod += sumsq[c0:c1]
+        prod += sumsq[t]
         np.maximum(vmax, prod.max(axis=1), out=vmax)
     return sigma * np.maximum(vmax, 0.0) / (n - 1)
 
@@ -640,56 +666,53 @@ def _flip_t(sums, sumsq, n, floor):
     return t
 
 
-def _collect_flips(graph, Xf, sumsq, signs, n_times, thr, one_sided, floor, block, max_step):
+def _collect_flips(graph, Xt, sumsq, signs, thr, one_sided, floor, max_step):
     """Nodes and edges of the t-maps of sign-flipped data, ``signs`` (B, n).
 
-    For each block of ``block`` time points the subject sums of all B flipped
-    maps are one product ``signs @ X[:, block]``; a point is a candidate when
-    ``sum**2 > c * (sumsq + (n - 1) * floor)`` (``|t| > thr`` rewritten without
-    square roots, with a 1e-10 margin for rounding); the candidates' t-values
-    are then computed exactly and compared with ``thr`` themselves.
+    ``Xt`` is the data as ``(n_times, n_subjects, n_sources)`` and ``sumsq``
+    the subject sums of squares ``(n_times, n_sources)`` (invariant under
+    flips). At each time point the subject sums of all B flipped maps are one
+    product ``signs @ Xt[t]``; a point is a candidate when ``sum**2 > c *
+    (sumsq + (n - 1) * floor)`` (``|t| > thr`` rewritten without square roots,
+    with a 1e-10 margin for rounding); the candidates' t-values are then
+    computed exactly and compared with ``thr`` themselves.
     """
-    n, _ = Xf.shape
-    S = graph.n_sources
+    n_times, n, S = Xt.shape
     B = len(signs)
     c = thr * thr * n / (n - 1 + thr * thr) * (1.0 - 1e-10)
-    coll = _Clusters(graph, B, n_times, block, max_step, keep_flat=False)
-    width = block * S
-    prod_buf = np.empty((B, width))
-    sq_buf = np.empty((B, width))
-    cand_buf = np.empty((B, width), bool)
-    for t0 in range(0, n_times, block):
-        nb = min(block, n_times - t0)
-        c0, w = t0 * S, nb * S
-        if w == width:
-            prod, sq, cand = prod_buf, sq_buf, cand_buf
-        else:
-            prod, sq, cand = np.empty((B, w)), np.empty((B, w)), np.empty((B, w), bool)
-        np.matmul(signs, Xf[:, c0 : c0 + w], out=prod)
+    coll = _Clusters(graph, B, not one_sided, max_step, keep_flat=False)
+    prod = np.empty((B, S))
+    sq = np.empty((B, S))
+    cand = np.empty((B, S), bool)
+    for t in range(n_times):
+        np.matmul(signs, Xt[t], out=prod)
         np.multiply(prod, prod, out=sq)
-        q = sumsq[c0 : c0 + w]
-        if floor is None:
-            rhs = c * q
-        else:
-            rhs = c * (q[None, :] + (n - 1) * floor[:, None])
+        q = sumsq[t]
+        rhs = c * q if floor is None else c * (q[None, :] + (n - 1) * floor[:, None])
         np.greater(sq, rhs, out=cand)
         loc = np.flatnonzero(cand)
-        row, col = np.divmod(loc, w)
-        t = _flip_t(prod.reshape(-1)[loc], q[col], n, None if floor is None else floor[row])
-        keep = t > thr if one_sided else np.abs(t) > thr
-        coll.add_block(t0, nb, loc[keep], t[keep])
+        row, src = np.divmod(loc, S)
+        values = _flip_t(prod.reshape(-1)[loc], q[src], n, None if floor is None else floor[row])
+        keep = np.flatnonzero(values > thr if one_sided else np.abs(values) > thr)
+        if keep.size < loc.size:
+            row, src, values = row[keep], src[keep], values[keep]
+        layer = row if one_sided else row + B * (values < 0)
+        coll.add_time(t, layer, src, values)
     return coll.finish()
 
 
 def _row_extreme(values, rows, n_rows):
-    """Per row, the value of largest magnitude (with its sign); 0 for empty rows."""
-    out = np.zeros(n_rows)
+    """Per row, the value of largest magnitude with its sign; 0 for empty rows.
+
+    Ties between a positive and a negative value go to the positive one
+    (MNE lists positive clusters first and takes the first maximum).
+    """
+    top = np.zeros(n_rows)
+    bottom = np.zeros(n_rows)
     if values.size:
-        order = np.lexsort((np.abs(values), rows))
-        r = rows[order]
-        last = np.flatnonzero(np.append(r[1:] != r[:-1], True))
-        out[r[last]] = values[order[last]]
-    return out
+        np.maximum.at(top, rows, values)
+        np.minimum.at(bottom, rows, values)
+    return np.where(top >= -bottom, top, bottom)
 
 
 def _cluster_weights(t, t_power):
@@ -702,10 +725,6 @@ def _batch_rows(n_rows, n_points, frac, bytes_per_node, max_batch_bytes):
     """Flips per batch so that the expected supra-threshold nodes fit the budget."""
     per_row = max(1.0, n_points * min(1.0, frac) * bytes_per_node)
     return int(max(1, min(n_rows, 1024, max_batch_bytes // per_row)))
-
-
-def _block_times(n_rows, n_times, n_src):
-    return int(max(1, min(n_times, _BLOCK_BYTES // (8 * n_rows * n_src))))
 
 
 def _special_rows(signs):
@@ -731,37 +750,53 @@ def _permutation_maxima(
 ):
     """Null-distribution maxima for every flip in ``signs_eff`` (one value each).
 
-    ``statistic(t, row, u, v, n_rows)`` turns one batch's nodes and edges into
-    per-row maxima. Flips whose signs are all equal give the observed t-map
-    ``t_obs`` (or its negative) exactly; ``signs_eff`` may be mirrored
+    ``statistic(t, map, u, v, n_maps)`` turns one batch's nodes and edges
+    into per-map maxima. Flips whose signs are all equal give the observed
+    t-map ``t_obs`` (or its negative) exactly; ``signs_eff`` may be mirrored
     (tail -1), ``t_obs`` is not.
     """
     n, T, S = X3.shape
-    Xf = X3.reshape(n, T * S)
-    sumsq = np.einsum("ij,ij->j", Xf, Xf)
     out = np.zeros(len(signs_eff))
     special = _special_rows(signs_eff)
     for value in (1, -1):
         rows = np.flatnonzero(special == value)
         if rows.size:
             t_map = (value * t_obs)[None]  # t of (value * X)
-            t, row, _, u, v = _collect_maps(graph, t_map, thr, one_sided, T, max_step, False)
+            t, row, _, u, v = _collect_maps(graph, t_map, thr, one_sided, max_step, False)
             out[rows] = statistic(t, row, u, v, 1)[0]
     rest = np.flatnonzero(special == 0)
     if rest.size == 0:
         return out
-    B = _batch_rows(rest.size, T * S, frac, _BYTES_PER_NODE, max_batch_bytes)
-    block = _block_times(B, T, S)
-    for b0 in range(0, rest.size, B):
-        rows = rest[b0 : b0 + B]
+    # (time, subject, source) layout: each time point's block is contiguous
+    Xt = np.ascontiguousarray(X3.transpose(1, 0, 2))
+    sumsq = np.einsum("tns,tns->ts", Xt, Xt)
+    n_workers = min(thread_budget(), max(1, rest.size // 32))
+    B = _batch_rows(
+        -(-rest.size // n_workers), T * S, frac, _BYTES_PER_NODE, max_batch_bytes // n_workers
+    )
+    batches = [rest[b0 : b0 + B] for b0 in range(0, rest.size, B)]
+
+    def run(rows):
         signs = np.ascontiguousarray(signs_eff[rows])
         floor = None
         if sigma > 0:
-            floor = _flip_variance_floor(Xf, sumsq, signs, sigma, sigma_method, block * S)
-        t, row, _, u, v = _collect_flips(
-            graph, Xf, sumsq, signs, T, thr, one_sided, floor, block, max_step
-        )
+            floor = _flip_variance_floor(Xt, sumsq, signs, sigma, sigma_method)
+        t, row, _, u, v = _collect_flips(graph, Xt, sumsq, signs, thr, one_sided, floor, max_step)
         out[rows] = statistic(t, row, u, v, len(rows))
+
+    # batches run in parallel threads, each with single-threaded BLAS (small products;
+    # numpy releases the GIL in its loops); memory: n_workers batches at a time
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1, user_api="blas"):
+        if n_workers == 1:
+            for rows in batches:
+                run(rows)
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(n_workers) as pool:
+                list(pool.map(run, batches))
     return out
 
 
@@ -1263,9 +1298,7 @@ def cluster_permutation_test(
     t_eff = mirror * t_obs
 
     # observed clusters
-    t_nodes, _, flat, u, v = _collect_maps(
-        graph, t_eff[None], thr_eff, one_sided, T, max_step, True
-    )
+    t_nodes, _, flat, u, v = _collect_maps(graph, t_eff[None], thr_eff, one_sided, max_step, True)
     n_comp, labels = _components(t_nodes.size, u, v)
     sums = np.bincount(labels, weights=_cluster_weights(t_nodes, t_power), minlength=n_comp)
     # MNE's order: positive clusters, then negative, each by its first point
@@ -1332,10 +1365,10 @@ def cluster_permutation_test(
 
 
 def _tfce_ladder(start, step, stop):
-    """(height, factor) of each TFCE step below ``stop`` with a nonzero factor.
+    """Heights ``numpy.arange(start, stop, step)`` of the TFCE steps and their widths.
 
-    Heights are ``numpy.arange(start, stop, step)`` (magnitudes); the factor
-    is ``h**H * dh`` without H applied yet: returns heights and dh.
+    The width ``dh`` of the first step is ``|start|`` (MNE's rule), then
+    ``|step|`` (as differences of consecutive heights).
     """
     heights = np.arange(start, stop, step, dtype=float)
     dh = np.abs(np.diff(heights, prepend=0.0))
@@ -1344,28 +1377,38 @@ def _tfce_ladder(start, step, stop):
 
 
 def _tfce_scores(t_abs, u, v, heights, dh, e_power, h_power):
-    """TFCE score of every node: sum over heights of ``h**H * dh * size**E``.
+    """TFCE score of every node: sum over heights of ``|h|**H * dh * size**E``.
 
-    ``size`` is the number of nodes of the node's cluster among the nodes
-    with ``|t| > h``; the node and edge sets shrink as ``h`` rises (an edge
-    lives while both of its ends do).
+    ``heights`` are magnitudes in increasing order; ``size`` is the number of
+    nodes of the node's cluster among the nodes with ``|t| > h``. The node and
+    edge sets shrink as ``h`` rises (an edge lives while both of its ends
+    do). A node left without a live edge stays alone at every higher step,
+    so it is retired at once with the sum of its remaining step factors
+    (size 1), and only linked nodes are labelled.
     """
     scores = np.zeros(t_abs.size)
+    factors = np.array([abs(h) ** h_power * d for h, d in zip(heights, dh, strict=True)])
+    prefix = np.concatenate([[0.0], np.cumsum(factors)])
+    n_above = np.searchsorted(heights, t_abs, side="left")  # steps with h < |t|
     idx = np.arange(t_abs.size)
     ta = t_abs
     w = np.minimum(t_abs[u], t_abs[v]) if u.size else np.zeros(0)
-    for h, d in zip(heights, dh, strict=True):
-        factor = abs(h) ** h_power * d
+    for i, (h, factor) in enumerate(zip(heights, factors, strict=True)):
         if factor == 0:
             continue  # adds exactly 0 (MNE runs it anyway)
-        keep = ta > h
-        if not keep.any():
-            break
-        if not keep.all():
-            new_id = np.cumsum(keep, dtype=np.int64) - 1
-            live = w > h
+        live = w > h
+        linked = np.zeros(idx.size, bool)
+        linked[u[live]] = True
+        linked[v[live]] = True
+        alone = np.flatnonzero((ta > h) & ~linked)
+        if alone.size:
+            scores[idx[alone]] += prefix[n_above[alone]] - prefix[i]
+        if not linked.all():
+            new_id = np.cumsum(linked, dtype=np.int64) - 1
             u, v, w = new_id[u[live]].astype(np.int32), new_id[v[live]].astype(np.int32), w[live]
-            idx, ta = idx[keep], ta[keep]
+            idx, ta, n_above = idx[linked], ta[linked], n_above[linked]
+        if idx.size == 0:
+            break
         n_c, lab = _components(idx.size, u, v)
         size = np.bincount(lab, minlength=n_c)
         scores[idx] += (factor * size.astype(float) ** e_power)[lab]
@@ -1483,9 +1526,7 @@ def tfce_permutation_test(
     heights, dh = _tfce_ladder(start_eff, step_eff, finite_max)
     lo = lowest(heights, dh) if heights.size else None
     first_h = start_eff if lo is None else lo
-    t_nodes, _, flat, u, v = _collect_maps(
-        graph, t_eff[None], first_h, one_sided, T, max_step, True
-    )
+    t_nodes, _, flat, u, v = _collect_maps(graph, t_eff[None], first_h, one_sided, max_step, True)
     scores = np.zeros(T * S)
     if lo is not None and t_nodes.size:
         scores[flat] = _tfce_scores(np.abs(t_nodes), u, v, heights, dh, e_power, h_power)
