@@ -57,16 +57,17 @@ T-max test uses the same flips as the cluster tests.
 Speed (the permutation loop)
 ----------------------------
 For a batch of ``B`` sign vectors ``s`` (``B x n``) the subject sums of all
-flipped maps are one matrix product ``s @ X`` (``X`` as ``n x (T * S)``);
+flipped maps at one time point are one matrix product ``s @ X[:, t, :]``;
 the sum of squares is invariant under sign flips, so t follows without
 touching the data again, and ``|t| > thr`` is ``sum**2 > c * sumsq`` (no
-square root or division over the whole map). The product is computed for a
-few time points at a time, so the thresholding runs in cache. Only the
-supra-threshold points enter the graph; their same-sign neighbours (sources
-adjacent at the same time, the same source ``1..max_step`` samples earlier)
-are found by index arithmetic, and the clusters of all ``B`` flips are
-labelled by one :func:`scipy.sparse.csgraph.connected_components` call.
-Memory per batch is bounded by ``max_batch_bytes``.
+square root or division over the whole map; the candidates' t-values are
+then computed exactly). Only supra-threshold points enter the graph: their
+same-sign neighbours (adjacent sources at the same time, the same source
+``1..max_step`` samples earlier) are found by index arithmetic in a small
+ring buffer of node ids, and the clusters of all ``B`` flips are labelled by
+one :func:`scipy.sparse.csgraph.connected_components` call. Batches run in
+``exgsrc._system.thread_budget()`` threads with single-threaded BLAS; memory
+per batch is bounded by ``max_batch_bytes``.
 """
 
 from __future__ import annotations
@@ -183,11 +184,17 @@ def _t_values(X2d: np.ndarray, sigma: float, method: str) -> np.ndarray:
     Points whose (regularised) variance is exactly 0 get t = 0 (MNE: nan or
     inf); its permutation loop does the same for zero variance.
     """
-    n = X2d.shape[0]
-    var = np.var(X2d, axis=0, ddof=1)
+    n, m = X2d.shape
+    var = np.empty(m)
+    mean = np.empty(m)
+    # column blocks: np.var's temporary stays small (same per-column arithmetic)
+    step = max(1, 2**22 // max(n, 1))
+    for c0 in range(0, m, step):
+        block = X2d[:, c0 : c0 + step]
+        var[c0 : c0 + step] = np.var(block, axis=0, ddof=1)
+        mean[c0 : c0 + step] = np.mean(block, axis=0)
     if sigma > 0:
         var += sigma * np.max(var) if method == "relative" else sigma
-    mean = np.mean(X2d, axis=0)
     t = np.zeros_like(mean)
     ok = var > 0
     t[ok] = mean[ok] / np.sqrt(var[ok] / n)
@@ -606,7 +613,8 @@ def _components(n_nodes: int, u: np.ndarray, v: np.ndarray) -> tuple[int, np.nda
         return 0, np.zeros(0, np.int32)
     if u.size == 0:
         return n_nodes, np.arange(n_nodes, dtype=np.int32)
-    graph = sparse.csr_array((np.ones(u.size, np.int8), (u, v)), shape=(n_nodes, n_nodes))
+    # float64 data: what connected_components validates to (no conversion copy)
+    graph = sparse.coo_array((np.ones(u.size), (u, v)), shape=(n_nodes, n_nodes))
     return connected_components(graph, directed=False)
 
 
@@ -652,24 +660,33 @@ def _flip_t(sums, sumsq, n, floor):
     """t-values from subject sums of flipped data (MNE's sign-flip t formula).
 
     ``floor`` (per value) is the hat term added to the variance, or None.
+    Zero variance gives t = 0 (as MNE's permutation loop).
     """
     mean = sums / n
-    denom_sq = np.maximum(sumsq - n * mean * mean, 0.0)
-    t = np.zeros_like(mean)
+    denom_sq = mean * mean
+    denom_sq *= -n
+    denom_sq += sumsq
+    np.maximum(denom_sq, 0.0, out=denom_sq)
     if floor is None:
-        ok = denom_sq > 0
-        t[ok] = mean[ok] / np.sqrt(denom_sq[ok]) * np.sqrt(n * (n - 1))
+        scale = np.sqrt(n * (n - 1))
     else:
-        var = denom_sq / (n - 1) + floor
-        ok = var > 0
-        t[ok] = mean[ok] / np.sqrt(var[ok] / n)
+        denom_sq /= n - 1
+        denom_sq += floor
+        denom_sq /= n
+        scale = 1.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = mean / np.sqrt(denom_sq)
+    if scale != 1.0:
+        t *= scale
+    if not denom_sq.all():
+        t[denom_sq == 0] = 0.0
     return t
 
 
 def _collect_flips(graph, Xt, sumsq, signs, thr, one_sided, floor, max_step):
     """Nodes and edges of the t-maps of sign-flipped data, ``signs`` (B, n).
 
-    ``Xt`` is the data as ``(n_times, n_subjects, n_sources)`` and ``sumsq``
+    ``Xt`` is the data viewed as ``(n_times, n_subjects, n_sources)`` and ``sumsq``
     the subject sums of squares ``(n_times, n_sources)`` (invariant under
     flips). At each time point the subject sums of all B flipped maps are one
     product ``signs @ Xt[t]``; a point is a candidate when ``sum**2 > c *
@@ -767,9 +784,9 @@ def _permutation_maxima(
     rest = np.flatnonzero(special == 0)
     if rest.size == 0:
         return out
-    # (time, subject, source) layout: each time point's block is contiguous
-    Xt = np.ascontiguousarray(X3.transpose(1, 0, 2))
-    sumsq = np.einsum("tns,tns->ts", Xt, Xt)
+    # (time, subject, source) view, no copy: Xt[t] is a BLAS-ready strided matrix
+    Xt = X3.transpose(1, 0, 2)
+    sumsq = np.einsum("nts,nts->ts", X3, X3)
     n_workers = min(thread_budget(), max(1, rest.size // 32))
     B = _batch_rows(
         -(-rest.size // n_workers), T * S, frac, _BYTES_PER_NODE, max_batch_bytes // n_workers
