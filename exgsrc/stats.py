@@ -101,6 +101,8 @@ _DEFAULT_BATCH_BYTES = 512 * 2**20
 # bytes per supra-threshold node in a batch: value, position, id in two time
 # slices, a few edges in int32, and connected_components' CSR and labels
 _BYTES_PER_NODE = 96
+# TFCE keeps more per node: edge heights, and each step's shrinking copies
+_BYTES_PER_NODE_TFCE = 320
 _SIGMA_METHODS = ("relative", "absolute")
 
 
@@ -552,12 +554,20 @@ class _Clusters:
         tag = np.arange(self.n_nodes + 1, self.n_nodes + 1 + n_new, dtype=np.int32)  # id + 1
         ids[ext] = tag
         self._written[slot] = ext
-        # spatial edges: neighbours s' > s of the same layer at the same time
+        # neighbours: sources s' > s of the same layer at the same time, and the
+        # same source and layer 1..max_step samples earlier
         g = self.graph
+        offsets = [((t - step) % self.slots - slot) * slice_size for step in range(1, t + 1)]
+        offsets = offsets[: self.max_step]
         if g.padded is not None:
-            # (max_degree, n_new): the j-th neighbour of every node, one row per j
-            nb = g.padded.take(src, axis=1)
-            nb += base
+            # one row per neighbour place: the j-th spatial neighbour of every
+            # node, then its earlier times; one gather and one nonzero for all
+            n_sp = g.padded.shape[0]
+            nb = np.empty((n_sp + len(offsets), n_new), np.int64)
+            g.padded.take(src, axis=1, out=nb[:n_sp])
+            nb[:n_sp] += base
+            for row, off in enumerate(offsets, start=n_sp):
+                np.add(ext, off, out=nb[row])
             nb_tag = ids.take(nb).reshape(-1)
             hit = np.flatnonzero(nb_tag != 0)  # bool input: the fast nonzero
             if hit.size:
@@ -575,15 +585,14 @@ class _Clusters:
                 if hit.size:
                     self._u.append(tag[np.searchsorted(ends, hit, side="right")])
                     self._v.append(nb_tag[hit])
-        # temporal edges: the same source and layer 1..max_step samples earlier
-        for step in range(1, min(self.max_step, t) + 1):
-            nb_tag = ids[ext + ((t - step) % self.slots - slot) * slice_size]
-            hit = np.flatnonzero(nb_tag != 0)
-            if hit.size:
-                self._u.append(tag[hit])
-                self._v.append(nb_tag[hit])
+            for off in offsets:
+                nb_tag = ids[ext + off]
+                hit = np.flatnonzero(nb_tag != 0)
+                if hit.size:
+                    self._u.append(tag[hit])
+                    self._v.append(nb_tag[hit])
         self._t.append(values)
-        self._map.append(layer % self.n_maps if self.n_layers > self.n_maps else layer)
+        self._map.append(layer)
         if self.keep_flat:
             self._flat.append(t * self.n_src + src)
         self.n_nodes += n_new
@@ -600,7 +609,7 @@ class _Clusters:
         v -= 1
         return (
             cat(self._t, np.float64),
-            cat(self._map, np.int64),
+            cat(self._map, np.int64) % self.n_maps,  # layer -> map
             cat(self._flat, np.int64) if self.keep_flat else None,
             u,
             v,
@@ -764,6 +773,7 @@ def _permutation_maxima(
     max_step,
     max_batch_bytes,
     frac,
+    bytes_per_node,
 ):
     """Null-distribution maxima for every flip in ``signs_eff`` (one value each).
 
@@ -789,7 +799,7 @@ def _permutation_maxima(
     sumsq = np.einsum("nts,nts->ts", X3, X3)
     n_workers = min(thread_budget(), max(1, rest.size // 32))
     B = _batch_rows(
-        -(-rest.size // n_workers), T * S, frac, _BYTES_PER_NODE, max_batch_bytes // n_workers
+        -(-rest.size // n_workers), T * S, frac, bytes_per_node, max_batch_bytes // n_workers
     )
     batches = [rest[b0 : b0 + B] for b0 in range(0, rest.size, B)]
 
@@ -1374,6 +1384,7 @@ def cluster_permutation_test(
         max_step,
         max_batch_bytes,
         2 * frac,
+        _BYTES_PER_NODE,
     )
     orig = np.abs(stats_eff).max() if tail == 0 else stats_eff.max()
     h0_eff = np.concatenate([[orig], h0_perm])
@@ -1569,6 +1580,7 @@ def tfce_permutation_test(
         max_step,
         max_batch_bytes,
         1.5 * frac,
+        _BYTES_PER_NODE_TFCE,
     )
     h0 = np.concatenate([[scores.max()], h0_perm])
     p = _p_values(scores, h0, False)
