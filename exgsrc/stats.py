@@ -51,8 +51,9 @@ or all subjects flipped) use the observed t-map exactly (mathematically the
 same map; MNE recomputes it with a different rounding, so whether it counts
 as ">=" the observed statistic is down to the last bit there); TFCE with
 ``tail=-1`` gives the p-values of ``tail=1`` on ``-X`` (MNE 1.13 compares
-positive scores with ``<=``, so its tail -1 TFCE p-values are inverted); the
-T-max test uses the same flips as the cluster tests.
+its positive tail -1 scores with ``<=`` and puts the smallest observed score
+first in ``h0``, so its tail -1 TFCE p-values are inverted). MNE releases
+before 1.13 summed other TFCE increments.
 
 Speed (the permutation loop)
 ----------------------------
