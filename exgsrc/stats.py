@@ -384,9 +384,8 @@ class _SourceGraph:
     direction per undirected edge is enough for connected components):
     ``indices[indptr[s]:indptr[s + 1]]``. When the degrees are even enough
     (surfaces, grids) they are also padded into a table ``padded`` of shape
-    ``(max_degree, n_sources)`` (row ``j``: the ``j``-th neighbour of every
-    source) whose empty places hold ``n_sources``, a sentinel source that is
-    never supra-threshold.
+    ``(n_sources, max_degree)`` whose empty places hold ``n_sources``, a
+    sentinel source that is never supra-threshold.
     """
 
     def __init__(self, adjacency, n_sources: int):
@@ -421,8 +420,8 @@ class _SourceGraph:
         if 0 < max_degree <= 2 * self.degree.mean() + 2:
             rows = np.repeat(np.arange(n_sources), self.degree)
             place = np.arange(self.indices.size) - np.repeat(self.indptr[:-1], self.degree)
-            self.padded = np.full((max_degree, n_sources), n_sources, np.int64)
-            self.padded[place, rows] = self.indices
+            self.padded = np.full((n_sources, max_degree), n_sources, np.int64)
+            self.padded[rows, place] = self.indices
 
 
 # --------------------------------------------------------------------------- sign flips
@@ -526,6 +525,13 @@ class _Clusters:
         self.slots = max_step + 1
         self.ids = np.zeros(self.slots * self.n_layers * (self.n_src + 1), np.int32)
         self._written = [None] * self.slots  # positions filled in each slot
+        if graph.padded is not None:
+            # per source: its padded spatial neighbours, then itself max_step times
+            # (shifted to earlier time slices when looked up)
+            self._table = np.concatenate(
+                [graph.padded, np.repeat(np.arange(self.n_src)[:, None], max_step, axis=1)],
+                axis=1,
+            )
         self.keep_flat = keep_flat
         self.n_nodes = 0
         self._next_time = 0
@@ -561,18 +567,20 @@ class _Clusters:
         offsets = [((t - step) % self.slots - slot) * slice_size for step in range(1, t + 1)]
         offsets = offsets[: self.max_step]
         if g.padded is not None:
-            # one row per neighbour place: the j-th spatial neighbour of every
-            # node, then its earlier times; one gather and one nonzero for all
-            n_sp = g.padded.shape[0]
-            nb = np.empty((n_sp + len(offsets), n_new), np.int64)
-            g.padded.take(src, axis=1, out=nb[:n_sp])
-            nb[:n_sp] += base
-            for row, off in enumerate(offsets, start=n_sp):
-                np.add(ext, off, out=nb[row])
+            # one row per node: its spatial neighbours, then itself at earlier times;
+            # one gather and one nonzero for all, and edges come out sorted by node
+            n_sp = g.padded.shape[1]
+            nb = self._table.take(src, axis=0)
+            nb += base[:, None]
+            k = len(offsets)
+            if k:
+                nb[:, n_sp : n_sp + k] += np.array(offsets, np.int64)
+            if k < self.max_step:  # no earlier time yet: look at the sentinel
+                nb[:, n_sp + k :] = (base + self.n_src)[:, None]
             nb_tag = ids.take(nb).reshape(-1)
             hit = np.flatnonzero(nb_tag != 0)  # bool input: the fast nonzero
             if hit.size:
-                self._u.append(tag[hit % n_new])
+                self._u.append(tag[hit // nb.shape[1]])
                 self._v.append(nb_tag[hit])
         else:
             cnt = g.degree[src]
@@ -624,7 +632,12 @@ def _components(n_nodes: int, u: np.ndarray, v: np.ndarray) -> tuple[int, np.nda
     if u.size == 0:
         return n_nodes, np.arange(n_nodes, dtype=np.int32)
     # float64 data: what connected_components validates to (no conversion copy)
-    graph = sparse.coo_array((np.ones(u.size), (u, v)), shape=(n_nodes, n_nodes))
+    if np.all(u[1:] >= u[:-1]):  # edges sorted by first node: CSR as it is, no sort
+        indptr = np.zeros(n_nodes + 1, np.int64)
+        np.cumsum(np.bincount(u, minlength=n_nodes), out=indptr[1:])
+        graph = sparse.csr_array((np.ones(u.size), v, indptr), shape=(n_nodes, n_nodes))
+    else:
+        graph = sparse.coo_array((np.ones(u.size), (u, v)), shape=(n_nodes, n_nodes))
     return connected_components(graph, directed=False)
 
 
