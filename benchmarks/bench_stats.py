@@ -18,7 +18,7 @@ separate run with ``--memory-permutations`` flips (numpy reports its buffers
 to tracemalloc; memory per run does not grow with the number of flips). With
 ``--tfce`` the same for TFCE (``start=0, step=0.2``) with
 ``--tfce-permutations`` flips. Ours uses ``exgsrc._system.thread_budget()``
-threads (``OMP_NUM_THREADS`` etc. limit it), MNE ``n_jobs=None``.
+threads (``OMP_NUM_THREADS``, ``--threads`` limit it), MNE ``n_jobs=None``.
 """
 
 from __future__ import annotations
@@ -88,6 +88,12 @@ def main():
     ap.add_argument("--tfce", action="store_true", help="also TFCE (start=0, step=0.2)")
     ap.add_argument("--tfce-permutations", type=int, default=50)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="limit BLAS threads (threadpoolctl), both sides; ours then runs that many batches",
+    )
     args = ap.parse_args()
 
     import mne
@@ -97,6 +103,10 @@ def main():
     from exgsrc.stats import cluster_permutation_test, tfce_permutation_test
 
     mne.set_log_level("error")
+    if args.threads is not None:  # after the imports: limits only reach loaded libraries
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(args.threads)
     src, adj, X = _cohort(args.n_subjects, args.n_times, args.grade, args.seed)
     n = args.n_subjects
     thr = float(-t_dist.ppf(0.025, n - 1))
