@@ -29,6 +29,7 @@ import pytest
 import scipy.io
 
 from exgsrc.config import load_schema, validate_config
+from exgsrc.io.discovery import list_subjects
 from exgsrc.io.edf import read_edf, read_edf_header
 from exgsrc.labels import MAX_LABEL_LENGTH, condition_label
 from exgsrc.simulate import _write_edf, make_demo_bids
@@ -168,7 +169,14 @@ def _params(root, overrides=None, conditions=CONDITIONS):
 
 
 def run_steps(root: Path, out: Path, upto: str, overrides=None, conditions=CONDITIONS):
-    """montage [-> epochs [-> evoked of each condition]] of the subject; the files."""
+    """montage [-> epochs [-> evoked of each condition]] of the subject; the files.
+
+    ``upto="subjects"``: the subject discovery of the workflow's DAG
+    (:func:`exgsrc.io.discovery.list_subjects`): ``{"subjects": ..., "warnings": ...}``.
+    """
+    if upto == "subjects":
+        subjects, warnings = list_subjects(root)
+        return {"subjects": subjects, "warnings": warnings}
     p = _params(root, overrides, conditions)
     files = {"montage": _run(step_montage, {}, out / "montage.nc", p)}
     if upto in ("epochs", "evoked"):
@@ -231,6 +239,23 @@ def drop_column(name: str, column: str):
         return [r[:j] + r[j + 1 :] for r in rows]
 
     return edit_tsv(name, edit)
+
+
+def add_subject_folder(label: str):
+    """A copy of the good subject under another folder name (files keep sub-01)."""
+
+    def breaker(root):
+        shutil.copytree(root / f"sub-{SUB}", root / f"sub-{label}")
+
+    return breaker
+
+
+def append_participant(*fields: str):
+    def breaker(root):
+        path = root / "participants.tsv"
+        path.write_text(path.read_text() + "\t".join(fields) + "\n")
+
+    return breaker
 
 
 def write_text(name: str, text: str | bytes):
@@ -386,6 +411,10 @@ def relabel_trials(new: str):
         return [rows[0]] + [r[:2] + [new if r[2] == "a" else r[2]] + r[3:] for r in rows[1:]]
 
     return edit_tsv(EVENTS, edit)
+
+
+def _only_the_good_subject(files):
+    assert files["subjects"] == [SUB]
 
 
 # ---------------------------------------------------------------------------------------
@@ -1031,6 +1060,45 @@ CASES = [
         (SET, "1 non-finite samples (0 NaN, 1 Inf)", "channel 'AF4', t = 5 s"),
         fmt="set",
     ),
+    # ---- subject folders and participants.tsv (read while Snakemake builds the DAG)
+    Case(
+        "subject folder with a space",
+        add_subject_folder("0 1"),
+        "subjects",
+        "warning",
+        ("sub-0 1: invalid subject label '0 1' (must be alphanumeric); skipped",),
+        check=_only_the_good_subject,
+    ),
+    Case(
+        "subject folder with a non-ASCII letter",
+        add_subject_folder("ü1"),
+        "subjects",
+        "warning",
+        ("sub-ü1: invalid subject label 'ü1' (must be alphanumeric); skipped",),
+        check=_only_the_good_subject,
+    ),
+    Case(
+        "participants.tsv lists a missing subject",
+        append_participant("sub-02", "90"),
+        "subjects",
+        "warning",
+        ("participants.tsv: subject sub-02 listed but folder", "sub-02 missing"),
+        check=_only_the_good_subject,
+    ),
+    Case(
+        "participants.tsv ragged",
+        append_participant("sub-02"),
+        "subjects",
+        "error",
+        ("participants.tsv: line 3 has 1 fields but the header has 2",),
+    ),
+    Case(
+        "participants.tsv id without sub-",
+        append_participant("02", "90"),
+        "subjects",
+        "error",
+        ("participants.tsv: line 3: participant_id '02' must start with 'sub-'",),
+    ),
     # ---- a flat channel
     Case(
         "flat channel",
@@ -1049,7 +1117,7 @@ def test_bad_input(case, templates, tmp_path):
     case.breaker(root)
     out = tmp_path / "out"
     if case.outcome == "error":
-        with pytest.raises(Exception) as err:
+        with pytest.raises(ValueError) as err:  # BidsError is a ValueError
             run_steps(root, out, case.step, case.overrides, case.conditions)
         msg = str(err.value)
         missing = [s for s in case.expect if s not in msg]
@@ -1058,8 +1126,11 @@ def test_bad_input(case, templates, tmp_path):
     files = run_steps(root, out, case.step, case.overrides, case.conditions)
     assert case.outcome in ("warning", "check"), case.outcome
     if case.outcome == "warning":
-        last = files[case.step if case.step != "evoked" else next(reversed(files))]
-        warnings = _warnings_of(last)
+        if case.step == "subjects":
+            warnings = files["warnings"]
+        else:
+            last = files[case.step if case.step != "evoked" else next(reversed(files))]
+            warnings = _warnings_of(last)
         assert any(all(s in w for s in case.expect) for w in warnings), warnings
     if case.check is not None:
         case.check(files)
