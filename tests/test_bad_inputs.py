@@ -17,8 +17,14 @@ temporaries, a full disk, and condition labels of awkward ``trial_type`` text.
 
 from __future__ import annotations
 
+import csv
+import errno
 import json
+import os
+import re
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -1134,3 +1140,394 @@ def test_bad_input(case, templates, tmp_path):
         assert any(all(s in w for s in case.expect) for w in warnings), warnings
     if case.check is not None:
         case.check(files)
+
+
+# ---------------------------------------------------------------------------------------
+# through Snakemake: bad subjects beside a good one
+
+
+FAST_CONFIG = {
+    "output": "results",
+    "task": TASK,
+    "conditions": ["a"],
+    "source_space": {"kind": "ico", "grade": 2},
+    "inverse": {"methods": ["sLORETA"]},
+    "resolution": {"enabled": False},
+}
+
+
+def snakemake(workdir: Path, bids_root: Path, *args, timeout=600, **config):
+    """Run the workflow on ``bids_root`` in ``workdir`` (2 cores); the completed process.
+
+    The config (:data:`FAST_CONFIG` updated by ``config``) is written to
+    ``workdir/config.yaml``; the command is the same for every call with the same config.
+    """
+    cfg = {**FAST_CONFIG, "bids_root": str(bids_root), **config}
+    (workdir / "config.yaml").write_text(json.dumps(cfg))  # JSON is YAML
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--directory", str(workdir)]
+    cmd += ["--cores", "2", "--configfile", str(workdir / "config.yaml"), *args]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}  # the jobs import this tree
+    res = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=timeout, cwd=workdir, env=env
+    )
+    res.log = res.stdout + res.stderr
+    return res
+
+
+def _qc(workdir: Path) -> dict[str, dict]:
+    with open(workdir / "results" / "group" / "qc.tsv", newline="") as fh:
+        return {r["subject"]: r for r in csv.DictReader(fh, delimiter="\t")}
+
+
+def _rename_subject(root: Path, old: str, new: str) -> None:
+    """Move a generated subject to another label (folder and file names)."""
+    src, dst = root / f"sub-{old}", root / f"sub-{new}"
+    src.rename(dst)
+    for p in (dst / "eeg").iterdir():
+        p.rename(p.with_name(p.name.replace(f"sub-{old}_", f"sub-{new}_")))
+
+
+#: bad subjects of the workflow run: (label, how to break it (on a dataset whose only
+#: subject is sub-01), failed step in qc.tsv, file named in the reason, problem words)
+WORKFLOW_BAD = [
+    ("02", scale_positions(1000.0), "montage", ELECTRODES, "the values look like 'mm'"),
+    ("03", edit_tsv(EVENTS, lambda rows: rows[:1]), "epochs", EVENTS, "no events"),
+    ("04", patch_bytes(EDF, 244, 8, "0"), "montage", EDF, "'duration of a data record' is 0.0"),
+    ("05", set_cell(CHANNELS, "F3", "name", "F3x"), "montage", CHANNELS, "channels do not match"),
+]
+
+
+@pytest.fixture(scope="module")
+def mixed_run(templates, tmp_path_factory):
+    """One good subject, four bad ones and an invalid subject folder, run once."""
+    base = tmp_path_factory.mktemp("mixed")
+    root = base / "bids"
+    shutil.copytree(templates["edf"], root)
+    (root / "participants.tsv").unlink()  # subjects from the folders
+    for label, breaker, *_ in WORKFLOW_BAD:
+        one = base / f"one-{label}"
+        shutil.copytree(templates["edf"], one)
+        breaker(one)
+        _rename_subject(one, SUB, label)
+        shutil.move(one / f"sub-{label}", root / f"sub-{label}")
+    shutil.copytree(root / f"sub-{SUB}", root / "sub-0 1")
+    wd = base / "wd"
+    wd.mkdir()
+    return SimpleNamespace(root=root, wd=wd, res=snakemake(wd, root))
+
+
+@pytest.mark.workflow
+def test_workflow_good_subject_completes_beside_bad_ones(mixed_run):
+    res, wd = mixed_run.res, mixed_run.wd
+    assert res.returncode == 0, res.log[-5000:]
+    qc = _qc(wd)
+    assert sorted(qc) == ["01", "02", "03", "04", "05"]  # "sub-0 1" skipped
+    assert qc["01"]["status"] == "ok", qc["01"]
+    stc = wd / "results" / f"sub-{SUB}" / "eeg" / f"{BASE}_cond-a_desc-sLORETA_stc.nc"
+    assert open_dataset(stc, attrs_only=True).attrs["exgsrc_status"] == "ok"
+    ga = open_dataset(wd / "results" / "group" / f"task-{TASK}_cond-a_desc-sLORETA_grandavg.nc")
+    assert list(ga.attrs["subjects"]) == [SUB]
+    assert sorted(ga.attrs["failed_subjects"]) == ["02", "03", "04", "05"]
+
+
+@pytest.mark.workflow
+@pytest.mark.parametrize("label,step,file,problem", [(b[0], *b[2:]) for b in WORKFLOW_BAD])
+def test_workflow_bad_subject_recorded_with_its_reason(mixed_run, label, step, file, problem):
+    row = _qc(mixed_run.wd)[label]
+    assert row["status"] == "failed" and row["failed_step"] == step, row
+    assert file.replace(f"sub-{SUB}_", f"sub-{label}_") in row["reason"], row["reason"]
+    assert problem in row["reason"], row["reason"]
+
+
+@pytest.mark.workflow
+def test_workflow_invalid_folder_warning_and_summary(mixed_run):
+    log = mixed_run.res.log
+    folder = mixed_run.root / "sub-0 1"
+    assert f"exgsrc: {folder}: invalid subject label '0 1' (must be alphanumeric); skipped" in log
+    assert "exgsrc: 1 of 5 subject(s) have results" in log
+    for label, _, step, *_ in WORKFLOW_BAD:
+        assert f"exgsrc: sub-{label}: failed at {step}: " in log
+    assert (
+        "exgsrc: after fixing the input, retry what failed: .venv/bin/exgsrc retry results" in log
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# a run where every subject fails; the lock; retry after fixing the input
+
+
+def _sleeper():
+    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def _lock(out: Path, pid: int, workdir="/elsewhere") -> Path:
+    import socket
+
+    out.mkdir(parents=True, exist_ok=True)
+    lock = out / ".exgsrc.lock"
+    lock.write_text(json.dumps({"pid": pid, "host": socket.gethostname(), "workdir": workdir}))
+    return lock
+
+
+@pytest.fixture(scope="module")
+def all_failed(templates, tmp_path_factory):
+    """A subject without positions and ``montage.fallback: null`` (montage fails).
+
+    0. a run while a live process holds the output's lock (refused at once);
+    1. the run where every subject fails;
+    2. the positions put back, ``exgsrc retry results``, a stale lock of a dead process
+       and a stale temporary planted, the same command again.
+    """
+    from exgsrc.cli import main
+
+    base = tmp_path_factory.mktemp("allfail")
+    root = base / "bids"
+    shutil.copytree(templates["edf"], root)
+    kept = base / "positions"
+    kept.mkdir()
+    for name in (ELECTRODES, COORDSYSTEM):
+        shutil.move(_eeg(root) / name, kept / name)
+    wd = base / "wd"
+    wd.mkdir()
+    out = wd / "results"
+    run = SimpleNamespace(root=root, wd=wd, out=out)
+    holder = _sleeper()
+    try:
+        lock = _lock(out, holder.pid)
+        run.locked = snakemake(wd, root, montage={"fallback": None})
+        run.holder_pid = holder.pid
+        run.lock_left = lock.is_file()
+    finally:
+        holder.kill()
+        holder.wait()
+    lock.unlink()
+    run.first = snakemake(wd, root, montage={"fallback": None})
+    run.qc_first = _qc(wd)
+    for name in (ELECTRODES, COORDSYSTEM):  # fix the input
+        shutil.copy(kept / name, _eeg(root) / name)
+    run.no_retry = snakemake(wd, root, "-n", montage={"fallback": None})
+    run.retry_exit = main(["retry", str(out)])  # from another directory than the run's
+    run.dead_pid = _dead_pid()
+    _lock(out, run.dead_pid)
+    run.stale = out / f"sub-{SUB}" / "eeg" / f".{BASE}_fwd.nc.12345.tmp"
+    run.stale.write_bytes(b"half a file")
+    run.second = snakemake(wd, root, montage={"fallback": None})
+    run.qc_second = _qc(wd)
+    return run
+
+
+@pytest.mark.workflow
+def test_run_where_every_subject_fails_exits_nonzero(all_failed):
+    res = all_failed.first
+    assert res.returncode != 0, res.log[-3000:]
+    assert all_failed.qc_first[SUB]["status"] == "failed"
+    assert all_failed.qc_first[SUB]["failed_step"] == "montage"
+    assert "no electrodes.tsv and no fallback montage" in all_failed.qc_first[SUB]["reason"]
+    assert "no subject succeeded (1 failed; see results/group/qc.tsv)" in res.log
+    assert "exgsrc: 0 of 1 subject(s) have results" in res.log
+
+
+@pytest.mark.workflow
+def test_next_run_names_the_recorded_failures_and_the_retry(all_failed):
+    """Before anything runs (a dry run here), the failures of earlier runs are named."""
+    res = all_failed.no_retry
+    assert res.returncode == 0, res.log[-3000:]
+    notice = re.search(
+        r"exgsrc: (\d+) step\(s\) of earlier runs recorded failures \((.*)\)", res.log
+    )
+    assert notice and int(notice[1]) >= 1 and "montage" in notice[2].split(", "), res.log[:3000]
+    assert "After fixing the input, retry them: .venv/bin/exgsrc retry results" in res.log
+
+
+@pytest.mark.workflow
+def test_retry_reruns_the_failed_steps(all_failed):
+    res = all_failed.second
+    assert all_failed.retry_exit == 0
+    assert res.returncode == 0, res.log[-5000:]
+    assert "rule montage:" in res.log  # rerun
+    assert all_failed.qc_second[SUB]["status"] == "ok", all_failed.qc_second[SUB]
+    assert "exgsrc: 1 of 1 subject(s) have results" in res.log
+    assert "retry what failed" not in res.log  # nothing left recorded as failed
+
+
+@pytest.mark.workflow
+def test_lock_of_a_live_run_refuses_a_second_run(all_failed):
+    res = all_failed.locked
+    assert res.returncode != 0
+    assert f"is in use by another exgsrc run (pid {all_failed.holder_pid} on" in res.log
+    assert "working directory /elsewhere" in res.log
+    assert all_failed.lock_left  # the other run's lock is not touched
+    assert "rule montage:" not in res.log  # refused before any job
+
+
+@pytest.mark.workflow
+def test_stale_lock_taken_over_and_temporaries_removed(all_failed):
+    res = all_failed.second
+    assert (
+        f"exgsrc: took over the lock of results left by a run that is gone "
+        f"(pid {all_failed.dead_pid})"
+    ) in res.log
+    assert "removed 1 half-written file(s) of killed jobs" in res.log
+    assert not all_failed.stale.exists()
+    assert not (all_failed.out / ".exgsrc.lock").exists()  # released at the end
+
+
+# ---------------------------------------------------------------------------------------
+# the lock, stale temporaries and a full disk, in-process
+
+
+def test_output_lock_live_and_stale(tmp_path):
+    from exgsrc.runs import OutputLocked, acquire_output_lock, release_output_lock
+
+    out = tmp_path / "results"
+    holder = _sleeper()
+    try:
+        lock = _lock(out, holder.pid, workdir="/other/run")
+        with pytest.raises(OutputLocked) as err:
+            acquire_output_lock(out, tmp_path)
+        assert f"pid {holder.pid} on" in str(err.value)
+        assert "working directory /other/run" in str(err.value)
+        assert json.loads(lock.read_text())["pid"] == holder.pid
+    finally:
+        holder.kill()
+        holder.wait()
+    dead = _dead_pid()
+    _lock(out, dead)
+    note = acquire_output_lock(out, tmp_path)
+    assert note == f"took over the lock of {out} left by a run that is gone (pid {dead})"
+    assert json.loads(lock.read_text())["pid"] == os.getpid()
+    assert acquire_output_lock(out, tmp_path) is None  # this process holds it already
+    release_output_lock(out)
+    assert not lock.exists()
+
+
+def test_retry_from_another_directory(tmp_path, monkeypatch):
+    """Snakemake gives a job's outputs relative to its working directory; ``exgsrc retry``
+    run from elsewhere still removes them (it removed nothing and dropped the notes)."""
+    from exgsrc.runs import record_failure, recorded_failures, retry_failed
+    from exgsrc.store import write_failed_outputs
+
+    wd = tmp_path / "wd"
+    (wd / "results" / "sub-01").mkdir(parents=True)
+    monkeypatch.chdir(wd)
+    outputs = ["results/sub-01/x_montage.nc", "results/sub-01/x_report.json"]
+    write_failed_outputs(outputs, "BidsError: boom", {})
+    record_failure("results/logs/montage/sub-01.log", "montage", outputs, "BidsError: boom")
+    monkeypatch.chdir(tmp_path)
+    assert [n["rule"] for n in recorded_failures(wd / "results" / "logs")] == ["montage"]
+    assert retry_failed(wd / "results") == [str(wd / o) for o in outputs]
+    assert not any((wd / o).exists() for o in outputs)
+    assert recorded_failures(wd / "results" / "logs") == []
+
+
+def test_stale_temporaries_removed(tmp_path):
+    from exgsrc.runs import remove_stale_temporaries
+
+    sub = tmp_path / "sub-01" / "eeg"
+    sub.mkdir(parents=True)
+    stale = [sub / ".x_fwd.nc.12345.tmp", tmp_path / ".qc.tsv.7.tmp"]
+    keep = [sub / "x_fwd.nc", sub / ".hidden", tmp_path / "notes.tmp"]
+    for p in stale + keep:
+        p.write_text("x")
+    assert sorted(remove_stale_temporaries(tmp_path)) == sorted(map(str, stale))
+    assert all(p.exists() for p in keep) and not any(p.exists() for p in stale)
+
+
+def _tiny_dataset():
+    import xarray as xr
+
+    return xr.Dataset({"x": ("i", np.arange(3.0))})
+
+
+@pytest.fixture
+def full_disk(monkeypatch):
+    """A file system with no free space: writers fail, disk_usage says 0 bytes free."""
+    import xarray as xr
+
+    def no_space(self, *args, **kwargs):
+        raise RuntimeError("NetCDF: HDF error")  # what netCDF says on a full disk
+
+    monkeypatch.setattr(xr.Dataset, "to_netcdf", no_space)
+    monkeypatch.setattr(
+        shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9, 0)
+    )
+
+
+def test_full_disk_is_reported_as_such(tmp_path, full_disk):
+    from exgsrc.store import write_netcdf
+
+    with pytest.raises(OSError) as err:
+        write_netcdf(_tiny_dataset(), tmp_path / "a.nc", {})
+    assert err.value.errno == errno.ENOSPC
+    assert str(err.value).startswith(
+        f"[Errno {errno.ENOSPC}] no space left on the device of {tmp_path} (0 bytes free) "
+        "while writing a.nc: RuntimeError: NetCDF: HDF error"
+    )
+    assert list(tmp_path.iterdir()) == []  # no temporary left
+
+
+def test_full_disk_stops_the_step_even_under_on_error_record(templates, tmp_path, full_disk):
+    """No failed-status placeholder can be written either: the job fails, saying why."""
+    sm = SimpleNamespace(
+        input=_Named(),
+        output=[str(tmp_path / "montage.nc")],
+        params=SimpleNamespace(**_params(templates["edf"])),
+        wildcards=_Named(subject=SUB),
+        config={"on_error": "record", "precision": "float64"},
+        rule="montage",
+        log=[str(tmp_path / "montage.log")],
+    )
+    with pytest.raises(OSError, match="no space left on the device"):
+        run_step(sm, step_montage)
+    assert not (tmp_path / "montage.nc").exists()
+
+
+def test_enospc_from_the_writer_is_reported_with_free_space(tmp_path, monkeypatch):
+    """ENOSPC raised by the writer itself is a full disk whatever disk_usage says; other
+    errors with free space pass unchanged."""
+    import xarray as xr
+
+    from exgsrc.store import write_netcdf
+
+    def enospc(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(xr.Dataset, "to_netcdf", enospc)
+    with pytest.raises(OSError, match="no space left on the device of .* while writing b.nc"):
+        write_netcdf(_tiny_dataset(), tmp_path / "b.nc", {})
+
+    def other(self, *args, **kwargs):
+        raise RuntimeError("NetCDF: Invalid argument")
+
+    monkeypatch.setattr(xr.Dataset, "to_netcdf", other)
+    with pytest.raises(RuntimeError, match="^NetCDF: Invalid argument$"):
+        write_netcdf(_tiny_dataset(), tmp_path / "c.nc", {})
+
+
+# ---------------------------------------------------------------------------------------
+# condition labels of awkward trial_type text, at DAG time
+
+
+def test_awkward_trial_types_give_a_working_dry_run(templates, tmp_path):
+    root = tmp_path / "bids"
+    shutil.copytree(templates["edf"], root)
+    relabel_trials(QUOTED)(root)
+    edit_tsv(
+        EVENTS, lambda rows: [r[:2] + [CHINESE if r[2] == "b" else r[2]] + r[3:] for r in rows]
+    )(root)
+    wd = tmp_path / "wd"
+    wd.mkdir()
+    res = snakemake(wd, root, "-n", conditions="all")
+    assert res.returncode == 0, res.log[-3000:]
+    assert "File name too long" not in res.log
+    labels = set(re.findall(r"_cond-([A-Za-z0-9]+)_desc-sLORETA_stc\.nc", res.log))
+    assert labels == {condition_label(QUOTED), condition_label(CHINESE)}
+    assert all(len(lab) <= MAX_LABEL_LENGTH for lab in labels), labels
+    assert condition_label(QUOTED) == "X22quoted"
+    assert "XZ" in condition_label(CHINESE)  # 252 characters encoded: shortened with a hash
