@@ -386,6 +386,16 @@ def big_endian(root):
     )
 
 
+def markers_instead_of_events_tsv(root):
+    """The events as BrainVision Stimulus markers (1-based positions); no events.tsv."""
+    rows = _rows(_eeg(root) / EVENTS)
+    j = rows[0].index("sample")
+    marks = [f"Mk{k + 2}=Stimulus,{r[2]},{int(r[j]) + 1},1,0" for k, r in enumerate(rows[1:])]
+    with (_eeg(root) / VMRK).open("a", encoding="utf-8") as fh:
+        fh.write("\n".join(marks) + "\n")
+    (_eeg(root) / EVENTS).unlink()
+
+
 def events_without(trial_type: str):
     return edit_tsv(EVENTS, lambda rows: [r for r in rows if r[2] != trial_type])
 
@@ -484,6 +494,11 @@ def _label_ok(text):
         assert open_dataset(files[f"evoked {text}"]).attrs["condition"] == text
 
     return check
+
+
+def _eight_epochs(files):
+    epo = open_dataset(files["epochs"])
+    assert sorted(epo["condition"].values) == ["a"] * 4 + ["b"] * 4
 
 
 def _absent_condition(files):
@@ -587,6 +602,22 @@ CASES = [
         "epochs",
         "error",
         (EVENTS, "no trial_type column"),
+    ),
+    Case(
+        "events.tsv missing, no events in the data file",
+        remove(EVENTS),
+        "epochs",
+        "error",
+        (EDF, f"no events.tsv found for {BASE} and no events in the data file"),
+    ),
+    Case(
+        "events.tsv missing, BrainVision markers",
+        markers_instead_of_events_tsv,
+        "epochs",
+        "warning",
+        (VHDR, "no events.tsv; 8 events taken from the data file"),
+        fmt="bv",
+        check=_eight_epochs,
     ),
     Case(
         "events trial_type n/a rows",
