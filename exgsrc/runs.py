@@ -167,12 +167,15 @@ def record_failure(log_file, rule: str, outputs, error: str) -> None:
         The job's log (``<output>/logs/<rule>/<wildcards>.log``).
     rule : str
     outputs : list of str
-        The failed-status placeholders written.
+        The failed-status placeholders written (recorded as absolute paths: Snakemake
+        gives them relative to the run's working directory, and ``exgsrc retry`` may
+        run elsewhere).
     error : str
     """
     path = _failure_file(log_file)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"rule": rule, "outputs": list(outputs), "error": error}))
+    outputs = [os.path.abspath(o) for o in outputs]
+    path.write_text(json.dumps({"rule": rule, "outputs": outputs, "error": error}))
 
 
 def clear_failure(log_file) -> None:

@@ -15,6 +15,7 @@ from ..annotations import DISCONTINUITIES, Annotations, is_bad_segment
 from ..containers import Raw
 from ._errors import BidsError
 from ._tsv import read_json, read_tsv, tsv_float
+from .checks import find_bad_channels
 from .discovery import BidsRecording, discover, validate_label
 from .montage import Montage, read_electrodes, standard_montage
 from .units import volt_scale
@@ -184,6 +185,7 @@ def read_recording(rec: BidsRecording, on_nonfinite: str = "raise") -> Raw:
     ch_types = list(raw.ch_types)
     bads: list[str] = []
     status_desc = {}
+    rescaled: list[str] = []
     if ch_cols is not None:
         tsv_names = ch_cols["name"]
         data_names = list(raw.ch_names)
@@ -218,6 +220,7 @@ def read_recording(rec: BidsRecording, on_nonfinite: str = "raise") -> Raw:
                     if s_file is None and s_tsv is not None:
                         # the reader kept the stored numbers; channels.tsv gives the unit
                         raw.data[j] *= s_tsv
+                        rescaled.append(n)
                         warnings.append(
                             f"{rec.data_path}: unit {u_file!r} of channel {n} is not a voltage; "
                             f"using {u_tsv!r} from {rec.channels_path.name}"
@@ -244,9 +247,19 @@ def read_recording(rec: BidsRecording, on_nonfinite: str = "raise") -> Raw:
                         f"file's {u_file!r} (data file's unit used)"
                     )
     annotations = _merge_bad_segments(rec, raw, warnings)
+    suspects = list(raw.meta.get("suspect_channels", []))
+    if rescaled:
+        # the reader judged these channels' amplitudes in their stored numbers: judge again
+        stale = [(ch, why) for ch, why in suspects if ch in rescaled]
+        stale_msgs = {f"{raw.meta.get('source')}: channel {ch} is {why}" for ch, why in stale}
+        warnings[:] = [w for w in warnings if w not in stale_msgs]
+        rows = [raw.ch_names.index(ch) for ch in rescaled]
+        again = find_bad_channels(raw.data[rows], rescaled)
+        warnings.extend(f"{rec.data_path}: channel {ch} is {why}" for ch, why in again)
+        suspects = [(ch, why) for ch, why in suspects if ch not in rescaled] + again
     suspects = [
         (ch, why)
-        for ch, why in raw.meta.get("suspect_channels", [])
+        for ch, why in suspects
         if why.startswith("flat") or ch_types[raw.ch_names.index(ch)] in _VOLTAGE_TYPES
     ]
     meta = dict(raw.meta)
@@ -442,7 +455,7 @@ def read_events(rec: BidsRecording | str | Path, sfreq: float | None = None) -> 
     n = len(cols["onset"])
     onset = np.array([tsv_float(v, path, "onset", i + 2) for i, v in enumerate(cols["onset"])])
     if np.any(~np.isfinite(onset)):
-        bad = [i + 2 for i in np.flatnonzero(~np.isfinite(onset))]
+        bad = [int(i) + 2 for i in np.flatnonzero(~np.isfinite(onset))]
         raise BidsError(f"{path}: onset is n/a on lines {bad}")
     if "duration" in cols:
         dur = np.array(

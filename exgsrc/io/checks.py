@@ -96,7 +96,8 @@ def check_finite(
     )
     if on_nonfinite == "raise":
         raise BidsError(
-            f"{source}: {what}; pass on_nonfinite='annotate' to mark them as bad segments"
+            f"{source}: {what}; to mark them as bad segments instead, set config "
+            "data_checks.nonfinite: bad_segment (on_nonfinite='annotate')"
         )
     # runs of bad time samples -> annotations
     edges = np.diff(np.concatenate([[0], bad_t.view(np.int8), [0]]))

@@ -44,16 +44,22 @@ def step_montage(ctx: StepContext) -> None:
     lut = dict(zip(mont.ch_names, mont.pos, strict=True))
     pos = np.array([lut.get(n, (np.nan,) * 3) for n in raw.ch_names], float).reshape(-1, 3)
     used = np.array([n in lut for n in raw.ch_names], bool)
-    if used.sum() < 4:
-        raise ValueError(
-            f"{rec.data_path}: only {int(used.sum())} good EEG channels with positions "
-            f"(need >= 4): {sorted(lut)}"
-        )
     status = ["bad" if n in raw.bads or n in suspect else "good" for n in raw.ch_names]
     reason = [
         _exclusion_reason(n, t, raw.bads, suspect, lut)
         for n, t in zip(raw.ch_names, raw.ch_types, strict=True)
     ]
+    if used.sum() < 4:
+        # say why the others are out (e.g. every channel "full scale": a wrong sample format)
+        why_out: dict[str, list[str]] = {}
+        for n, t, why in zip(raw.ch_names, raw.ch_types, reason, strict=True):
+            if why and t == "eeg":
+                why_out.setdefault(why, []).append(n)
+        raise ValueError(
+            f"{rec.data_path}: only {int(used.sum())} good EEG channels with positions "
+            f"(need >= 4): {sorted(lut)}; excluded: "
+            + "; ".join(f"{why}: {', '.join(names)}" for why, names in why_out.items())
+        )
     ds = xr.Dataset(
         {"pos": (("channel", "xyz"), pos, {"units": "m", "long_name": "electrode position"})},
         coords={

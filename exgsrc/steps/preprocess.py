@@ -93,13 +93,27 @@ def step_epochs(ctx: StepContext) -> None:
     """
     p = ctx.params
     used = used_channels(load_montage(ctx.input.montage))
-    parts, warnings = [], []
+    parts, warnings, empty = [], [], []
     for rec in recordings(p.bids_root, ctx.wildcards.subject, p.task, p.selection):
-        ep, rec_warnings = _epochs_of_recording(rec, used, p)
+        ep, rec_warnings, why_empty = _epochs_of_recording(rec, used, p)
         warnings += rec_warnings
         parts.append((rec, ep))
+        if why_empty:
+            empty.append(why_empty)
     ep0 = parts[0][1]
     epochs = [ep for _, ep in parts]
+    if len(empty) == len(parts):
+        # else the noise covariance would fail later, saying only "no kept epoch"
+        raise ValueError(f"no epoch of any condition: {'; '.join(empty)}")
+    warnings += [f"{why}; the other recordings give epochs" for why in empty]
+    counts = _epoch_counts(epochs, p.conditions)
+    absent = [c for c, n in counts.items() if n["total"] == 0]
+    if absent:
+        events = sorted({str(ep.meta.get("events_source")) for ep in epochs})
+        warnings.append(
+            f"{', '.join(events)}: no event of condition(s) {absent}; no evoked response or "
+            "source estimate for them"
+        )
     ctx.write(
         _epochs_dataset(epochs),
         ctx.output[0],
@@ -112,14 +126,18 @@ def step_epochs(ctx: StepContext) -> None:
         tmax=float(p.epochs["tmax"]),
         drop_log=[list(x) for ep in epochs for x in ep.drop_log],
         drop_details=[d for ep in epochs for d in ep.meta.get("drop_details", [])],
-        epoch_counts=_epoch_counts(epochs, p.conditions),
+        epoch_counts=counts,
         recordings=[str(r.data_path) for r, _ in parts],
         warnings=warnings,
     )
 
 
 def _epochs_of_recording(rec, used, p):
-    """Read, prepare and epoch one recording; returns the epochs and the warnings."""
+    """Read, prepare and epoch one recording.
+
+    Returns the epochs (``meta["events_source"]``: the events file), the warnings, and
+    why the recording gives no epoch (naming its events file; None when it gives some).
+    """
     t0 = time.perf_counter()
     raw = read_recording(rec, on_nonfinite=NONFINITE_POLICY[p.data_checks["nonfinite"]])
     log.info(
@@ -151,10 +169,40 @@ def _epochs_of_recording(rec, used, p):
         conditions=list(p.conditions),
         reject_by_annotation=ANNOTATION_REJECTION[p.epochs.get("reject_by_annotation", "bad")],
     )
+    ep.meta["events_source"] = ev.meta.get("source")
     warnings = list(raw.warnings) + list(ev.meta.get("warnings", []))
+    warnings += _events_outside(ev, raw, rec)
     warnings += list(ep.meta.get("warnings", []))
     log.info("%s: %d of %d epochs kept", rec.data_path.name, ep.n_epochs, len(ep.drop_log))
-    return ep, warnings
+    return ep, warnings, _why_no_epoch(ev, ep, p.conditions) if ep.n_epochs == 0 else None
+
+
+def _events_outside(ev, raw, rec) -> list[str]:
+    """A warning naming the events file when event onsets lie outside the recording
+    (their epochs are dropped as NO_DATA / TOO_SHORT): wrong file or onset unit."""
+    outside = (ev.sample < 0) | (ev.sample >= raw.n_times)
+    if not outside.any():
+        return []
+    onsets = ", ".join(f"{o:g}" for o in ev.onset[outside][:5])
+    more = " ..." if outside.sum() > 5 else ""
+    return [
+        f"{ev.meta.get('source')}: {int(outside.sum())} event(s) at onsets before the start or "
+        f"beyond the end of the recording (0-{raw.n_times / raw.sfreq:g} s of "
+        f"{rec.data_path.name}): {onsets}{more} s; their epochs are dropped"
+    ]
+
+
+def _why_no_epoch(ev, ep, conditions) -> str:
+    """Why a recording gives no epoch, naming its events file."""
+    src = ev.meta.get("source")
+    if len(ev) == 0:
+        return f"{src}: no events (the file has no event rows)"
+    found = sorted(set(ev.trial_type))
+    if not set(found) & set(conditions):
+        notes = "".join(f"; {w}" for w in ev.meta.get("warnings", []))
+        return f"{src}: none of the conditions {list(conditions)} in its events {found}{notes}"
+    reasons = sorted({d["reason"] for d in ep.meta.get("drop_details", [])})
+    return f"{src}: all {len(ep.drop_log)} epochs of the conditions dropped ({', '.join(reasons)})"
 
 
 def _epoch_counts(epochs, conditions) -> dict:
