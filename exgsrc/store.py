@@ -79,6 +79,7 @@ __all__ = [
     "write_netcdf",
     "write_text_atomic",
     "write_tsv",
+    "CONTRAST_ATTRS",
 ]
 
 #: Attribute holding ``"ok"`` or ``"failed"`` on every file the workflow writes.
@@ -576,7 +577,7 @@ def load_epochs(path) -> Epochs:
         selection=np.asarray(ds["selection"].values, int),
         drop_log=tuple(tuple(x) for x in ds.attrs.get("drop_log", [])),
         baseline=None if baseline is None or isinstance(baseline, str) else tuple(baseline),
-        meta={},
+        meta={k: ds.attrs[k] for k in ("condition_codes", "events_column") if k in ds.attrs},
     )
 
 
@@ -590,19 +591,25 @@ def load_evoked(path) -> Evoked:
     Returns
     -------
     Evoked
+        ``nave`` a float for a contrast; ``meta``: its :data:`CONTRAST_ATTRS`.
     """
     ds = open_checked(path)
     names = tuple(str(c) for c in ds["channel"].values)
+    nave = float(ds.attrs["nave"])
     return Evoked(
         data=np.asarray(ds["evoked"].values, float),
         times=np.asarray(ds["time"].values, float),
         ch_names=names,
-        nave=int(ds.attrs["nave"]),
+        nave=int(nave) if nave.is_integer() else nave,
         condition=str(ds.attrs["condition"]),
         ch_types=("eeg",) * len(names),
         bads=(),
+        meta={k: ds.attrs[k] for k in CONTRAST_ATTRS if k in ds.attrs},
     )
 
+
+#: Attributes of a contrast's ave/stc files: name, condition -> weight, condition -> nave.
+CONTRAST_ATTRS = ("contrast", "contrast_weights", "contrast_naves")
 
 _STC_NAME = re.compile(
     r"^sub-(?P<subject>[A-Za-z0-9]+)_task-(?P<task>[A-Za-z0-9]+)"
@@ -646,8 +653,10 @@ def open_source_estimates(
         time),
         ``pos`` (subject, source, xyz) in m (coords ``x, y, z`` on ``source``: the
         mean over subjects), ``status`` (subject, condition, inverse_method):
-        ``"ok"``, ``"failed: <reason>"`` or ``"missing"``; coords ``condition_name``
-        (the original ``trial_type`` text) and ``units`` per method.
+        ``"ok"``, ``"failed: <reason>"`` or ``"missing"``; coords on ``condition``:
+        ``condition_name`` (original text), ``is_contrast`` (config ``contrasts``) and
+        ``contrast_weights`` (JSON ``{"condition": weight}``; ``""`` for a
+        condition); ``units`` per method.
 
     Raises
     ------
@@ -678,7 +687,7 @@ def open_source_estimates(
     conds, meths = pick("cond", conditions), pick("method", methods)
     files = {(e["subject"], e["cond"], e["method"]): p for e, p in found}
     status = np.full((len(subs), len(conds), len(meths)), "missing", dtype=object)
-    ref, data, pos, names, units = None, None, None, {}, {}
+    ref, data, pos, names, units, weights = None, None, None, {}, {}, {}
     for i, sub in enumerate(subs):
         for j, cond in enumerate(conds):
             for k, meth in enumerate(meths):
@@ -706,6 +715,8 @@ def open_source_estimates(
                 status[i, j, k] = "ok"
                 names[cond] = str(ds.attrs.get("condition", cond))
                 units[meth] = str(da.attrs.get("units", ""))
+                if "contrast" in ds.attrs:
+                    weights[cond] = ds.attrs.get("contrast_weights", {})
     if ref is None:
         raise ValueError(f"{root}: every selected source estimate failed or is missing")
     dims = ("subject", "condition", "inverse_method", *ref.dims)
@@ -713,6 +724,11 @@ def open_source_estimates(
         "subject": subs,
         "condition": conds,
         "condition_name": ("condition", [names.get(c, c) for c in conds]),
+        "is_contrast": ("condition", [c in weights for c in conds]),
+        "contrast_weights": (
+            "condition",
+            [json.dumps(weights[c]) if c in weights else "" for c in conds],
+        ),
         "inverse_method": meths,
         "units": ("inverse_method", [units.get(m, "") for m in meths]),
         "time": ("time", ref["time"].values, {"units": "s"}),

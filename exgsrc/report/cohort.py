@@ -141,6 +141,7 @@ def _grand_average_block(key, obj) -> tuple[str, str]:
         sub = np.where(post[None, :], mag, -np.inf)
         i_src, i_t = np.unravel_index(int(np.argmax(sub)), sub.shape)
         label = str(attr_json(ds, "condition", default=cond))
+        label += " (contrast)" if "contrast" in ds.attrs else ""
         meth = str(attr_json(ds, "method", default=method))
         n = attr_json(ds, "n_subjects", default=None)
         unit = str(da.attrs.get("units", ""))

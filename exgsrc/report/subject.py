@@ -826,7 +826,8 @@ def _sec_stcs(ctx: _Ctx) -> _Result:
                     None if snr is None else round(float(np.nanmax(snr)), 2),
                 ]
             )
-            parts.append(f"<h3>{esc(label)} &mdash; {esc(meth)}</h3>")
+            kind = " (contrast)" if "contrast" in ds.attrs else ""
+            parts.append(f"<h3>{esc(label)}{kind} &mdash; {esc(meth)}</h3>")
             parts.append(
                 ctx.img(
                     lambda amp=amp, i_src=i_src, i_t=i_t, t=t, snrs=snrs, mag=mag, peak=peak, truth=truth, unit=unit, src_pos=src_pos, label=label, meth=meth: (

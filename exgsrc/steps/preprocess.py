@@ -14,24 +14,26 @@ import numpy as np
 import xarray as xr
 
 from ..covariance import regularize
-from ..io.bids import read_events, read_recording
+from ..io.bids import condition_rows, read_events, read_recording
 from ..io.discovery import discover
 from ..linalg import compute_rank
 from ..preprocessing import (
     average,
     baseline_covariance,
+    combine_evoked,
     filter_raw,
     make_epochs,
     resample,
     set_average_reference,
 )
-from ..store import load_epochs, load_montage, used_channels
-from ._run import StepContext
+from ..store import load_epochs, load_evoked, load_montage, used_channels
+from ._run import StepContext, flatten
 
 __all__ = [
     "prepare_continuous",
     "read_noise_recording",
     "recordings",
+    "step_contrast",
     "step_epochs",
     "step_evoked",
     "step_noise_cov",
@@ -79,6 +81,12 @@ def recordings(bids_root, subject, task, selection=None):
 def step_epochs(ctx: StepContext) -> None:
     """Filtered, average-referenced, baseline-corrected epochs of all conditions.
 
+    The events that make the conditions are chosen by ``params.events``
+    (``column``: the events.tsv column of the codes; ``conditions``: the spec,
+    :func:`exgsrc.io.bids.condition_rows`); each epoch's ``condition`` coordinate is
+    its event's code, and the ``condition_codes`` attribute maps every condition
+    (``params.conditions``) to the codes it merges.
+
     Parameters
     ----------
     ctx : StepContext
@@ -87,11 +95,13 @@ def step_epochs(ctx: StepContext) -> None:
     """
     p = ctx.params
     used = used_channels(load_montage(ctx.input.montage))
-    parts, warnings = [], []
+    parts, warnings, codes = [], [], {c: [] for c in p.conditions}
     for rec in recordings(p.bids_root, ctx.wildcards.subject, p.task, p.selection):
-        ep, rec_warnings = _epochs_of_recording(rec, used, p)
+        ep, rec_codes, rec_warnings = _epochs_of_recording(rec, used, p)
         warnings += rec_warnings
         parts.append((rec, ep))
+        for cond, cs in rec_codes.items():
+            codes.setdefault(cond, []).extend(c for c in cs if c not in codes[cond])
     ep0 = parts[0][1]
     epochs = [ep for _, ep in parts]
     ctx.write(
@@ -106,10 +116,21 @@ def step_epochs(ctx: StepContext) -> None:
         tmax=float(p.epochs["tmax"]),
         drop_log=[list(x) for ep in epochs for x in ep.drop_log],
         drop_details=[d for ep in epochs for d in ep.meta.get("drop_details", [])],
-        epoch_counts=_epoch_counts(epochs, p.conditions),
+        epoch_counts=_epoch_counts(epochs, codes, p.conditions),
+        events_column=_events_spec(p)["column"],
+        condition_codes={c: codes.get(c, []) for c in p.conditions},
         recordings=[str(r.data_path) for r, _ in parts],
         warnings=warnings,
     )
+
+
+def _events_spec(p) -> dict:
+    """The rule's ``events`` params: ``column`` and the ``conditions`` spec."""
+    spec = dict(getattr(p, "events", None) or {})
+    return {
+        "column": spec.get("column", "trial_type"),
+        "conditions": spec.get("conditions", "all"),
+    }
 
 
 def _epochs_of_recording(rec, used, p):
@@ -132,30 +153,35 @@ def _epochs_of_recording(rec, used, p):
     log.info(
         "filtered and re-referenced %d channels (%.1f s)", len(used), time.perf_counter() - t0
     )
-    ev = read_events(rec, sfreq=raw.sfreq)
+    spec = _events_spec(p)
+    ev = read_events(rec, sfreq=raw.sfreq, column=spec["column"])
+    rows = condition_rows(ev, spec["conditions"])
+    rows = {c: r for c, r in rows.items() if c in p.conditions}
+    sel = np.unique(np.concatenate([np.zeros(0, np.int64), *rows.values()]))
+    codes = {c: list(dict.fromkeys(ev.trial_type[i] for i in r)) for c, r in rows.items()}
     base = p.epochs["baseline"]
     ep = make_epochs(
         raw,
-        ev.sample,
-        ev.trial_type,
+        ev.sample[sel],
+        [ev.trial_type[i] for i in sel],
         p.epochs["tmin"],
         p.epochs["tmax"],
         baseline=None if base is None else tuple(base),
         reject=p.reject.get("eeg"),
-        conditions=list(p.conditions),
     )
     warnings = list(raw.warnings) + list(ev.meta.get("warnings", []))
     warnings += list(ep.meta.get("warnings", []))
     log.info("%s: %d of %d epochs kept", rec.data_path.name, ep.n_epochs, len(ep.drop_log))
-    return ep, warnings
+    return ep, codes, warnings
 
 
-def _epoch_counts(epochs, conditions) -> dict:
+def _epoch_counts(epochs, codes, conditions) -> dict:
     """Per condition: events found, epochs kept and dropped over all recordings."""
     counts = {}
     for cond in conditions:
-        n_all = sum(lab == cond for ep in epochs for lab in _all_labels(ep))
-        n_kept = sum(lab == cond for ep in epochs for lab in ep.labels)
+        mine = set(codes.get(cond, ()))
+        n_all = sum(lab in mine for ep in epochs for lab in _all_labels(ep))
+        n_kept = sum(lab in mine for ep in epochs for lab in ep.labels)
         counts[cond] = {"total": n_all, "kept": n_kept, "dropped": n_all - n_kept}
     return counts
 
@@ -376,9 +402,53 @@ def step_evoked(ctx: StepContext) -> None:
     """
     epochs = load_epochs(ctx.input.epochs)
     cond = ctx.params.condition
-    ev = average(epochs, cond)
-    ds = xr.Dataset(
+    codes = epochs.meta.get("condition_codes", {}).get(cond)  # None: an older epo.nc
+    ev = average(epochs, cond, codes=codes)
+    ctx.write(
+        _evoked_dataset(ev),
+        ctx.output[0],
+        subject=ctx.wildcards.subject,
+        condition=cond,
+        nave=int(ev.nave),
+        condition_codes=list(codes or [cond]),
+    )
+
+
+def _evoked_dataset(ev) -> xr.Dataset:
+    return xr.Dataset(
         {"evoked": (("channel", "time"), ev.data, {"units": "V", "long_name": "evoked response"})},
         coords={"channel": list(ev.ch_names), "time": ("time", ev.times, {"units": "s"})},
     )
-    ctx.write(ds, ctx.output[0], subject=ctx.wildcards.subject, condition=cond, nave=int(ev.nave))
+
+
+def step_contrast(ctx: StepContext) -> None:
+    """Evoked response of a contrast (``cond-<contrast>_ave.nc``): a weighted sum.
+
+    ``sum(w_i * evoked_i)`` of the conditions' evoked responses
+    (:func:`exgsrc.preprocessing.combine_evoked`, as ``mne.combine_evoked``), with
+    the effective ``nave = 1 / sum(w_i**2 / nave_i)`` (a float) that the inverse
+    then uses to scale the noise covariance. Attributes ``contrast`` (name),
+    ``contrast_weights`` and ``contrast_naves`` (per condition) label it.
+
+    Parameters
+    ----------
+    ctx : StepContext
+        ``input.evoked``: the conditions' ``ave.nc`` in the order of
+        ``params.weights`` (condition -> weight); ``params.contrast``: the name.
+    """
+    weights = dict(ctx.params.weights)
+    parts = [load_evoked(path) for path in flatten(ctx.input.evoked)]
+    got = [ev.condition for ev in parts]
+    if got != list(weights):
+        raise ValueError(f"contrast {ctx.params.contrast!r}: inputs {got} != {list(weights)}")
+    ev = combine_evoked(parts, list(weights.values()), condition=ctx.params.contrast)
+    ctx.write(
+        _evoked_dataset(ev),
+        ctx.output[0],
+        subject=ctx.wildcards.subject,
+        condition=ev.condition,
+        nave=float(ev.nave),
+        contrast=ev.condition,
+        contrast_weights=weights,
+        contrast_naves={c.condition: c.nave for c in parts},
+    )

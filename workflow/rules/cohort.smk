@@ -1,5 +1,5 @@
-# Across the cohort: grand averages per condition and method, the QC table, and (demo)
-# the localisation error of the known dipoles. Failed subjects (failed-status files) are
+# Across the cohort: grand averages per condition (contrasts included) and method, the QC
+# table, and (demo) the localisation error of the known dipoles (conditions only). Failed subjects (failed-status files) are
 # skipped and listed, so one bad subject never stops the cohort results.
 
 
@@ -41,6 +41,7 @@ rule qc_table:
     params:
         subjects=SUBJECTS,
         conditions=COND_LABELS,
+        contrasts=list(CONTRAST_LABELS),
         methods=METHODS,
         truth=demo_truth() if IS_DEMO else None,
     log:
@@ -55,7 +56,7 @@ if IS_DEMO:
 
     rule localisation_error:
         input:
-            stc=stc_files(),
+            stc=stc_files(labels=EVENT_COND_LABELS),
             truth=demo_truth(),
         output:
             report(
@@ -67,7 +68,7 @@ if IS_DEMO:
             ),
         params:
             subjects=SUBJECTS,
-            conditions=COND_LABELS,
+            conditions=EVENT_COND_LABELS,
             methods=METHODS,
         log:
             log_path("localisation_error", "localisation"),
