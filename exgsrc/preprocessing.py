@@ -806,13 +806,14 @@ def combine_evoked(evokeds, weights, condition: str | None = None) -> Evoked:
             )
     naves = [ev.nave for ev in evokeds]
     data = sum(wi * ev.data for wi, ev in zip(w, evokeds, strict=True))
-    if condition is None:
+    if condition is None:  # MNE's comment: "a - b", "2.000 × a - 0.500 × b"
         terms = []
         for i, (wi, ev) in enumerate(zip(w, evokeds, strict=True)):
             sign = ("-" if wi < 0 else "") if i == 0 else (" - " if wi < 0 else " + ")
-            mag = "" if np.isclose(abs(wi), 1.0) else f"{abs(wi):g} × "
-            terms.append(f"{sign}{mag}{ev.condition}")
-        condition = "".join(terms)
+            mag = "" if np.isclose(abs(wi), 1.0) else f"{abs(wi):0.3f} × "
+            name = f"({ev.condition})" if " + " in ev.condition else ev.condition
+            terms.append(f"{sign}{mag}{name}")
+        condition = "".join(terms).replace(" - - ", " + ")
     # the noise variance of sum(w_i * evoked_i) is sum(w_i**2 / nave_i) times one
     # epoch's (exgsrc.io.events.contrast_nave, MNE's formula; summed in order)
     if any(not (n > 0) for n in naves):
