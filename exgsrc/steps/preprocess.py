@@ -83,7 +83,8 @@ def step_epochs(ctx: StepContext) -> None:
 
     The events that make the conditions are chosen by ``params.events``
     (``column``: the events.tsv column of the codes; ``conditions``: the spec,
-    :func:`exgsrc.io.bids.condition_rows`); each epoch's ``condition`` coordinate is
+    :func:`exgsrc.io.bids.condition_rows`; default: ``trial_type`` and the names of
+    ``params.conditions``); each epoch's ``condition`` coordinate is
     its event's code, and the ``condition_codes`` attribute maps every condition
     (``params.conditions``) to the codes it merges.
 
@@ -125,16 +126,21 @@ def step_epochs(ctx: StepContext) -> None:
 
 
 def _events_spec(p) -> dict:
-    """The rule's ``events`` params: ``column`` and the ``conditions`` spec."""
+    """The rule's ``events`` params: ``column`` and the ``conditions`` spec.
+
+    Without them (every condition is exactly one ``trial_type`` code), the condition
+    names of ``params.conditions`` are the keys.
+    """
     spec = dict(getattr(p, "events", None) or {})
     return {
         "column": spec.get("column", "trial_type"),
-        "conditions": spec.get("conditions", "all"),
+        "conditions": spec.get("conditions", list(p.conditions)),
     }
 
 
 def _epochs_of_recording(rec, used, p):
-    """Read, prepare and epoch one recording; returns the epochs and the warnings."""
+    """Read, prepare and epoch one recording: the epochs of the conditions' events, the
+    codes of each condition found in it ({condition: [codes]}) and the warnings."""
     t0 = time.perf_counter()
     raw = read_recording(rec)
     log.info(

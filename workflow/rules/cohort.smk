@@ -41,8 +41,9 @@ rule qc_table:
     params:
         subjects=SUBJECTS,
         conditions=COND_LABELS,
-        contrasts=list(CONTRAST_LABELS),
         methods=METHODS,
+        # labels of the contrasts (no epochs of their own); absent without contrasts
+        **({"contrasts": list(CONTRAST_LABELS)} if CONTRAST_LABELS else {}),
         truth=demo_truth() if IS_DEMO else None,
     log:
         log_path("qc_table", "qc"),

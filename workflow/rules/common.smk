@@ -227,7 +227,7 @@ def _discover_conditions(subjects):
                 f"config {key}={what!r}: no event code matches in {where}; codes found: "
                 f"{_short(found)}"
             )
-    return resolved
+    return resolved, found
 
 
 SUBJECTS = _discover_subjects()
@@ -251,8 +251,17 @@ if NOISE_TASK is not None:
     if NOISE_TASK == TASK:
         raise ValueError(f"config covariance.noise_task={NOISE_TASK!r} equals the main task")
 # condition name -> event codes it takes (exgsrc.io.events; logged for the user)
-CONDITION_CODES = _discover_conditions(SUBJECTS)
+CONDITION_CODES, _CODES_FOUND = _discover_conditions(SUBJECTS)
 CONDITIONS = list(CONDITION_CODES)
+# What the epochs step needs to pick the events: column + spec (exgsrc.io.bids.condition_rows),
+# or nothing when every condition is exactly one trial_type code, which the step then
+# matches by name (as before: the rule's params, hence earlier results, stay as they were).
+EVENTS_PARAMS = (
+    {}
+    if EVENTS_COLUMN == "trial_type"
+    and resolve_conditions(_CODES_FOUND, CONDITIONS) == {c: [c] for c in CONDITIONS}
+    else {"events": {"column": EVENTS_COLUMN, "conditions": config["conditions"]}}
+)
 if any(codes != [name] for name, codes in CONDITION_CODES.items()):
     logger.info(
         f"exgsrc: conditions from events column {EVENTS_COLUMN!r}: "

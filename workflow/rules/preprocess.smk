@@ -14,10 +14,10 @@ rule epochs:
         task=TASK,
         selection=recording_selection,
         conditions=CONDITIONS,
-        events={"column": EVENTS_COLUMN, "conditions": config["conditions"]},
         filter=config["filter"],
         epochs=config["epochs"],
         reject=config["reject"],
+        **EVENTS_PARAMS,
     log:
         log_path("epochs"),
     benchmark:
