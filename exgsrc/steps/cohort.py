@@ -88,6 +88,9 @@ def _peak(ds, tmin=0.0, tmax=None):
 def step_localisation_error(ctx: StepContext) -> None:
     """Demo only: distance between each true dipole and the estimate's peak.
 
+    Conditions without a simulated dipole of their own (config ``conditions`` merging
+    or renaming the demo's) have no row.
+
     Parameters
     ----------
     ctx : StepContext
@@ -102,12 +105,14 @@ def step_localisation_error(ctx: StepContext) -> None:
         for cond in ctx.params.conditions.values():
             for method in ctx.params.methods:
                 path = next(stc_paths)
+                dip = truth["subjects"][sub]["dipoles"].get(cond)
+                if dip is None:  # a condition made of several simulated ones, or renamed
+                    continue
                 ok, why = read_status(path)
                 if not ok:
                     rows.append((sub, cond, method, "failed", "n/a", "n/a", why))
                     continue
                 ds = open_dataset(path)
-                dip = truth["subjects"][sub]["dipoles"][cond]
                 lat = float(dip["latency"])
                 s, t_peak = _peak(ds, lat - 0.05, lat + 0.05)
                 pos = np.array([ds["x"].values[s], ds["y"].values[s], ds["z"].values[s]])
