@@ -1,6 +1,7 @@
 # Across the cohort: grand averages per condition (contrasts included) and method, the QC
-# table, and (demo) the localisation error of the known dipoles (conditions only). Failed subjects (failed-status files) are
-# skipped and listed, so one bad subject never stops the cohort results.
+# table, and (demo) the localisation error of the known dipoles (conditions only). Failed
+# subjects (failed-status files) are skipped and listed, so one bad subject never stops the
+# cohort results.
 
 
 rule grand_average:
