@@ -565,7 +565,7 @@ def test_value_column_merged_codes_and_a_contrast(small_bids, tmp_path):
         "conditions: {auditory: [1, 2], visual: [11, 12]}\n"
         "contrasts:\n  - {name: visual-auditory, conditions: {visual: 1, auditory: -1}}\n",
     )
-    snakemake(tmp_path, configfile=cfg)
+    snakemake(tmp_path, configfile=cfg, timeout=900)  # ~2 min alone on 2 cores
     out = tmp_path / "results"
     epo = open_dataset(_sub(tmp_path, "01", "epo.nc"))
     assert epo.attrs["events_column"] == "value"
