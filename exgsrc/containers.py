@@ -232,8 +232,10 @@ class Evoked(_ChannelPicks):
     times : ndarray, shape (n_times,)
         Seconds relative to the event.
     ch_names : tuple of str
-    nave : int
-        Number of epochs averaged.
+    nave : int | float
+        Number of epochs averaged; for a weighted sum of averages (a contrast,
+        :func:`exgsrc.preprocessing.combine_evoked`) the effective number
+        ``1 / sum(w_i**2 / nave_i)``, a float as in MNE.
     condition : str
         Condition label.
     ch_types, bads : tuple of str
@@ -243,7 +245,7 @@ class Evoked(_ChannelPicks):
     data: np.ndarray
     times: np.ndarray
     ch_names: tuple[str, ...]
-    nave: int
+    nave: int | float
     condition: str
     ch_types: tuple[str, ...] = ()
     bads: tuple[str, ...] = ()

@@ -478,7 +478,8 @@ class SourceEstimate:
         Seconds (or sample indices when not given).
     method : str
     lambda2 : float
-    nave : int
+    nave : int | float
+        Number of averages (the effective one of a contrast: a float).
     orientation : {"fixed", "normal", "magnitude", "vector"}
     meta : dict
     """
@@ -488,7 +489,7 @@ class SourceEstimate:
     times: np.ndarray
     method: str
     lambda2: float
-    nave: int
+    nave: int | float
     orientation: str
     meta: dict = field(default_factory=dict, compare=False)
 
@@ -531,7 +532,7 @@ class SourceEstimate:
             attrs={
                 "method": self.method,
                 "lambda2": float(self.lambda2),
-                "nave": int(self.nave),
+                "nave": _check_nave(self.nave),
                 "orientation": self.orientation,
             },
         )
@@ -545,7 +546,7 @@ class SourceEstimate:
             times=np.asarray(ds["time"].values),
             method=str(ds.attrs["method"]),
             lambda2=float(ds.attrs["lambda2"]),
-            nave=int(ds.attrs["nave"]),
+            nave=_check_nave(ds.attrs["nave"]),
             orientation=str(ds.attrs["orientation"]),
         )
 
@@ -611,10 +612,16 @@ def _check_dtype(dtype):
     return dt
 
 
-def _check_nave(nave) -> int:
-    if int(nave) != nave or int(nave) < 1:
-        raise ValueError(f"nave must be a positive integer, got {nave!r}")
-    return int(nave)
+def _check_nave(nave) -> int | float:
+    """A positive number of averages: an int when integral, else the float (the
+    effective nave of a weighted sum of averages, as ``mne.combine_evoked`` gives)."""
+    try:
+        value = float(nave)
+    except (TypeError, ValueError):
+        raise ValueError(f"nave must be a positive number, got {nave!r}") from None
+    if not np.isfinite(value) or value <= 0 or isinstance(nave, bool):
+        raise ValueError(f"nave must be a positive number, got {nave!r}")
+    return int(value) if value.is_integer() else value
 
 
 # ---------------------------------------------------------------------------
@@ -887,8 +894,10 @@ def prepare_inverse(
     Parameters
     ----------
     inv : InverseOperator
-    nave : int
-        Number of averages in the data (scales the noise covariance by 1/nave).
+    nave : int | float
+        Number of averages in the data (scales the noise covariance by 1/nave); a
+        float is the effective nave of a contrast
+        (:func:`exgsrc.preprocessing.combine_evoked`).
     lambda2 : float
         Regularisation (> 0), typically ``1 / SNR**2``.
     method : {"MNE", "dSPM", "sLORETA", "eLORETA"}

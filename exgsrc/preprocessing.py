@@ -53,6 +53,7 @@ __all__ = [
     "set_average_reference",
     "make_epochs",
     "average",
+    "combine_evoked",
     "baseline_covariance",
 ]
 
@@ -702,7 +703,7 @@ def _annotation_reasons(raw: Raw, starts, n_t: int, reject_by_annotation) -> lis
     return annotation_overlaps(ann, starts, n_t, raw.sfreq, prefixes)
 
 
-def average(epochs: Epochs, condition: str | None = None) -> Evoked:
+def average(epochs: Epochs, condition: str | None = None, codes=None) -> Evoked:
     """Average the kept epochs of one condition.
 
     Parameters
@@ -711,11 +712,15 @@ def average(epochs: Epochs, condition: str | None = None) -> Evoked:
     condition : str | None
         Label to average; ``None`` averages all kept epochs (condition ``"all"``
         unless there is only one label).
+    codes : sequence of str | None
+        Epoch labels (event codes) that make ``condition`` when it merges several
+        (see :func:`exgsrc.io.events.resolve_conditions`); None: ``[condition]``.
 
     Returns
     -------
     Evoked
-        ``data`` shape (n_channels, n_times) in V, ``nave`` = number of epochs.
+        ``data`` shape (n_channels, n_times) in V, ``nave`` = number of epochs,
+        ``condition`` = ``condition``.
 
     Raises
     ------
@@ -728,22 +733,23 @@ def average(epochs: Epochs, condition: str | None = None) -> Evoked:
         conds = epochs.conditions
         name = conds[0] if len(conds) == 1 else "all"
     else:
-        sel = labels == condition
+        codes = [condition] if codes is None else [str(c) for c in codes]
+        sel = np.isin(labels, np.asarray(codes, dtype=object))
         name = condition
     n = int(sel.sum())
     if n == 0:
-        dl = epochs.drop_log
-        n_dropped = sum(
-            1 for d in epochs.meta.get("drop_details", []) if d.get("label") == condition
+        what = f"condition {condition!r}" + (
+            "" if codes == [condition] else f" (event codes {codes})"
         )
+        dl = epochs.drop_log
+        n_dropped = sum(1 for d in epochs.meta.get("drop_details", []) if d.get("label") in codes)
         if n_dropped:
             raise ValueError(
-                f"average: all {n_dropped} epochs of condition {condition!r} were rejected "
+                f"average: all {n_dropped} epochs of {what} were rejected "
                 f"(see drop_log, {len(dl)} events)"
             )
         raise ValueError(
-            f"average: condition {condition!r} has no epochs (conditions present: "
-            f"{list(epochs.conditions)})"
+            f"average: {what} has no epochs (conditions present: {list(epochs.conditions)})"
         )
     data = epochs.data[sel].mean(axis=0)
     return Evoked(
@@ -755,6 +761,82 @@ def average(epochs: Epochs, condition: str | None = None) -> Evoked:
         ch_types=epochs.ch_types,
         bads=epochs.bads,
         meta={"baseline": epochs.baseline, "source": epochs.meta.get("source")},
+    )
+
+
+def combine_evoked(evokeds, weights, condition: str | None = None) -> Evoked:
+    """Weighted sum of evoked responses (a contrast), as ``mne.combine_evoked``.
+
+    Parameters
+    ----------
+    evokeds : sequence of Evoked
+        Same channels (names and order) and time axis.
+    weights : sequence of float
+        One per evoked: ``[1, -1]`` is the difference of the first and second.
+    condition : str | None
+        Name of the result; None: MNE's comment form (``"a - b"``).
+
+    Returns
+    -------
+    Evoked
+        ``data = sum(w_i * data_i)``; ``nave`` the effective number of averages
+        ``1 / sum(w_i**2 / nave_i)`` (:func:`exgsrc.io.events.contrast_nave`; a
+        float, as MNE's, used as is to scale the noise covariance in
+        :func:`exgsrc.inverse.apply_inverse`); bad channels the union;
+        ``meta["weights"]``, ``meta["naves"]``, ``meta["conditions"]`` of the parts.
+
+    Raises
+    ------
+    ValueError
+        No evoked, a weight count that differs, or channels / times that differ.
+    """
+    evokeds = list(evokeds)
+    w = [float(x) for x in weights]
+    if not evokeds or len(w) != len(evokeds):
+        raise ValueError(f"combine_evoked: {len(evokeds)} evokeds but {len(w)} weights")
+    ref = evokeds[0]
+    for ev in evokeds[1:]:
+        if tuple(ev.ch_names) != tuple(ref.ch_names):
+            raise ValueError(
+                f"combine_evoked: channels of {ev.condition!r} differ from {ref.condition!r}"
+            )
+        if ev.times.shape != ref.times.shape or not np.allclose(ev.times, ref.times):
+            raise ValueError(
+                f"combine_evoked: time axis of {ev.condition!r} differs from {ref.condition!r}"
+            )
+    naves = [ev.nave for ev in evokeds]
+    data = sum(wi * ev.data for wi, ev in zip(w, evokeds, strict=True))
+    if condition is None:  # MNE's comment: "a - b", "2.000 × a - 0.500 × b"
+        terms = []
+        for i, (wi, ev) in enumerate(zip(w, evokeds, strict=True)):
+            sign = ("-" if wi < 0 else "") if i == 0 else (" - " if wi < 0 else " + ")
+            mag = "" if np.isclose(abs(wi), 1.0) else f"{abs(wi):0.3f} × "
+            name = f"({ev.condition})" if " + " in ev.condition else ev.condition
+            terms.append(f"{sign}{mag}{name}")
+        condition = "".join(terms).replace(" - - ", " + ")
+    # the noise variance of sum(w_i * evoked_i) is sum(w_i**2 / nave_i) times one
+    # epoch's (exgsrc.io.events.contrast_nave, MNE's formula; summed in order)
+    if any(not (n > 0) for n in naves):
+        raise ValueError(f"combine_evoked: numbers of averages must be positive, got {naves}")
+    var = 0.0
+    for wi, n in zip(w, naves, strict=True):
+        var += wi**2 / float(n)
+    if var == 0:
+        raise ValueError("combine_evoked: all weights are zero")
+    bads = tuple(dict.fromkeys(b for ev in evokeds for b in ev.bads))
+    return Evoked(
+        data=data,
+        times=ref.times.copy(),
+        ch_names=ref.ch_names,
+        nave=1.0 / var,
+        condition=condition,
+        ch_types=ref.ch_types,
+        bads=bads,
+        meta={
+            "weights": w,
+            "naves": naves,
+            "conditions": [ev.condition for ev in evokeds],
+        },
     )
 
 

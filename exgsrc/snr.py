@@ -27,8 +27,10 @@ def estimate_snr(data: np.ndarray, inv, nave: int = 1, ch_names=None):
         Evoked data in V (any EEG reference).
     inv : InverseOperator
         Inverse operator (the method-independent one).
-    nave : int
-        Number of averages in ``data`` (noise covariance scaled by 1/nave).
+    nave : int | float
+        Number of averages in ``data`` (noise covariance scaled by 1/nave); a
+        float is the effective nave of a contrast
+        (:func:`exgsrc.preprocessing.combine_evoked`).
     ch_names : sequence of str | None
         Names of the data rows, used to reorder to the operator's channels.
 

@@ -594,14 +594,14 @@ CASES = [
         edit_tsv(EVENTS, lambda rows: [r[:2] for r in rows]),
         "epochs",
         "error",
-        (EVENTS, "neither 'trial_type' nor 'value' column"),
+        (EVENTS, "no column 'trial_type' for the condition codes"),
     ),
     Case(
         "events without trial_type column",
         drop_column(EVENTS, "trial_type"),
         "epochs",
         "error",
-        (EVENTS, "no trial_type column"),
+        (EVENTS, "no column 'trial_type' for the condition codes"),
     ),
     Case(
         "events.tsv missing, no events in the data file",
@@ -646,7 +646,7 @@ CASES = [
         events_without("b"),
         "evoked",
         "error",
-        ("average: condition 'b' has no epochs (conditions present: ['a'])",),
+        ("average: condition 'b' (event codes []) has no epochs (conditions present: ['a'])",),
     ),
     Case(
         "no event of any condition kept",

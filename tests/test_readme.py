@@ -29,3 +29,14 @@ def test_api_example_runs_and_gives_what_it_says():
     assert ds["stc"].dims == ("source", "time") and {"x", "y", "z"} <= set(ds.coords)
     peak_err = np.asarray(metrics["psf_peak_err"])
     assert peak_err.shape == (642,) and np.all(peak_err >= 0)
+
+
+def test_events_example_runs(tmp_path, monkeypatch):
+    (block,) = [b for b in readme_python_blocks() if "condition_rows" in b]
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(block, str(README), "exec"), namespace)
+    ev, rows = namespace["ev"], namespace["rows"]
+    assert len(rows["standard"]) == len(rows["deviant"]) == 10
+    assert {ev.trial_type[i] for i in rows["deviant"]} == {"2"}
+    assert {ev.columns["trial_type"][i] for i in rows["deviant"]} == {"target"}

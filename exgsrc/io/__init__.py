@@ -22,6 +22,7 @@ _WHERE = {
     "read_montage": "bids",
     "read_recording": "bids",
     "select_conditions": "bids",
+    "condition_rows": "bids",
     "read_brainvision": "brainvision",
     "read_edf": "edf",
     "read_eeglab": "eeglab",

@@ -17,12 +17,14 @@ from ._errors import BidsError
 from ._tsv import read_json, read_tsv, tsv_float
 from .checks import find_bad_channels
 from .discovery import BidsRecording, discover, validate_label
+from .events import condition_event_rows, resolve_conditions
 from .montage import Montage, read_electrodes, standard_montage
 from .units import volt_scale
 
 __all__ = [
     "BidsRecording",
     "Events",
+    "condition_rows",
     "discover",
     "read_recording",
     "read_events",
@@ -378,12 +380,16 @@ class Events:
     duration : ndarray, shape (n_events,)
         Seconds (NaN for ``n/a``).
     trial_type : tuple of str
-        Condition labels.
+        Condition code of each event: its value in the column read
+        (``meta["column"]``, ``trial_type`` by default).
     sample : ndarray of int, shape (n_events,)
         ``round(onset * sfreq)``: index into the data (0 = first sample).
     sfreq : float
     meta : dict
-        ``source`` (file), ``warnings``, ``renamed`` (mapping applied).
+        ``source`` (file), ``warnings``, ``column`` (read), ``renamed`` (mapping applied).
+    columns : dict of str -> tuple of str
+        Every column of ``events.tsv`` for these events (empty for events from a
+        data file).
     """
 
     onset: np.ndarray
@@ -392,6 +398,7 @@ class Events:
     sample: np.ndarray
     sfreq: float
     meta: dict = field(default_factory=dict, compare=False)
+    columns: dict = field(default_factory=dict, compare=False)
 
     @property
     def conditions(self) -> tuple[str, ...]:
@@ -416,7 +423,9 @@ class Events:
         return select_conditions(self, conditions)
 
 
-def read_events(rec: BidsRecording | str | Path, sfreq: float | None = None) -> Events:
+def read_events(
+    rec: BidsRecording | str | Path, sfreq: float | None = None, column: str | None = None
+) -> Events:
     """Read ``events.tsv`` of a recording.
 
     Parameters
@@ -426,19 +435,27 @@ def read_events(rec: BidsRecording | str | Path, sfreq: float | None = None) -> 
     sfreq : float | None
         Sampling frequency (Hz); default from the recording's ``*_eeg.json``
         ``SamplingFrequency`` or its data file.
+    column : str | None
+        The column holding each event's condition code (``trial_type``, ``value``
+        or any column of the file); a file without it raises. None: ``trial_type``,
+        or ``value`` (with a recorded warning) when the file has no ``trial_type``.
 
     Returns
     -------
     Events
-        Rows with ``trial_type == n/a`` are dropped with a recorded warning; if the
-        file has no ``trial_type`` column, ``value`` is used (warning). Without an
-        ``events.tsv``, the data file's own events (EEGLAB events, BrainVision
-        markers, EDF+ annotations) are used, with a recorded warning.
+        ``trial_type`` holds the codes of ``column``; rows whose code is ``n/a`` or
+        empty are dropped (recorded warning), and so are rows that mark bad segments
+        or boundaries (:func:`exgsrc.io.events.condition_event_rows`).
+        ``columns`` holds every column of the file for the rows kept;
+        ``meta["column"]`` the column read. Without an ``events.tsv``, the data
+        file's own events (EEGLAB events, BrainVision markers, EDF+ annotations)
+        are used, with a recorded warning.
 
     Raises
     ------
     BidsError
-        Missing or malformed file, missing ``onset``, non-numeric onsets.
+        Missing or malformed file, missing ``onset``, non-numeric onsets, no
+        ``column`` (or, for None, neither ``trial_type`` nor ``value``).
     """
     warnings: list[str] = []
     if isinstance(rec, BidsRecording):
@@ -464,32 +481,92 @@ def read_events(rec: BidsRecording | str | Path, sfreq: float | None = None) -> 
     else:
         warnings.append(f"{path}: required column 'duration' missing")
         dur = np.full(n, np.nan)
-    if "trial_type" in cols:
-        tt = cols["trial_type"]
-    elif "value" in cols:
-        warnings.append(f"{path}: no trial_type column; conditions taken from 'value'")
-        tt = cols["value"]
-    else:
-        raise BidsError(
-            f"{path}: neither 'trial_type' nor 'value' column; cannot define conditions"
-        )
+    column = _events_column(cols, column, path, warnings)
+    tt = cols[column]
     keep = np.array([t not in ("n/a", "") for t in tt], dtype=bool)
     if not keep.all():
-        warnings.append(f"{path}: {int((~keep).sum())} events with trial_type n/a ignored")
-    segments = _is_segment_marker(tt) & keep
+        warnings.append(f"{path}: {int((~keep).sum())} events with {column} n/a ignored")
+    segments = keep & ~np.array(condition_event_rows(cols, column), dtype=bool)
     if segments.any():
         keep &= ~segments
+        marks = cols.get("trial_type", tt)
         warnings.append(
             f"{path}: {int(segments.sum())} rows mark bad segments or boundaries "
-            f"({sorted(set(t for t, m in zip(tt, segments, strict=True) if m))}); "
+            f"({sorted(set(t for t, m in zip(marks, segments, strict=True) if m))}); "
             "not conditions (see read_bad_segments)"
         )
     onset, dur = onset[keep], dur[keep]
-    tt = tuple(t for t, k in zip(tt, keep, strict=True) if k)
+    rows = np.flatnonzero(keep)
     sample = np.round(onset * float(sfreq)).astype(np.int64)
     return Events(
-        onset, dur, tt, sample, float(sfreq), {"source": str(path), "warnings": warnings}
+        onset,
+        dur,
+        tuple(tt[i] for i in rows),
+        sample,
+        float(sfreq),
+        {"source": str(path), "warnings": warnings, "column": column},
+        columns={k: tuple(v[i] for i in rows) for k, v in cols.items()},
     )
+
+
+def _events_column(cols: dict, column: str | None, path, warnings: list[str]) -> str:
+    """The column read for the condition codes (see :func:`read_events`)."""
+    if column is not None:
+        if column not in cols:
+            raise BidsError(
+                f"{path}: no column {column!r} for the condition codes (columns: {list(cols)})"
+            )
+        return column
+    if "trial_type" in cols:
+        return "trial_type"
+    if "value" in cols:
+        warnings.append(f"{path}: no trial_type column; conditions taken from 'value'")
+        return "value"
+    raise BidsError(f"{path}: neither 'trial_type' nor 'value' column; cannot define conditions")
+
+
+def condition_rows(events: Events, conditions="all", column: str | None = None) -> dict:
+    """Rows of ``events`` that make each condition.
+
+    Parameters
+    ----------
+    events : Events
+    conditions : "all" | None | sequence | mapping
+        A conditions spec (:mod:`exgsrc.io.events`): ``"all"`` (every distinct code
+        its own condition), a list of keys (one condition per key, MNE's ``/``-tag
+        rule: ``auditory`` takes ``auditory/left`` and ``auditory/right``), or
+        ``{name: [keys...]}`` merging several codes into one condition.
+    column : str | None
+        The events column whose codes are matched; None: the one ``events`` was
+        read with (``events.trial_type``). Another column is taken from
+        ``events.columns`` (rows read with an ``n/a`` code are not there).
+
+    Returns
+    -------
+    dict of str -> ndarray of int
+        Condition name -> row indices (ascending) into ``events``; a condition no
+        event matches has an empty array. A row may belong to several conditions.
+
+    Raises
+    ------
+    ValueError
+        A malformed spec, or ``column`` not in ``events.columns``.
+    """
+    if column is None or column == events.meta.get("column", "trial_type"):
+        codes = events.trial_type
+    elif column in events.columns:
+        codes = events.columns[column]
+    else:
+        raise ValueError(
+            f"{events.meta.get('source', 'events')}: no column {column!r} "
+            f"(columns: {list(events.columns)})"
+        )
+    found = [c for c in dict.fromkeys(codes) if c not in ("n/a", "")]
+    resolved = resolve_conditions(found, conditions)
+    return {
+        name: np.flatnonzero([c in set(cs) for c in codes]).astype(np.int64)
+        for name, cs in resolved.items()
+    }
 
 
 def _events_from_data_file(rec: BidsRecording) -> Events:
@@ -569,8 +646,16 @@ def select_conditions(events: Events, conditions=None) -> Events:
     tt = tuple(str(mapping[t]) for t, k in zip(events.trial_type, keep, strict=True) if k)
     meta = dict(events.meta)
     meta.update({"warnings": warnings, "absent": absent, "renamed": mapping})
+    rows = np.flatnonzero(keep)
+    columns = {k: tuple(v[i] for i in rows) for k, v in events.columns.items()}
     return Events(
-        events.onset[keep], events.duration[keep], tt, events.sample[keep], events.sfreq, meta
+        events.onset[keep],
+        events.duration[keep],
+        tt,
+        events.sample[keep],
+        events.sfreq,
+        meta,
+        columns=columns,
     )
 
 

@@ -138,6 +138,7 @@ def _grand_average_block(key, obj) -> tuple[str, str]:
         pk = stc_peak(ds, "grand average")
         t, pos, i_src, i_t = pk.times, pk.pos, pk.i_src, pk.i_t
         label = str(ds.attrs.get("condition", cond))
+        label += " (contrast)" if "contrast" in ds.attrs else ""
         meth = str(ds.attrs.get("method", method))
         n = ds.attrs.get("n_subjects")
         title = (

@@ -171,7 +171,7 @@ def _stc_block(ctx: Ctx, cond, method) -> tuple[list, list]:
         None if snr is None else round(float(np.nanmax(snr)), 2),
     ]
     parts = [
-        f"<h3>{esc(label)} &mdash; {esc(meth)}</h3>",
+        f"<h3>{esc(label)}{' (contrast)' if 'contrast' in ds.attrs else ''} &mdash; {esc(meth)}</h3>",
         ctx.img(
             lambda: F.fig_stc_full(
                 t,

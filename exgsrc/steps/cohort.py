@@ -74,6 +74,7 @@ def step_grand_average(ctx: StepContext) -> None:
         "snr",
         "coord_frame",
     }
+    keep |= {"contrast", "contrast_weights"}  # a contrast's grand average says so
     out.attrs = {k: v for k, v in ref.attrs.items() if k in keep}
     ctx.write(out, ctx.output[0], subjects=used, failed_subjects=failed, n_subjects=len(used))
 
@@ -95,6 +96,9 @@ def _peak(ds, tmin=0.0, tmax=None):
 def step_localisation_error(ctx: StepContext) -> None:
     """Demo only: distance between each true dipole and the estimate's peak.
 
+    Conditions without a simulated dipole of their own (config ``conditions`` merging
+    or renaming the demo's) have no row.
+
     Parameters
     ----------
     ctx : StepContext
@@ -109,12 +113,14 @@ def step_localisation_error(ctx: StepContext) -> None:
         for cond in ctx.params.conditions.values():
             for method in ctx.params.methods:
                 path = next(stc_paths)
+                dip = truth["subjects"][sub]["dipoles"].get(cond)
+                if dip is None:  # a condition made of several simulated ones, or renamed
+                    continue
                 ok, why = read_status(path)
                 if not ok:
                     rows.append((sub, cond, method, "failed", "n/a", "n/a", why))
                     continue
                 ds = open_dataset(path)
-                dip = truth["subjects"][sub]["dipoles"][cond]
                 lat = float(dip["latency"])
                 s, t_peak = _peak(ds, lat - 0.05, lat + 0.05)
                 pos = np.array([ds["x"].values[s], ds["y"].values[s], ds["z"].values[s]])
@@ -126,6 +132,10 @@ def step_localisation_error(ctx: StepContext) -> None:
 
 def step_qc_table(ctx: StepContext) -> None:
     """One row per subject with the QC figures that matter (``group/qc.tsv``).
+
+    ``params.conditions`` (label -> name) holds the conditions and the contrasts
+    (``params.contrasts``: their labels): every one gets an ``snr_peak_<label>``
+    column, the conditions also ``epochs_<label>`` (kept/total).
 
     Parameters
     ----------
@@ -144,9 +154,10 @@ def step_qc_table(ctx: StepContext) -> None:
     if p.truth and Path(p.truth).exists():
         truth = json.loads(Path(p.truth).read_text())
     methods, conds = list(p.methods), dict(p.conditions)
+    contrasts = set(getattr(p, "contrasts", None) or ())  # labels: no epochs of their own
     res_methods = _resolution_methods(per_sub.get("resolution", []))
     header = ["subject", "status", "failed_step", "reason", "n_channels", "n_eeg_used", "bads"]
-    header += [f"epochs_{lab}" for lab in conds]
+    header += [f"epochs_{lab}" for lab in conds if lab not in contrasts]
     header += ["cov_rank"] + [f"snr_peak_{lab}" for lab in conds]
     header += [f"psf_peak_err_mm_median_{m}" for m in res_methods]
     if truth:
@@ -218,7 +229,7 @@ def _qc_figures(row: dict, loaded: dict, conds: dict, res_methods: list) -> list
         counts = loaded["epochs"].attrs.get("epoch_counts", {})
         for lab, cond in conds.items():
             c = counts.get(cond)
-            if c:
+            if c and f"epochs_{lab}" in row:
                 row[f"epochs_{lab}"] = f"{c['kept']}/{c['total']}"
     if "cov" in loaded:
         row["cov_rank"] = loaded["cov"].attrs.get("rank_estimated", "n/a")
@@ -246,8 +257,10 @@ def _qc_localisation(row: dict, truth: dict, stc_files: list, conds: dict, metho
             ok, _ = read_status(f)
             if not ok:
                 continue
+            dip = truth["dipoles"].get(cond)
+            if dip is None:  # a contrast: no true dipole of its own
+                continue
             ds = open_dataset(f)
-            dip = truth["dipoles"][cond]
             s_idx, _ = _peak(ds, dip["latency"] - 0.05, dip["latency"] + 0.05)
             pos = np.array([ds[c].values[s_idx] for c in "xyz"])
             errs[m].append(np.linalg.norm(pos - dip["pos"]) * 1000)

@@ -45,6 +45,13 @@ def step_inverse_operator(ctx: StepContext) -> None:
 def step_source_estimate(ctx: StepContext) -> None:
     """Source estimate of one condition with one method (``desc-<method>_stc.nc``).
 
+    A contrast's evoked response (``contrast`` attributes, see
+    :func:`exgsrc.steps.preprocess.step_contrast`) is treated like any other: the
+    inverse is applied to the difference with its effective nave, so for dSPM,
+    sLORETA and eLORETA the result is the noise-normalised estimate *of the
+    difference*, not the difference of the conditions' normalised estimates.
+    The contrast attributes are copied to the output.
+
     Parameters
     ----------
     ctx : StepContext
@@ -74,6 +81,7 @@ def step_source_estimate(ctx: StepContext) -> None:
         condition_label=ctx.wildcards.cond,
         snr=float(ctx.params.snr),
         coord_frame=RAS_HEAD,
+        **ev.meta,
     )
 
 
@@ -117,7 +125,7 @@ def step_snr(ctx: StepContext) -> None:
                 np.array(ests),
                 {"units": "1", "long_name": "estimated SNR (1/sqrt(lambda2_est))"},
             ),
-            "nave": ("condition", np.array(naves, dtype=np.int64), {"units": "1"}),
+            "nave": ("condition", _nave_array(naves), {"units": "1"}),
         },
         coords={
             "condition": labels,
@@ -126,3 +134,10 @@ def step_snr(ctx: StepContext) -> None:
         },
     )
     ctx.write(ds, ctx.output[0], subject=ctx.wildcards.subject, skipped_evokeds=skipped)
+
+
+def _nave_array(naves) -> np.ndarray:
+    """int64, or float64 when a contrast's effective nave is not a whole number."""
+    if all(float(n).is_integer() for n in naves):
+        return np.array(naves, dtype=np.int64)
+    return np.array(naves, dtype=np.float64)

@@ -15,24 +15,26 @@ import xarray as xr
 
 from ..annotations import DISCONTINUITIES
 from ..covariance import regularize
-from ..io.bids import read_events, read_recording
+from ..io.bids import condition_rows, read_events, read_recording
 from ..io.discovery import discover
 from ..linalg import compute_rank
 from ..preprocessing import (
     average,
     baseline_covariance,
+    combine_evoked,
     filter_raw,
     make_epochs,
     resample,
     set_average_reference,
 )
-from ..store import load_epochs, load_montage, used_channels
-from ._run import StepContext
+from ..store import load_epochs, load_evoked, load_montage, used_channels
+from ._run import StepContext, flatten
 
 __all__ = [
     "prepare_continuous",
     "read_noise_recording",
     "recordings",
+    "step_contrast",
     "step_epochs",
     "step_evoked",
     "step_noise_cov",
@@ -85,6 +87,13 @@ def recordings(bids_root, subject, task, selection=None):
 def step_epochs(ctx: StepContext) -> None:
     """Filtered, average-referenced, baseline-corrected epochs of all conditions.
 
+    The events that make the conditions are chosen by ``params.events``
+    (``column``: the events.tsv column of the codes; ``conditions``: the spec,
+    :func:`exgsrc.io.bids.condition_rows`; default: ``trial_type`` and the names of
+    ``params.conditions``); each epoch's ``condition`` coordinate is
+    its event's code, and the ``condition_codes`` attribute maps every condition
+    (``params.conditions``) to the codes it merges.
+
     Parameters
     ----------
     ctx : StepContext
@@ -93,11 +102,13 @@ def step_epochs(ctx: StepContext) -> None:
     """
     p = ctx.params
     used = used_channels(load_montage(ctx.input.montage))
-    parts, warnings, empty = [], [], []
+    parts, warnings, empty, codes = [], [], [], {c: [] for c in p.conditions}
     for rec in recordings(p.bids_root, ctx.wildcards.subject, p.task, p.selection):
-        ep, rec_warnings, why_empty = _epochs_of_recording(rec, used, p)
+        ep, rec_codes, rec_warnings, why_empty = _epochs_of_recording(rec, used, p)
         warnings += rec_warnings
         parts.append((rec, ep))
+        for cond, cs in rec_codes.items():
+            codes.setdefault(cond, []).extend(c for c in cs if c not in codes[cond])
         if why_empty:
             empty.append(why_empty)
     ep0 = parts[0][1]
@@ -106,7 +117,7 @@ def step_epochs(ctx: StepContext) -> None:
         # else the noise covariance would fail later, saying only "no kept epoch"
         raise ValueError(f"no epoch of any condition: {'; '.join(empty)}")
     warnings += [f"{why}; the other recordings give epochs" for why in empty]
-    counts = _epoch_counts(epochs, p.conditions)
+    counts = _epoch_counts(epochs, codes, p.conditions)
     absent = [c for c, n in counts.items() if n["total"] == 0]
     if absent:
         events = sorted({str(ep.meta.get("events_source")) for ep in epochs})
@@ -127,16 +138,32 @@ def step_epochs(ctx: StepContext) -> None:
         drop_log=[list(x) for ep in epochs for x in ep.drop_log],
         drop_details=[d for ep in epochs for d in ep.meta.get("drop_details", [])],
         epoch_counts=counts,
+        events_column=_events_spec(p)["column"],
+        condition_codes={c: codes.get(c, []) for c in p.conditions},
         recordings=[str(r.data_path) for r, _ in parts],
         warnings=warnings,
     )
 
 
+def _events_spec(p) -> dict:
+    """The rule's ``events`` params: ``column`` and the ``conditions`` spec.
+
+    Without them (every condition is exactly one ``trial_type`` code), the condition
+    names of ``params.conditions`` are the keys.
+    """
+    spec = dict(getattr(p, "events", None) or {})
+    return {
+        "column": spec.get("column", "trial_type"),
+        "conditions": spec.get("conditions", list(p.conditions)),
+    }
+
+
 def _epochs_of_recording(rec, used, p):
     """Read, prepare and epoch one recording.
 
-    Returns the epochs (``meta["events_source"]``: the events file), the warnings, and
-    why the recording gives no epoch (naming its events file; None when it gives some).
+    Returns the epochs of the conditions' events (``meta["events_source"]``: the events
+    file), the codes of each condition found in it ({condition: [codes]}), the warnings,
+    and why the recording gives no epoch (naming its events file; None when it gives some).
     """
     t0 = time.perf_counter()
     raw = read_recording(rec, on_nonfinite=NONFINITE_POLICY[p.data_checks["nonfinite"]])
@@ -156,17 +183,21 @@ def _epochs_of_recording(rec, used, p):
     log.info(
         "filtered and re-referenced %d channels (%.1f s)", len(used), time.perf_counter() - t0
     )
-    ev = read_events(rec, sfreq=raw.sfreq)
+    spec = _events_spec(p)
+    ev = read_events(rec, sfreq=raw.sfreq, column=spec["column"])
+    rows = condition_rows(ev, spec["conditions"])
+    rows = {c: r for c, r in rows.items() if c in p.conditions}
+    sel = np.unique(np.concatenate([np.zeros(0, np.int64), *rows.values()]))
+    codes = {c: list(dict.fromkeys(ev.trial_type[i] for i in r)) for c, r in rows.items()}
     base = p.epochs["baseline"]
     ep = make_epochs(
         raw,
-        ev.sample,
-        ev.trial_type,
+        ev.sample[sel],
+        [ev.trial_type[i] for i in sel],
         p.epochs["tmin"],
         p.epochs["tmax"],
         baseline=None if base is None else tuple(base),
         reject=p.reject.get("eeg"),
-        conditions=list(p.conditions),
         reject_by_annotation=ANNOTATION_REJECTION[p.epochs.get("reject_by_annotation", "bad")],
     )
     ep.meta["events_source"] = ev.meta.get("source")
@@ -174,7 +205,8 @@ def _epochs_of_recording(rec, used, p):
     warnings += _events_outside(ev, raw, rec)
     warnings += list(ep.meta.get("warnings", []))
     log.info("%s: %d of %d epochs kept", rec.data_path.name, ep.n_epochs, len(ep.drop_log))
-    return ep, warnings, _why_no_epoch(ev, ep, p.conditions) if ep.n_epochs == 0 else None
+    why_empty = _why_no_epoch(ev, ep, p.conditions, sel.size) if ep.n_epochs == 0 else None
+    return ep, codes, warnings, why_empty
 
 
 def _events_outside(ev, raw, rec) -> list[str]:
@@ -192,25 +224,26 @@ def _events_outside(ev, raw, rec) -> list[str]:
     ]
 
 
-def _why_no_epoch(ev, ep, conditions) -> str:
+def _why_no_epoch(ev, ep, conditions, n_selected) -> str:
     """Why a recording gives no epoch, naming its events file."""
     src = ev.meta.get("source")
     if len(ev) == 0:
         return f"{src}: no events (the file has no event rows)"
     found = sorted(set(ev.trial_type))
-    if not set(found) & set(conditions):
+    if not n_selected:
         notes = "".join(f"; {w}" for w in ev.meta.get("warnings", []))
         return f"{src}: none of the conditions {list(conditions)} in its events {found}{notes}"
     reasons = sorted({d["reason"] for d in ep.meta.get("drop_details", [])})
     return f"{src}: all {len(ep.drop_log)} epochs of the conditions dropped ({', '.join(reasons)})"
 
 
-def _epoch_counts(epochs, conditions) -> dict:
+def _epoch_counts(epochs, codes, conditions) -> dict:
     """Per condition: events found, epochs kept and dropped over all recordings."""
     counts = {}
     for cond in conditions:
-        n_all = sum(lab == cond for ep in epochs for lab in _all_labels(ep))
-        n_kept = sum(lab == cond for ep in epochs for lab in ep.labels)
+        mine = set(codes.get(cond, ()))
+        n_all = sum(lab in mine for ep in epochs for lab in _all_labels(ep))
+        n_kept = sum(lab in mine for ep in epochs for lab in ep.labels)
         counts[cond] = {"total": n_all, "kept": n_kept, "dropped": n_all - n_kept}
     return counts
 
@@ -431,9 +464,53 @@ def step_evoked(ctx: StepContext) -> None:
     """
     epochs = load_epochs(ctx.input.epochs)
     cond = ctx.params.condition
-    ev = average(epochs, cond)
-    ds = xr.Dataset(
+    codes = epochs.meta.get("condition_codes", {}).get(cond)  # None: an older epo.nc
+    ev = average(epochs, cond, codes=codes)
+    ctx.write(
+        _evoked_dataset(ev),
+        ctx.output[0],
+        subject=ctx.wildcards.subject,
+        condition=cond,
+        nave=int(ev.nave),
+        condition_codes=list(codes or [cond]),
+    )
+
+
+def _evoked_dataset(ev) -> xr.Dataset:
+    return xr.Dataset(
         {"evoked": (("channel", "time"), ev.data, {"units": "V", "long_name": "evoked response"})},
         coords={"channel": list(ev.ch_names), "time": ("time", ev.times, {"units": "s"})},
     )
-    ctx.write(ds, ctx.output[0], subject=ctx.wildcards.subject, condition=cond, nave=int(ev.nave))
+
+
+def step_contrast(ctx: StepContext) -> None:
+    """Evoked response of a contrast (``cond-<contrast>_ave.nc``): a weighted sum.
+
+    ``sum(w_i * evoked_i)`` of the conditions' evoked responses
+    (:func:`exgsrc.preprocessing.combine_evoked`, as ``mne.combine_evoked``), with
+    the effective ``nave = 1 / sum(w_i**2 / nave_i)`` (a float) that the inverse
+    then uses to scale the noise covariance. Attributes ``contrast`` (name),
+    ``contrast_weights`` and ``contrast_naves`` (per condition) label it.
+
+    Parameters
+    ----------
+    ctx : StepContext
+        ``input.evoked``: the conditions' ``ave.nc`` in the order of
+        ``params.weights`` (condition -> weight); ``params.contrast``: the name.
+    """
+    weights = dict(ctx.params.weights)
+    parts = [load_evoked(path) for path in flatten(ctx.input.evoked)]
+    got = [ev.condition for ev in parts]
+    if got != list(weights):
+        raise ValueError(f"contrast {ctx.params.contrast!r}: inputs {got} != {list(weights)}")
+    ev = combine_evoked(parts, list(weights.values()), condition=ctx.params.contrast)
+    ctx.write(
+        _evoked_dataset(ev),
+        ctx.output[0],
+        subject=ctx.wildcards.subject,
+        condition=ev.condition,
+        nave=float(ev.nave),
+        contrast=ev.condition,
+        contrast_weights=weights,
+        contrast_naves={c.condition: c.nave for c in parts},
+    )

@@ -33,6 +33,7 @@ back.
 
 from ._cohort import open_source_estimates
 from ._format import (
+    CONTRAST_ATTRS,
     ERROR_ATTR,
     FILE_SUFFIXES,
     STATUS_ATTR,
@@ -66,6 +67,7 @@ from ._loaders import (
 )
 
 __all__ = [
+    "CONTRAST_ATTRS",
     "ERROR_ATTR",
     "FILE_SUFFIXES",
     "STATUS_ATTR",

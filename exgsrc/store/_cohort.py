@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterable
@@ -57,8 +58,10 @@ def open_source_estimates(
         time),
         ``pos`` (subject, source, xyz) in m (coords ``x, y, z`` on ``source``: the
         mean over subjects), ``status`` (subject, condition, inverse_method):
-        ``"ok"``, ``"failed: <reason>"`` or ``"missing"``; coords ``condition_name``
-        (the original ``trial_type`` text) and ``units`` per method.
+        ``"ok"``, ``"failed: <reason>"`` or ``"missing"``; coords on ``condition``:
+        ``condition_name`` (original text), ``is_contrast`` (config ``contrasts``) and
+        ``contrast_weights`` (JSON ``{"condition": weight}``; ``""`` for a
+        condition); ``units`` per method.
 
     Raises
     ------
@@ -89,7 +92,7 @@ def open_source_estimates(
     conds, meths = pick("cond", conditions), pick("method", methods)
     files = {(e["subject"], e["cond"], e["method"]): p for e, p in found}
     status = np.full((len(subs), len(conds), len(meths)), "missing", dtype=object)
-    ref, data, pos, names, units = None, None, None, {}, {}
+    ref, data, pos, names, units, weights = None, None, None, {}, {}, {}
     for i, sub in enumerate(subs):
         for j, cond in enumerate(conds):
             for k, meth in enumerate(meths):
@@ -117,6 +120,8 @@ def open_source_estimates(
                 status[i, j, k] = "ok"
                 names[cond] = str(ds.attrs.get("condition", cond))
                 units[meth] = str(da.attrs.get("units", ""))
+                if "contrast" in ds.attrs:
+                    weights[cond] = ds.attrs.get("contrast_weights", {})
     if ref is None:
         raise ValueError(f"{root}: every selected source estimate failed or is missing")
     dims = ("subject", "condition", "inverse_method", *ref.dims)
@@ -124,6 +129,11 @@ def open_source_estimates(
         "subject": subs,
         "condition": conds,
         "condition_name": ("condition", [names.get(c, c) for c in conds]),
+        "is_contrast": ("condition", [c in weights for c in conds]),
+        "contrast_weights": (
+            "condition",
+            [json.dumps(weights[c]) if c in weights else "" for c in conds],
+        ),
         "inverse_method": meths,
         "units": ("inverse_method", [units.get(m, "") for m in meths]),
         "time": ("time", ref["time"].values, {"units": "s"}),

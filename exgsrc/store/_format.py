@@ -19,6 +19,7 @@ from .. import __version__
 from ..provenance import config_sha256, file_sha256, make_provenance
 
 __all__ = [
+    "CONTRAST_ATTRS",
     "ERROR_ATTR",
     "FILE_SUFFIXES",
     "STATUS_ATTR",
@@ -62,6 +63,9 @@ FILE_SUFFIXES = {
     "evoked": "ave",
     "stc": "stc",
 }
+
+#: Attributes of a contrast's ave/stc files: name, condition -> weight, condition -> nave.
+CONTRAST_ATTRS = ("contrast", "contrast_weights", "contrast_naves")
 
 _JSON_PREFIX = "json:"
 

@@ -9,7 +9,7 @@ from ..covariance import NoiseCov
 from ..forward import Forward, SphereModel
 from ..inverse import InverseOperator, SourceEstimate
 from ..source_space import SourceSpace, discrete_source_space
-from ._format import open_checked
+from ._format import CONTRAST_ATTRS, open_checked
 
 __all__ = [
     "load_cov",
@@ -182,7 +182,7 @@ def load_epochs(path) -> Epochs:
         selection=np.asarray(ds["selection"].values, int),
         drop_log=tuple(tuple(x) for x in ds.attrs.get("drop_log", [])),
         baseline=None if baseline is None or isinstance(baseline, str) else tuple(baseline),
-        meta={},
+        meta={k: ds.attrs[k] for k in ("condition_codes", "events_column") if k in ds.attrs},
     )
 
 
@@ -196,15 +196,18 @@ def load_evoked(path) -> Evoked:
     Returns
     -------
     Evoked
+        ``nave`` a float for a contrast; ``meta``: its :data:`CONTRAST_ATTRS`.
     """
     ds = open_checked(path)
     names = tuple(str(c) for c in ds["channel"].values)
+    nave = float(ds.attrs["nave"])
     return Evoked(
         data=np.asarray(ds["evoked"].values, float),
         times=np.asarray(ds["time"].values, float),
         ch_names=names,
-        nave=int(ds.attrs["nave"]),
+        nave=int(nave) if nave.is_integer() else nave,
         condition=str(ds.attrs["condition"]),
         ch_types=("eeg",) * len(names),
         bads=(),
+        meta={k: ds.attrs[k] for k in CONTRAST_ATTRS if k in ds.attrs},
     )

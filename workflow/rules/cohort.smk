@@ -1,6 +1,7 @@
-# Across the cohort: grand averages per condition and method, the QC table, and (demo)
-# the localisation error of the known dipoles. Failed subjects (failed-status files) are
-# skipped and listed, so one bad subject never stops the cohort results.
+# Across the cohort: grand averages per condition (contrasts included) and method, the QC
+# table, and (demo) the localisation error of the known dipoles (conditions only). Failed
+# subjects (failed-status files) are skipped and listed, so one bad subject never stops the
+# cohort results.
 
 
 rule grand_average:
@@ -42,6 +43,8 @@ rule qc_table:
         subjects=SUBJECTS,
         conditions=COND_LABELS,
         methods=METHODS,
+        # labels of the contrasts (no epochs of their own); absent without contrasts
+        **({"contrasts": list(CONTRAST_LABELS)} if CONTRAST_LABELS else {}),
         truth=demo_truth() if IS_DEMO else None,
     log:
         log_path("qc_table", "qc"),
@@ -55,7 +58,7 @@ if IS_DEMO:
 
     rule localisation_error:
         input:
-            stc=stc_files(),
+            stc=stc_files(labels=EVENT_COND_LABELS),
             truth=demo_truth(),
         output:
             report(
@@ -67,7 +70,7 @@ if IS_DEMO:
             ),
         params:
             subjects=SUBJECTS,
-            conditions=COND_LABELS,
+            conditions=EVENT_COND_LABELS,
             methods=METHODS,
         log:
             log_path("localisation_error", "localisation"),

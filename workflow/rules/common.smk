@@ -1,7 +1,8 @@
 # Shared definitions: config validation, discovery of subjects/task/conditions, path helpers.
 # Everything here runs at DAG-build time, so it stays cheap: discovery is exgsrc.io.discovery
-# (the same functions the steps use; standard library only), reading no more than directory
-# listings, participants.tsv and the events.tsv trial_type column.
+# and the condition rule exgsrc.io.events (the same functions the steps use; standard library
+# only), reading no more than directory listings, participants.tsv and the events.tsv column
+# of the condition codes (config events.column).
 
 import functools
 from pathlib import Path
@@ -10,7 +11,8 @@ from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 
 from exgsrc.config import ConfigError, check_relations, load_schema, validate_config
-from exgsrc.io.discovery import discover, list_subjects, trial_types
+from exgsrc.io.discovery import discover, list_subjects
+from exgsrc.io.events import event_codes, event_columns, parse_contrasts, resolve_conditions
 from exgsrc.labels import condition_label
 from exgsrc.runs import (
     acquire_output_lock,
@@ -206,29 +208,72 @@ def _check_sessions(subjects):
             )
 
 
-def _discover_conditions(subjects):
-    wanted = config["conditions"]
+EVENTS_COLUMN = config["events"]["column"]
+
+
+def _events_files(subjects):
+    """The events.tsv files of the task's recordings (sorted, each once)."""
+    return sorted(
+        {str(r.events_path) for s in subjects for r in _task_recordings(s) if r.events_path}
+    )
+
+
+def _short(values, n=20):
+    values = list(values)
+    return repr(values) if len(values) <= n else f"{values[:n]!r} and {len(values) - n} more"
+
+
+def _event_codes_found(subjects):
+    """Distinct codes of config events.column over the task's events.tsv files, and where."""
     if IS_DEMO:
-        found = list(config["demo"]["conditions"])
-    else:
-        found = sorted(
-            {
-                tt
-                for s in subjects
-                for r in _task_recordings(s)
-                if r.events_path is not None
-                for tt in trial_types(r.events_path)
-            }
+        if EVENTS_COLUMN != "trial_type":
+            raise ValueError(
+                f"config events.column={EVENTS_COLUMN!r}: the simulated demo cohort codes its "
+                "conditions in 'trial_type'; use events.column: trial_type"
+            )
+        return list(config["demo"]["conditions"]), "the demo's conditions (demo.conditions)"
+    files = _events_files(subjects)
+    with_col = [f for f in files if EVENTS_COLUMN in event_columns(f)]
+    if files and not with_col:
+        raise ValueError(
+            f"config events.column={EVENTS_COLUMN!r}: no events.tsv of task {TASK!r} has this "
+            f"column (e.g. {files[0]} has {event_columns(files[0])})"
         )
-    if wanted == "all":
-        if not found:
-            _bids_error("no trial_type values in events.tsv; set config 'conditions'")
-        return found
-    if not IS_DEMO:
-        missing = [c for c in wanted if c not in found]
-        if missing:
-            _bids_error(f"conditions not in any events.tsv trial_type: {missing}")
-    return list(wanted)
+    for f in files:
+        if f not in with_col:
+            logger.warning(
+                f"exgsrc: {f} has no column {EVENTS_COLUMN!r} (config events.column): that "
+                "recording's subject will fail at the epochs step"
+            )
+    found = sorted({c for f in with_col for c in event_codes(f, EVENTS_COLUMN)})
+    where = f"column {EVENTS_COLUMN!r} of the {len(with_col)} events.tsv of task {TASK!r}"
+    if with_col:
+        where += f" (e.g. {with_col[0]})"
+    return found, where
+
+
+def _discover_conditions(subjects):
+    """Condition name -> the event codes it takes (config conditions, events.column)."""
+    spec = config["conditions"]
+    found, where = _event_codes_found(subjects)
+    try:
+        resolved = resolve_conditions(found, spec)
+    except ValueError as exc:
+        raise ValueError(f"config conditions: {exc}") from None
+    if not resolved:
+        _bids_error(f"no condition codes in {where}; set config 'events.column' / 'conditions'")
+    for i, (name, codes) in enumerate(resolved.items()):
+        if not codes:
+            if isinstance(spec, dict):
+                key = f"conditions.{name}"
+                what = next(v for k, v in spec.items() if str(k) == name)
+            else:
+                key, what = f"conditions[{i}]", name
+            raise ValueError(
+                f"config {key}={what!r}: no event code matches in {where}; codes found: "
+                f"{_short(found)}"
+            )
+    return resolved, found
 
 
 SUBJECTS = _discover_subjects()
@@ -251,9 +296,30 @@ if NOISE_TASK is not None:
         )
     if NOISE_TASK == TASK:
         raise ValueError(f"config covariance.noise_task={NOISE_TASK!r} equals the main task")
-CONDITIONS = _discover_conditions(SUBJECTS)
-# path-safe, reversible labels (see exgsrc.labels.condition_label)
-COND_LABELS = {condition_label(c): c for c in CONDITIONS}
+# condition name -> event codes it takes (exgsrc.io.events; logged for the user)
+CONDITION_CODES, _CODES_FOUND = _discover_conditions(SUBJECTS)
+CONDITIONS = list(CONDITION_CODES)
+# What the epochs step needs to pick the events: column + spec (exgsrc.io.bids.condition_rows),
+# or nothing when every condition is exactly one trial_type code, which the step then
+# matches by name (as before: the rule's params, hence earlier results, stay as they were).
+EVENTS_PARAMS = (
+    {}
+    if EVENTS_COLUMN == "trial_type"
+    and resolve_conditions(_CODES_FOUND, CONDITIONS) == {c: [c] for c in CONDITIONS}
+    else {"events": {"column": EVENTS_COLUMN, "conditions": config["conditions"]}}
+)
+if any(codes != [name] for name, codes in CONDITION_CODES.items()):
+    logger.info(
+        f"exgsrc: conditions from events column {EVENTS_COLUMN!r}: "
+        + "; ".join(f"{n} = {c}" for n, c in CONDITION_CODES.items())
+    )
+# contrasts (config contrasts): weighted sums of conditions, conditions of their own
+CONTRASTS = parse_contrasts(config["contrasts"], CONDITIONS)
+# path-safe, reversible labels (see exgsrc.labels.condition_label): the conditions made of
+# events, the contrasts, and both (every condition of the outputs, contrasts last)
+EVENT_COND_LABELS = {condition_label(c): c for c in CONDITIONS}
+CONTRAST_LABELS = {condition_label(c.name): c for c in CONTRASTS}
+COND_LABELS = {**EVENT_COND_LABELS, **{lab: c.name for lab, c in CONTRAST_LABELS.items()}}
 
 
 wildcard_constraints:
@@ -318,11 +384,13 @@ def demo_truth():
     return str(DEMO_ROOT / "code" / "demo_truth.json")
 
 
-def stc_files(subject=None, cond=None, method=None):
+def stc_files(subject=None, cond=None, method=None, labels=None):
+    """Source-estimate files (subject, condition, method order); ``labels``: the condition
+    labels to take (default COND_LABELS: conditions and contrasts)."""
     return expand(
         sub_path("cond-{cond}_desc-{method}_stc.nc"),
         subject=[subject] if subject else SUBJECTS,
-        cond=[cond] if cond else list(COND_LABELS),
+        cond=[cond] if cond else list(COND_LABELS if labels is None else labels),
         method=[method] if method else METHODS,
     )
 

@@ -1,6 +1,6 @@
 # Per subject: epochs (filter, average reference, rejection) -> noise covariance (baseline of
 # the kept epochs, or a separate noise recording when covariance.noise_task is set);
-# per condition: evoked.
+# per condition: evoked; per contrast (config contrasts): the weighted sum of evokeds.
 
 
 rule epochs:
@@ -18,6 +18,7 @@ rule epochs:
         epochs=config["epochs"],
         reject=config["reject"],
         data_checks=config["data_checks"],
+        **EVENTS_PARAMS,
     log:
         log_path("epochs"),
     benchmark:
@@ -49,11 +50,37 @@ rule evoked:
         epochs=sub_path("epo.nc"),
     output:
         sub_path("cond-{cond}_ave.nc"),
+    wildcard_constraints:
+        cond="|".join(EVENT_COND_LABELS),
     params:
-        condition=lambda wc: COND_LABELS[wc.cond],
+        condition=lambda wc: EVENT_COND_LABELS[wc.cond],
     log:
         log_path("evoked", "sub-{subject}_cond-{cond}"),
     benchmark:
         bench_path("evoked", "sub-{subject}_cond-{cond}")
     script:
         "../scripts/evoked.py"
+
+
+if CONTRAST_LABELS:
+
+    rule contrast:
+        input:
+            evoked=lambda wc: expand(
+                sub_path("cond-{cond}_ave.nc"),
+                subject=wc.subject,
+                cond=[condition_label(c) for c in CONTRAST_LABELS[wc.cond].weights],
+            ),
+        output:
+            sub_path("cond-{cond}_ave.nc"),
+        wildcard_constraints:
+            cond="|".join(CONTRAST_LABELS),
+        params:
+            contrast=lambda wc: CONTRAST_LABELS[wc.cond].name,
+            weights=lambda wc: CONTRAST_LABELS[wc.cond].weights,
+        log:
+            log_path("contrast", "sub-{subject}_cond-{cond}"),
+        benchmark:
+            bench_path("contrast", "sub-{subject}_cond-{cond}")
+        script:
+            "../scripts/contrast.py"
