@@ -31,7 +31,13 @@ CORE = {
 UPPER = ("exgsrc.store", "exgsrc.steps", "exgsrc.io", "exgsrc.report", "exgsrc.cli")
 GLUE = ("exgsrc.steps", "exgsrc.store", "exgsrc.report", "exgsrc.io")
 # Imported by workflow/rules/common.smk while Snakemake builds the DAG.
-DAG_TIME = ("exgsrc.labels", "exgsrc.provenance", "exgsrc.io.discovery", "exgsrc.config", "exgsrc.runs")
+DAG_TIME = (
+    "exgsrc.labels",
+    "exgsrc.provenance",
+    "exgsrc.io.discovery",
+    "exgsrc.config",
+    "exgsrc.runs",
+)
 
 
 def _module_name(path: Path) -> str:

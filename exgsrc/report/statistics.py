@@ -2,8 +2,9 @@
 
 Each block gives the design (test, conditions, method, window, subjects used and
 left out, permutations), a table of the clusters (sign, p-value, time extent,
-peak time, t and position, size) and, for every significant cluster, its t-map
-at the peak time (cluster sources only) with the peak source's t time course.
+peak time and t, largest effect and its position, size) and, for every
+significant cluster, its mean effect on the source map at the time of its largest
+effect (cluster sources only) with that source's time course.
 """
 
 from __future__ import annotations
@@ -87,7 +88,9 @@ def _cluster_table(ds, alpha) -> tuple[Markup, list[int]]:
         if ok:
             sig.append(k)
         peak_t = float(ds["cluster_peak_t"].values[i])
-        pos = [float(ds[f"cluster_peak_{c}"].values[i]) * 1e3 for c in "xyz"]
+        pre = "cluster_effect_peak" if "cluster_effect_peak_x" in ds else "cluster_peak"
+        pos = [float(ds[f"{pre}_{c}"].values[i]) * 1e3 for c in "xyz"]
+        t_eff = ds[f"{pre}_time"].values[i] if pre != "cluster_peak" else np.nan
         cls = "" if ok else "muted"
         rows.append(
             [
@@ -97,6 +100,7 @@ def _cluster_table(ds, alpha) -> tuple[Markup, list[int]]:
                 f"{_fmt_ms(ds['cluster_tstart'].values[i])}-{_fmt_ms(ds['cluster_tstop'].values[i])}",
                 _fmt_ms(ds["cluster_peak_time"].values[i]),
                 round(peak_t, 2),
+                _fmt_ms(t_eff) if np.isfinite(t_eff) else None,
                 ", ".join(f"{v:.1f}" for v in pos),
                 int(ds["cluster_n_sources"].values[i]),
                 round(float(ds["cluster_mass"].values[i]), 1),
@@ -107,9 +111,10 @@ def _cluster_table(ds, alpha) -> tuple[Markup, list[int]]:
         "sign",
         "p",
         "time (ms)",
-        "peak (ms)",
+        "peak |t| (ms)",
         "peak t",
-        "peak x, y, z (mm)",
+        "largest effect (ms)",
+        "largest effect x, y, z (mm)",
         "sources",
         "sum of t",
     ]
@@ -117,21 +122,26 @@ def _cluster_table(ds, alpha) -> tuple[Markup, list[int]]:
 
 
 def _cluster_map(ds, k: int) -> Markup:
-    """t-map of cluster ``k`` at its peak time, and the peak source's t over time."""
+    """Cluster ``k`` on the source map at its peak time (the largest effect in the
+    cluster, else the largest |t|; other sources 0), and that source's time course."""
     i = int(np.flatnonzero(ds["cluster"].values == k)[0])
     labels = np.asarray(ds["cluster_label"].values)
-    t_obs = np.asarray(ds["t_obs"].values, float)
+    eff = "cluster_effect_peak_time" in ds and "mean_difference" in ds
+    pre, var = ("cluster_effect_peak", "mean_difference") if eff else ("cluster_peak", "t_obs")
+    data = np.asarray(ds[var].values, float)
+    unit = str(ds.attrs.get("units", "")) if eff else "t"
     times = np.asarray(ds["time"].values, float)
-    i_t = int(np.argmin(np.abs(times - float(ds["cluster_peak_time"].values[i]))))
-    s = int(ds["cluster_peak_source"].values[i])
+    i_t = int(np.argmin(np.abs(times - float(ds[f"{pre}_time"].values[i]))))
+    s = int(ds[f"{pre}_source"].values[i])
     pos = np.stack([ds[c].values for c in "xyz"], axis=1)
-    values = np.where(labels[i_t] == k, t_obs[i_t], 0.0)
+    values = np.where(labels[i_t] == k, data[i_t], 0.0)
     p = float(ds["cluster_p_value"].values[i])
     title = (
         f"cluster {k}: p = {p:.3g}, {_fmt_ms(ds['cluster_tstart'].values[i])}-"
-        f"{_fmt_ms(ds['cluster_tstop'].values[i])} ms, map at peak {_fmt_ms(times[i_t])} ms"
+        f"{_fmt_ms(ds['cluster_tstop'].values[i])} ms; "
+        f"{'mean effect' if eff else 't'} at {_fmt_ms(times[i_t])} ms"
     )
-    fig = F.fig_grand_average(times, t_obs[:, s], pos, values, title=title, unit="t", mark=pos[s])
+    fig = F.fig_grand_average(times, data[:, s], pos, values, title=title, unit=unit, mark=pos[s])
     return fig_to_img(fig, alt=f"statistics cluster {k}")
 
 
@@ -190,8 +200,11 @@ def statistics_sections(files: Iterable[os.PathLike | str] | os.PathLike | str |
     body = [
         '<section id="statistics"><h2>Cohort statistics</h2>'
         "<p>Sign-flip permutation tests across subjects (config <code>statistics</code>). "
-        "Maps: t-values of each significant cluster at its peak time (other sources 0), "
-        "top view; left: the t time course of the cluster's peak source.</p>"
+        "Maps: each significant cluster's mean tested effect (A minus B, or minus the "
+        "baseline) at the time of its largest effect, cluster sources only, top view, the "
+        "star at that source; left: that source's time course. The largest |t| of a "
+        "cluster can lie far from the source with standardised estimates (small but "
+        "consistent differences); the largest effect localises it.</p>"
     ]
     body += [_block(f) for f in files]
     body.append("</section>")

@@ -132,7 +132,7 @@ def label_clusters(mask, t_obs, adjacency) -> np.ndarray:
     return labels.reshape(T, S)
 
 
-def summarise_clusters(labels, t_obs, times, pos) -> dict[str, np.ndarray]:
+def summarise_clusters(labels, t_obs, times, pos, effect=None) -> dict[str, np.ndarray]:
     """Per cluster: time extent, peak (time, source, t, position), size and mass.
 
     Parameters
@@ -142,6 +142,12 @@ def summarise_clusters(labels, t_obs, times, pos) -> dict[str, np.ndarray]:
     t_obs : ndarray, shape (n_times, n_sources)
     times : ndarray, shape (n_times,)
     pos : ndarray, shape (n_sources, 3)
+    effect : ndarray, shape (n_times, n_sources) | None
+        The tested effect (mean over subjects): its largest ``|effect|`` in each
+        cluster gives ``effect_peak_*``. The t peak is a poor localiser of
+        standardised estimates (sLORETA, dSPM, eLORETA): far from the source their
+        differences are small but consistent over subjects, so t can be largest
+        there; the effect's peak is where the estimate itself is largest.
 
     Returns
     -------
@@ -153,6 +159,11 @@ def summarise_clusters(labels, t_obs, times, pos) -> dict[str, np.ndarray]:
         for k in ("tstart", "tstop", "peak_time", "peak_t", "mass", "peak_x", "peak_y", "peak_z")
     }
     out["peak_source"] = np.zeros(n, np.int64)
+    if effect is not None:
+        for k in ("effect_peak_time", "effect_peak", "effect_peak_x", "effect_peak_y"):
+            out[k] = np.zeros(n)
+        out["effect_peak_z"] = np.zeros(n)
+        out["effect_peak_source"] = np.zeros(n, np.int64)
     out["n_sources"] = np.zeros(n, np.int64)
     out["n_points"] = np.zeros(n, np.int64)
     for k in range(1, n + 1):
@@ -169,6 +180,14 @@ def summarise_clusters(labels, t_obs, times, pos) -> dict[str, np.ndarray]:
         out["n_points"][k - 1] = ti.size
         for c, ax in enumerate("xyz"):
             out[f"peak_{ax}"][k - 1] = pos[si[j], c]
+        if effect is not None:
+            e = effect[ti, si]
+            j = int(np.argmax(np.abs(e)))
+            out["effect_peak_time"][k - 1] = times[ti[j]]
+            out["effect_peak_source"][k - 1] = si[j]
+            out["effect_peak"][k - 1] = e[j]
+            for c, ax in enumerate("xyz"):
+                out[f"effect_peak_{ax}"][k - 1] = pos[si[j], c]
     return out
 
 
@@ -194,7 +213,6 @@ def run_test(X, adjacency, test: dict, times):
 
     tail, kind = int(test["tail"]), test["test"]
     alpha = float(test.get("alpha", 0.05))
-    n = X.shape[0]
     if kind == "cluster":
         thr = test["threshold"]
         if thr is not None and tail == -1:
@@ -231,28 +249,41 @@ def run_test(X, adjacency, test: dict, times):
         ds = res.to_xarray(times)
         p = res.p_values
     elif kind == "fdr":
-        import xarray as xr
-        from scipy.stats import t as t_dist
-
-        t_obs = stats.ttest_1samp(X)
-        if tail == 0:
-            p_unc = 2 * t_dist.sf(np.abs(t_obs), n - 1)
-        else:
-            p_unc = t_dist.sf(tail * t_obs, n - 1)
-        _, p = stats.fdr_correction(p_unc, alpha)
-        ts = ("time", "source")
-        ds = xr.Dataset(
-            {
-                "t_obs": (ts, t_obs, {"units": "1", "long_name": "one-sample t across subjects"}),
-                "p_value": (ts, p, {"units": "1", "long_name": "FDR-adjusted p-value (BH)"}),
-                "p_uncorrected": (ts, p_unc, {"units": "1", "long_name": "t-test p-value"}),
-            },
-            coords={"time": ("time", np.asarray(times), {"units": "s"})},
-            attrs={"test": "point-wise t-test, Benjamini-Hochberg FDR", "tail": tail},
-        )
+        ds = _fdr_test(X, tail, alpha, times)
+        p = ds["p_value"].values
     else:
         raise ValueError(f"unknown test {kind!r} (cluster | tfce | tmax | fdr)")
-    # clusters of significant points, with their smallest p-value
+    return _significant_clusters(ds, p, adjacency, alpha)
+
+
+def _fdr_test(X, tail, alpha, times):
+    """Point-wise t-tests, p-values adjusted by Benjamini-Hochberg."""
+    import xarray as xr
+    from scipy.stats import t as t_dist
+
+    from .. import stats
+
+    n = X.shape[0]
+    t_obs = stats.ttest_1samp(X)
+    if tail == 0:
+        p_unc = 2 * t_dist.sf(np.abs(t_obs), n - 1)
+    else:
+        p_unc = t_dist.sf(tail * t_obs, n - 1)
+    _, p = stats.fdr_correction(p_unc, alpha)
+    ts = ("time", "source")
+    return xr.Dataset(
+        {
+            "t_obs": (ts, t_obs, {"units": "1", "long_name": "one-sample t across subjects"}),
+            "p_value": (ts, p, {"units": "1", "long_name": "FDR-adjusted p-value (BH)"}),
+            "p_uncorrected": (ts, p_unc, {"units": "1", "long_name": "t-test p-value"}),
+        },
+        coords={"time": ("time", np.asarray(times), {"units": "s"})},
+        attrs={"test": "point-wise t-test, Benjamini-Hochberg FDR", "tail": tail},
+    )
+
+
+def _significant_clusters(ds, p, adjacency, alpha):
+    """Clusters of significant points (connected, same sign), with their smallest p-value."""
     t_obs = ds["t_obs"].values
     labels = label_clusters(p < alpha, t_obs, adjacency)
     n_cl = int(labels.max())
@@ -312,18 +343,41 @@ def _adjacency(src_paths, subjects, usable):
     raise ValueError(f"no usable subject's source space for the adjacency: {errors}")
 
 
-def step_statistics(ctx: StepContext) -> None:
-    """One configured cohort test (``group/task-<t>_stat-<name>_stats.nc``).
+def _add_summaries(ds, X, pos, times, alpha, units):
+    """Cluster table, significance mask, mean tested map and the null distribution's summary."""
+    effect = X.mean(axis=0)
+    summary = summarise_clusters(
+        ds["cluster_label"].values, ds["t_obs"].values, times, pos, effect
+    )
+    unit_of = {"tstart": "s", "tstop": "s", "peak_time": "s", "effect_peak_time": "s"}
+    unit_of.update(peak_x="m", peak_y="m", peak_z="m", effect_peak=units)
+    unit_of.update(effect_peak_x="m", effect_peak_y="m", effect_peak_z="m")
+    for k, v in summary.items():
+        ds[f"cluster_{k}"] = ("cluster", v, {"units": unit_of.get(k, "1")})
+    ds["mean_difference"] = (
+        ("time", "source"),
+        effect,
+        {"units": units, "long_name": "mean over subjects of the tested maps"},
+    )
+    sig = np.flatnonzero(ds["cluster_p_value"].values < alpha) + 1
+    ds["significant"] = (
+        ("time", "source"),
+        np.isin(ds["cluster_label"].values, sig).astype(np.int8),
+        {"units": "1", "long_name": f"in a cluster with p < {alpha:g}"},
+    )
+    h0 = np.abs(np.asarray(ds["h0"].values)) if "h0" in ds else np.zeros(0)
+    h0_summary = {}
+    if h0.size:
+        h0_summary = {
+            "h0_abs_max": float(h0.max()),
+            "h0_abs_median": float(np.median(h0)),
+            "h0_abs_q95": float(np.quantile(h0, 0.95)),
+        }
+    return ds, int(sig.size), h0_summary
 
-    Parameters
-    ----------
-    ctx : StepContext
-        The job's inputs, outputs, params and wildcards (see :func:`run_step`);
-        outputs are written through ``ctx.write`` (atomic, with provenance).
-    """
-    p = ctx.params
-    test = dict(p.test)
-    subjects = list(p.subjects)
+
+def _load_cohort(ctx, test, subjects):
+    """Usable subjects' datasets per condition, the others with their reason."""
     n_cond = len(test["conditions"])
     stc_paths = flatten(ctx.input.stc)
     per_cond = [stc_paths[k * len(subjects) : (k + 1) * len(subjects)] for k in range(n_cond)]
@@ -336,7 +390,24 @@ def step_statistics(ctx: StepContext) -> None:
             + ("; ".join(f"sub-{k}: {v}" for k, v in failed.items()) or "none")
             + ")"
         )
+    return per_sub, used, failed
+
+
+def step_statistics(ctx: StepContext) -> None:
+    """One configured cohort test (``group/task-<t>_stat-<name>_stats.nc``).
+
+    Parameters
+    ----------
+    ctx : StepContext
+        The job's inputs, outputs, params and wildcards (see :func:`run_step`);
+        outputs are written through ``ctx.write`` (atomic, with provenance).
+    """
+    p = ctx.params
+    test = dict(p.test)
+    subjects = list(p.subjects)
+    per_sub, used, failed = _load_cohort(ctx, test, subjects)
     ref = per_sub[used[0]][0]
+    units = str(ref["stc"].attrs.get("units", ""))
     times = np.asarray(ref["time"].values, float)
     epoch_end = float(p.epoch_window[1])
     window = (float(test["tmin"]), epoch_end if test["tmax"] is None else float(test["tmax"]))
@@ -355,46 +426,19 @@ def step_statistics(ctx: StepContext) -> None:
     ds = run_test(X, adjacency, test, times[win])
     ds = ds.assign_coords(
         source=("source", np.arange(X.shape[2])),
-        x=("source", pos[:, 0], {"units": "m", "long_name": "x (mean over subjects)"}),
-        y=("source", pos[:, 1], {"units": "m", "long_name": "y (mean over subjects)"}),
-        z=("source", pos[:, 2], {"units": "m", "long_name": "z (mean over subjects)"}),
-    )
-    summary = summarise_clusters(ds["cluster_label"].values, ds["t_obs"].values, times[win], pos)
-    units = {"tstart": "s", "tstop": "s", "peak_time": "s", "peak_x": "m"}
-    units.update(peak_y="m", peak_z="m")
-    for k, v in summary.items():
-        ds[f"cluster_{k}"] = ("cluster", v, {"units": units.get(k, "1")})
-    ds["mean_difference"] = (
-        ("time", "source"),
-        X.mean(axis=0),
-        {
-            "units": str(ref["stc"].attrs.get("units", "")),
-            "long_name": "mean over subjects of the tested maps",
+        **{
+            c: ("source", pos[:, i], {"units": "m", "long_name": f"{c} (mean over subjects)"})
+            for i, c in enumerate("xyz")
         },
     )
-    h0 = np.asarray(ds["h0"].values) if "h0" in ds else np.zeros(0)
-    h0_summary = {}
-    if h0.size:
-        a = np.abs(h0)
-        h0_summary = {
-            "h0_abs_max": float(a.max()),
-            "h0_abs_median": float(np.median(a)),
-            "h0_abs_q95": float(np.quantile(a, 0.95)),
-        }
     alpha = float(test.get("alpha", 0.05))
-    sig = np.flatnonzero(ds["cluster_p_value"].values < alpha) + 1
-    ds["significant"] = (
-        ("time", "source"),
-        np.isin(ds["cluster_label"].values, sig).astype(np.int8),
-        {"units": "1", "long_name": f"in a cluster with p < {alpha:g}"},
-    )
-    stat_test = ds.attrs.pop("test", test["test"])
-    attrs = dict(ds.attrs)
+    ds, n_sig, h0_summary = _add_summaries(ds, X, pos, times[win], alpha, units)
+    attrs = {k: v for k, v in ds.attrs.items() if k != "test"}
     attrs.update(
         name=test["name"],
         kind=test["kind"],
         stat_test=test["test"],
-        stat_description=stat_test,
+        stat_description=ds.attrs.get("test", test["test"]),
         conditions=list(test["conditions"]),
         condition_names=list(p.condition_names),
         method=test["method"],
@@ -408,8 +452,8 @@ def step_statistics(ctx: StepContext) -> None:
         n_subjects=len(used),
         failed_subjects=failed,
         adjacency_from=f"sub-{adj_sub}",
-        n_significant_clusters=int(sig.size),
-        units=str(ref["stc"].attrs.get("units", "")),
+        n_significant_clusters=n_sig,
+        units=units,
         **h0_summary,
     )
     attrs.setdefault("threshold", test["threshold"])
