@@ -3,12 +3,12 @@
 The end-to-end test runs config/test_stats.yaml (6 demo subjects, auditory +
 visual, sLORETA, ico grade 3, no resolution matrices) up to the test's output:
 a paired cluster test auditory - visual must find clusters at the true dipoles
-(positive at the auditory one, negative at the visual one) and none far from them.
+(positive at the auditory one, negative at the visual one) and none far from them;
+a baseline cluster test of auditory one cluster at the auditory dipole.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import shutil
 from pathlib import Path
@@ -221,7 +221,7 @@ def test_dry_run_plans_one_statistics_job(tmp_path):
 
     res = snakemake(tmp_path, "-n", "--quiet", "rules", configfile=STATS_CFG)
     counts = _rule_counts(res.stdout)
-    assert counts["statistics"] == 1
+    assert counts["statistics"] == 2
     assert counts["source_estimate"] == 12  # 6 subjects x 2 conditions x 1 method
     # no tests configured: no statistics job
     res = snakemake(tmp_path, "-n", "--quiet", "rules")
@@ -233,8 +233,8 @@ def stats_run(tmp_path_factory):
     from test_workflow import snakemake
 
     wd = tmp_path_factory.mktemp("wfstats")
-    target = "results/group/task-demo_stat-audvis_stats.nc"
-    snakemake(wd, "--config", "on_error=raise", "--", target, configfile=STATS_CFG)
+    targets = [f"results/group/task-demo_stat-{n}_stats.nc" for n in ("audvis", "aud")]
+    snakemake(wd, "--config", "on_error=raise", "--", *targets, configfile=STATS_CFG)
     return wd
 
 
@@ -290,14 +290,32 @@ def test_paired_cluster_test_finds_the_true_dipoles(stats_run):
 
 
 @pytest.mark.workflow
+def test_baseline_cluster_test_finds_the_auditory_dipole(stats_run):
+    """auditory vs its pre-stimulus baseline: one significant cluster, at the dipole."""
+    from exgsrc.store import open_dataset
+
+    ds = open_dataset(stats_run / "results" / "group" / "task-demo_stat-aud_stats.nc")
+    assert ds.attrs["kind"] == "baseline" and list(ds.attrs["baseline"]) == [-0.2, 0.0]
+    truth = _truth(stats_run)["subjects"]
+    dip = np.mean([truth[s]["dipoles"]["auditory"]["pos"] for s in ds.attrs["subjects"]], axis=0)
+    p = ds["cluster_p_value"].values
+    sig = np.flatnonzero(p < 0.05)
+    assert sig.size >= 1
+    for i in sig:
+        assert ds["cluster_peak_t"].values[i] > 0  # activity above baseline
+        peak = np.array([ds[f"cluster_effect_peak_{c}"].values[i] for c in "xyz"])
+        assert np.linalg.norm(peak - dip) < NEAR, (i, p[i], np.linalg.norm(peak - dip))
+
+
+@pytest.mark.workflow
 def test_statistics_section_of_cohort_report(stats_run):
     from exgsrc.report.statistics import statistics_sections
 
     html = str(
         statistics_sections(stats_run / "results" / "group" / "cohort_report.html")  # its folder
     )
-    assert 'id="statistics"' in html and "audvis" in html
-    assert "auditory minus visual" in html
+    assert 'id="statistics"' in html and "audvis" in html and "aud:" in html
+    assert "auditory minus visual" in html and "auditory minus its baseline" in html
     assert html.count('alt="statistics cluster') >= 2
     assert "significant cluster(s)" in html
 
@@ -322,7 +340,7 @@ def test_fewer_than_3_usable_subjects_fails_the_step(stats_run, tmp_path):
                 write_failed(dst, "simulated failure")
             stc.append(str(dst))
     src = [str(res / f"sub-{s}" / "eeg" / f"sub-{s}_task-demo_src.nc") for s in subjects]
-    test = copy.deepcopy(yaml.safe_load(STATS_CFG.read_text())["statistics"][0])
+    test = yaml.safe_load(STATS_CFG.read_text())["statistics"][0]
     test = _config(test)["statistics"][0]
     out = tmp_path / "stats.nc"
     fake = SimpleNamespace(
