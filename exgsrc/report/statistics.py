@@ -19,10 +19,12 @@ from . import _figures as F
 from ._data import failure_block, load
 from ._html import Markup, esc, fig_to_img, notice, table
 
-__all__ = ["MAX_MAPS", "statistics_files_beside", "statistics_sections"]
+__all__ = ["MAX_MAPS", "MAX_OTHER_ROWS", "statistics_files_beside", "statistics_sections"]
 
 #: Significant clusters drawn per test (the table lists them all).
 MAX_MAPS = 6
+#: Non-significant clusters listed per test (smallest p first); the file has them all.
+MAX_OTHER_ROWS = 10
 
 
 def statistics_files_beside(out) -> list[Path]:
@@ -81,12 +83,16 @@ def _cluster_table(ds, alpha) -> tuple[Markup, list[int]]:
         return Markup("<p>No cluster: no point crossed the threshold.</p>"), []
     p = np.asarray(ds["cluster_p_value"].values, float)
     order = np.argsort(p, kind="stable")
-    rows, sig = [], []
+    rows, sig, n_other = [], [], 0
     for i in order:
         k = int(ds["cluster"].values[i])
         ok = p[i] < alpha
         if ok:
             sig.append(k)
+        else:
+            n_other += 1
+            if n_other > MAX_OTHER_ROWS:
+                continue
         peak_t = float(ds["cluster_peak_t"].values[i])
         pre = "cluster_effect_peak" if "cluster_effect_peak_x" in ds else "cluster_peak"
         pos = [float(ds[f"{pre}_{c}"].values[i]) * 1e3 for c in "xyz"]
@@ -118,7 +124,13 @@ def _cluster_table(ds, alpha) -> tuple[Markup, list[int]]:
         "sources",
         "sum of t",
     ]
-    return table(headers, rows, sortable=True), sig
+    tbl = table(headers, rows, sortable=True)
+    if n_other > MAX_OTHER_ROWS:
+        tbl = Markup(
+            f"{tbl}<p>{n_other - MAX_OTHER_ROWS} more clusters with p &ge; {alpha:g} are "
+            "in the file (<code>cluster_*</code> variables).</p>"
+        )
+    return tbl, sig
 
 
 def _cluster_map(ds, k: int) -> Markup:
