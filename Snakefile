@@ -34,6 +34,7 @@ include: "workflow/rules/preprocess.smk"
 include: "workflow/rules/inverse.smk"
 include: "workflow/rules/resolution.smk"
 include: "workflow/rules/cohort.smk"
+include: "workflow/rules/statistics.smk"
 
 
 include: "workflow/rules/report.smk"

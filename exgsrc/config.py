@@ -24,6 +24,7 @@ import yaml
 __all__ = [
     "ConfigError",
     "check_relations",
+    "check_statistics",
     "coerce_to_schema",
     "load_schema",
     "validate_config",
@@ -254,3 +255,82 @@ def check_relations(config: Mapping) -> tuple[list[str], list[str]]:
             "range 1e-4..10 (SNR 0.3..100): estimates will be nearly unregularised or flat"
         )
     return errors, warnings
+
+
+def check_statistics(
+    config: Mapping, conditions: Mapping[str, str] | None = None, n_subjects: int | None = None
+) -> list[str]:
+    """Errors of the ``statistics`` tests (one line each, naming the key).
+
+    Parameters
+    ----------
+    config : mapping
+        A validated config (defaults filled in).
+    conditions : mapping of label -> condition | None
+        The cohort's conditions (path-safe label -> ``trial_type``); None: not checked.
+        A test may name a condition by either.
+    n_subjects : int | None
+        Subjects in the cohort; None: not checked.
+
+    Returns
+    -------
+    errors : list of str
+    """
+    errors: list[str] = []
+    tests = config.get("statistics") or []
+    ep = config["epochs"]
+    e0, e1 = ep["tmin"], ep["tmax"]
+    methods = list(config["inverse"]["methods"])
+    seen: dict[str, int] = {}
+    for i, test in enumerate(tests):
+        key = f"config statistics[{i}]"
+        name = test["name"]
+        if name in seen:
+            errors.append(f"{key}.name: {name!r} is already the name of statistics[{seen[name]}]")
+        seen.setdefault(name, i)
+        want = 2 if test["kind"] == "paired" else 1
+        conds = list(test["conditions"])
+        if len(conds) != want:
+            shape = "[A, B] (A minus B)" if want == 2 else "[A]"
+            errors.append(
+                f"{key}.conditions: kind {test['kind']!r} needs {want} condition(s) {shape}, "
+                f"got {conds}"
+            )
+        elif want == 2 and conds[0] == conds[1]:
+            errors.append(f"{key}.conditions: a paired test needs two different conditions")
+        if conditions is not None:
+            have = set(conditions) | set(conditions.values())
+            for c in conds:
+                if c not in have:
+                    errors.append(
+                        f"{key}.conditions: {c!r} is not a condition "
+                        f"(have: {', '.join(sorted(conditions.values()))})"
+                    )
+        if test["method"] not in methods:
+            errors.append(
+                f"{key}.method: {test['method']!r} is not in inverse.methods "
+                f"(have: {', '.join(methods)})"
+            )
+        t0 = test["tmin"]
+        t1 = e1 if test["tmax"] is None else test["tmax"]
+        if not (e0 <= t0 < t1 <= e1):
+            errors.append(
+                f"{key}.tmin/tmax=[{t0}, {test['tmax']}]: the window must be inside the epoch "
+                f"[epochs.tmin, epochs.tmax] = [{e0}, {e1}] with tmin < tmax"
+            )
+        if test["kind"] == "baseline" and ep["baseline"] is not None:
+            b1 = e1 if ep["baseline"][1] is None else ep["baseline"][1]
+            if b1 > t0:
+                errors.append(
+                    f"{key}.tmin={t0}: a baseline test's window must start after the end of "
+                    f"epochs.baseline ({b1})"
+                )
+        if test["test"] != "cluster" and test["threshold"] is not None:
+            errors.append(
+                f"{key}.threshold: only used by test: cluster (this is {test['test']!r})"
+            )
+        if n_subjects is not None and n_subjects < 3:
+            errors.append(
+                f"{key}: a cohort test needs at least 3 subjects, the cohort has {n_subjects}"
+            )
+    return errors

@@ -13,6 +13,7 @@ import numpy as np
 from . import _figures as F
 from ._data import failure_block, load, stc_peak
 from ._html import Markup, esc, fig_to_img, notice, render_page, status_badge, table, worst_status
+from .statistics import statistics_sections
 
 __all__ = ["cohort_report", "robust_z", "OUTLIER_Z"]
 
@@ -287,4 +288,5 @@ def cohort_report(
     else:
         body.append(notice("missing", "grand averages", "no grand-average files were given"))
     body.append("</section>")
+    body.append(statistics_sections(out))  # cohort tests: *_stats.nc beside the report
     return render_page(title, body, out)

@@ -408,4 +408,5 @@ def all_targets():
         targets += expand(sub_path("resolution.nc"), subject=SUBJECTS)
     if IS_DEMO:
         targets.append(group_path(f"task-{TASK}_localisation.tsv"))
+    targets += statistics_files()  # cohort statistics (statistics.smk); none by default
     return targets + list(REPORT_TARGETS)

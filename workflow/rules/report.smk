@@ -64,6 +64,7 @@ rule report_cohort:
             for c in COND_LABELS
             for m in METHODS
         ],
+        statistics=statistics_files(),  # cohort tests (statistics.smk), found beside the report
     output:
         html=report(
             group_path("cohort_report.html"),
