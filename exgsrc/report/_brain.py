@@ -43,7 +43,7 @@ VIEWS = {
 BRAIN_GREY = (0.80, 0.80, 0.80)
 
 
-def activation_cmap(threshold: float = 0.35) -> LinearSegmentedColormap:
+def activation_cmap(threshold: float = 0.5) -> LinearSegmentedColormap:
     """Grey up to ``threshold`` (fraction of the scale), then dark red -> red -> yellow.
 
     Parameters

@@ -22,6 +22,7 @@ from matplotlib.lines import Line2D
 
 from ._brain import activation_cmap, draw_brain, move_mark
 from ._figures import WIDTH, fig
+from ._html import FIGURE_HOOKS
 
 __all__ = [
     "ACTIVE_FRACTION",
@@ -32,7 +33,7 @@ __all__ = [
 ]
 
 #: fraction of the colour scale below which activity stays grey
-ACTIVE_FRACTION = 0.35
+ACTIVE_FRACTION = 0.5
 
 _VIEW_TITLES = {"left": "left", "right": "right", "top": "top", "back": "back", "front": "front"}
 
@@ -95,9 +96,7 @@ def _time_course(ax, tc):
     subj = tc.get("subjects")
     if subj is not None and len(subj):
         for k, y in enumerate(subj):
-            ax.plot(
-                t, y, color="0.3", lw=0.8, alpha=0.7, label="each subject" if k == 0 else None
-            )
+            ax.plot(t, y, color="0.3", lw=0.8, alpha=0.7, label="each subject" if k == 0 else None)
     if tc.get("band") is not None:
         lo, hi = tc["band"]
         ax.fill_between(t, lo, hi, color="C0", alpha=0.2, lw=0, label=tc.get("band_label"))
@@ -244,7 +243,7 @@ def fig_source_maps(
             ax1.set_xlabel("time (ms)")
             ax1.set_ylabel("SNR")
             ax1.set_title("signal-to-noise ratio")
-            ax1.legend(loc="upper right", frameon=False)
+            ax1.legend(loc="best", frameon=False)
         else:
             _time_course(sf_top.subplots(), tc)
     else:
@@ -315,6 +314,9 @@ def map_frames(
     width = 0.85 * WIDTH
     panel = (width - 1.2) / max(len(views), 3)
     f = fig((width, panel + 0.45 + 1.6))
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(f)  # drawn again and again on the same canvas
     sf_maps, sf_strip = f.subfigures(2, 1, height_ratios=[panel + 0.45, 1.6])
     maps = [{"values": amp[:, idx[0]], "peak": pos[int(np.argmax(amp[:, idx[0]]))]}]
     bvs, _, norm = _maps_grid(
@@ -356,6 +358,10 @@ def map_frames(
         buf = io.BytesIO()
         f.savefig(buf, format="jpeg", dpi=dpi, pil_kwargs={"quality": quality, "optimize": True})
         out.append((label, buf.getvalue()))
+        if len(out) == 1:  # laid out once: the frames differ in colours only
+            for hook in FIGURE_HOOKS:
+                hook(f)
+            f.set_layout_engine("none")
     return out
 
 

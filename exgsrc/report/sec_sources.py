@@ -362,7 +362,6 @@ def source_estimates_section(ctx: Ctx) -> Result:
         return block
 
     parts = blocks(res, list(stcs), build, "source estimate", "source estimates")
-    win = ctx.opts.window(np.array([0.0, 1e9]))  # for the caption only
     head = table(
         [
             "condition",
@@ -377,17 +376,15 @@ def source_estimates_section(ctx: Ctx) -> Result:
         ],
         rows,
     )
+    a, b = ctx.opts.response_window
     cap = (
-        '<p class="caption">Peaks are searched in the response window '
-        f"(from {win[0] * 1e3:.0f} ms to "
-        + (
-            f"{ctx.opts.response_window[1] * 1e3:.0f} ms"
-            if ctx.opts.response_window[1] is not None
-            else "the epoch's end minus 50 ms"
-        )
-        + "). Maps show the surface of the source space from the left, right, top and "
-        "back, nose and ears drawn on the head outline; grey is below "
-        f"{M.ACTIVE_FRACTION:.0%} of the figure's largest value.</p>"
+        '<p class="caption">Peaks are searched in the response window (from '
+        f"{(0.05 if a is None else a) * 1e3:.0f} ms to "
+        + (f"{b * 1e3:.0f} ms" if b is not None else "the epoch's end minus 50 ms")
+        + "), never in the baseline. The maps show the surface of the source space "
+        "from the left, right, top and back (nose and ears on the head outline); grey is "
+        f"below {M.ACTIVE_FRACTION:.0%} of the figure's largest value, the blue star is the "
+        "peak.</p>"
     )
     res.body = head + "\n" + cap + "\n" + "\n".join(parts)
     return res
