@@ -277,7 +277,7 @@ def _grand_average_block(key, obj, subj_files, src, truth, opts: Options, shell_
                 ),
                 alt=f"grand average {label} {meth}",
             )
-        spread = _spread_text(pos, i_src, peaks, t, mags, win)
+        spread = _spread_text(pos, i_src, peaks)
         failed = ds.attrs.get("failed_subjects")
         note = ""
         if isinstance(failed, dict) and failed:
@@ -309,7 +309,7 @@ def _where(p, pos) -> str:
     return region_name(p, np.asarray(pos, float).mean(axis=0))
 
 
-def _spread_text(pos, i_src, peaks, t, mags, win) -> str:
+def _spread_text(pos, i_src, peaks) -> str:
     """How far the subjects' own peaks lie from the group's (median, mm)."""
     if not peaks:
         return ""

@@ -188,7 +188,8 @@ def subject_summary(
     dict
         ``subject``, ``status`` (ok/warning/missing/failed), ``status_reasons``,
         ``section_status``, ``n_channels``, ``n_excluded``, ``epochs``
-        (condition -> kept), ``cov_rank``, ``white_gfp_baseline``, ``peak_snr``
+        (condition -> kept), ``cov_rank``, ``white_gfp_baseline`` (mean whitened GFP
+        in the baseline of the condition farthest from 1), ``peak_snr``
         (condition -> max whitened-data SNR), ``psf_peak_err_median_mm``
         (method -> mm), ``loc_error_true_mm`` ("cond/method" -> mm),
         ``warnings`` (list of str), ``n_warnings``, ``n_notes``.

@@ -277,7 +277,8 @@ def step_cohort_report(ctx: StepContext) -> None:
     statuses = [_read_summary(Path(f)).get("status") for f in flatten(ctx.input.summaries)]
     n_warn, n_fail = statuses.count("warning"), len(statuses) - statuses.count("ok")
     n_fail -= n_warn
-    detail = f"{len(statuses)} subjects" + "".join(
+    n = len(statuses)
+    detail = f"{n} subject{'' if n == 1 else 's'}" + "".join(
         f", {n} {w}" for n, w in ((n_warn, "with warnings"), (n_fail, "failed or missing")) if n
     )
     status = "failed" if n_fail else "warning" if n_warn else "ok"
