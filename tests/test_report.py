@@ -36,6 +36,8 @@ from exgsrc.steps.report import build_cohort, console_line
 from exgsrc.store import FILE_SUFFIXES
 
 XSS = "<script>alert(1)</script>"
+#: report options of the tests that do not look at the maps: fewer panels, faster
+FAST = {"slider_frames": 4, "n_peaks": 1, "views": ["top", "left"]}
 CHROMIUM = "/usr/bin/chromium"
 CENTER = np.array([0.0, 0.0, 0.04])
 RADIUS = 0.09
@@ -243,7 +245,7 @@ def _sections(doc):
 def test_subject_report_has_every_section_and_no_external_resources(synthetic, tmp_path):
     out = tmp_path / "sub-01" / "sub-01_task-x_report.html"
     doc, summary = subject_report(
-        "01", task="x", out=out, return_summary=True, options={"slider_frames": 4}, **synthetic
+        "01", task="x", out=out, return_summary=True, options=FAST, **synthetic
     )
     assert out.read_text(encoding="utf-8") == doc
     secs = _sections(doc)
@@ -342,7 +344,7 @@ def test_missing_and_failed_steps_render_as_blocks(synthetic, tmp_path):
         "02",
         return_summary=True,
         failures={"inverse": "did not converge"},
-        options={"slider_frames": 0},
+        options=dict(FAST, slider_frames=0),
         **inputs,
     )
     secs = _sections(doc)
@@ -381,7 +383,12 @@ def xss_report(tmp_path_factory):
     )
     out = tmp_path_factory.mktemp("xss") / "sub-x" / "sub-x_task-t_report.html"
     doc, summary = subject_report(
-        XSS, task="t<i>", out=out, return_summary=True, options={"slider_frames": 3}, **inputs
+        XSS,
+        task="t<i>",
+        out=out,
+        return_summary=True,
+        options=dict(FAST, slider_frames=3),
+        **inputs,
     )
     return out, doc, summary, inputs
 
