@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import html
 import importlib
+import io
 import json
+import os
 import re
 from pathlib import Path
 
@@ -18,13 +20,24 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from exgsrc.report import cohort_report, robust_z, subject_report, subject_summary, whitened_gfp
+from exgsrc.report import (
+    _html,
+    cohort_report,
+    robust_z,
+    subject_report,
+    subject_summary,
+    whitened_gfp,
+)
 from exgsrc.report._data import classify_paths
+from exgsrc.report._options import Options
+from exgsrc.report.cohort import t_quantile
 from exgsrc.report.subject import gfp_peaks
-from exgsrc.steps.report import build_cohort
+from exgsrc.steps.report import build_cohort, console_line
 from exgsrc.store import FILE_SUFFIXES
 
 XSS = "<script>alert(1)</script>"
+#: report options of the tests that do not look at the maps: fewer panels, faster
+FAST = {"slider_frames": 4, "n_peaks": 1, "views": ["top", "left"]}
 CHROMIUM = "/usr/bin/chromium"
 CENTER = np.array([0.0, 0.0, 0.04])
 RADIUS = 0.09
@@ -55,14 +68,26 @@ def _synthetic(
     snr_scale=1.0,
     n_src=150,
     excluded=None,
+    ico=False,
+    tmin=-0.1,
+    tmax=0.3,
 ):
+    """Inputs of a subject report; ``ico``: the demo's 642-source shell with its triangles
+    (and a ``src`` input), else scattered sources (drawn as a glass brain)."""
     rng = np.random.default_rng(seed)
     n_ch = 32
     names = list(ch_names) if ch_names is not None else [f"E{i:02d}" for i in range(n_ch)]
     n_ch = len(names)
     ch_pos = _sphere_points(n_ch, RADIUS, rng, zmin=-0.2)
-    src_pos = CENTER + rng.uniform(-1, 1, (n_src * 3, 3)) * 0.06
-    src_pos = src_pos[np.linalg.norm(src_pos - CENTER, axis=1) < 0.065][:n_src]
+    src_ds = None
+    if ico:
+        from exgsrc.source_space import ico_source_space
+
+        src_ds = ico_source_space(3, 0.7 * RADIUS, CENTER).to_xarray()
+        src_pos = np.column_stack([src_ds[c].values for c in ("x", "y", "z")])
+    else:
+        src_pos = CENTER + rng.uniform(-1, 1, (n_src * 3, 3)) * 0.06
+        src_pos = src_pos[np.linalg.norm(src_pos - CENTER, axis=1) < 0.065][:n_src]
     n_src = len(src_pos)
     g3 = _gain(ch_pos, src_pos)
     src_coords = {
@@ -128,7 +153,7 @@ def _synthetic(
         coords={"channel": names, "channel2": names},
         attrs={"nfree": 2000, "method": "empirical", "rank": n_ch - 1},
     )
-    times = np.arange(-0.1, 0.3, 0.004)
+    times = np.arange(tmin, tmax + 1e-9, 0.004)
     chol = np.linalg.cholesky(noise_cov + np.eye(n_ch) * 1e-20)
     evokeds, stcs, truth, counts, drops, snrs = {}, {}, {}, {}, [], []
     gf = g3.reshape(n_ch, -1)
@@ -179,9 +204,9 @@ def _synthetic(
             "drop_details": drops,
             "sfreq": 250.0,
             "filter": {"l_freq": 0.1, "h_freq": 40.0, "resample": None},
-            "baseline": [-0.1, 0.0],
-            "tmin": -0.1,
-            "tmax": 0.3,
+            "baseline": [tmin, 0.0],
+            "tmin": tmin,
+            "tmax": tmax,
             "warnings": [],
         }
     )
@@ -192,7 +217,7 @@ def _synthetic(
         },
         coords={"condition": list(conditions), "time": times},
     )
-    return dict(
+    out = dict(
         montage=montage,
         fwd=fwd,
         epochs=epochs,
@@ -203,6 +228,9 @@ def _synthetic(
         stcs=stcs,
         truth=truth,
     )
+    if src_ds is not None:
+        out["src"] = src_ds
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -216,7 +244,9 @@ def _sections(doc):
 
 def test_subject_report_has_every_section_and_no_external_resources(synthetic, tmp_path):
     out = tmp_path / "sub-01" / "sub-01_task-x_report.html"
-    doc, summary = subject_report("01", task="x", out=out, return_summary=True, **synthetic)
+    doc, summary = subject_report(
+        "01", task="x", out=out, return_summary=True, options=FAST, **synthetic
+    )
     assert out.read_text(encoding="utf-8") == doc
     secs = _sections(doc)
     assert list(secs) == [
@@ -231,8 +261,12 @@ def test_subject_report_has_every_section_and_no_external_resources(synthetic, t
     ]
     assert set(secs.values()) <= {"ok", "warning"}, secs
     # all figures embedded as PNG data URIs; nothing fetched from anywhere
-    # head 1, forward 1, covariance 2, evoked 1 per condition, 1 per stc, resolution 2
-    assert doc.count('src="data:image/png;base64,') == 1 + 1 + 2 + 2 + 4 + 2
+    # head 1, forward 1, covariance 2, evoked 1 per condition, 1 per stc, resolution:
+    # distributions and 4 maps (PSF/CTF peak error and spread)
+    assert doc.count('src="data:image/png;base64,') == 1 + 1 + 2 + 2 + 4 + 5
+    # one time slider per condition, its frames JPEG
+    assert doc.count('<div class="slider">') == 2
+    assert doc.count('src="data:image/jpeg;base64,') == 2 * 4
     assert not re.search(r'(src|href)="(https?:)?//', doc)
     assert "Content-Security-Policy" in doc
     # data section: exclusions with reasons, epochs and their drop reasons
@@ -307,7 +341,11 @@ def test_missing_and_failed_steps_render_as_blocks(synthetic, tmp_path):
     stcs[("faces", "eLORETA")] = tmp_path / "absent_stc.nc"
     inputs["stcs"] = stcs
     doc, summary = subject_report(
-        "02", return_summary=True, failures={"inverse": "did not converge"}, **inputs
+        "02",
+        return_summary=True,
+        failures={"inverse": "did not converge"},
+        options=dict(FAST, slider_frames=0),
+        **inputs,
     )
     secs = _sections(doc)
     assert secs["forward"] == "missing"
@@ -344,7 +382,14 @@ def xss_report(tmp_path_factory):
         ch_names=names, conditions=(XSS, 'a"b&c'), methods=("sLORETA",), excluded={XSS + "2": XSS}
     )
     out = tmp_path_factory.mktemp("xss") / "sub-x" / "sub-x_task-t_report.html"
-    doc, summary = subject_report(XSS, task="t<i>", out=out, return_summary=True, **inputs)
+    doc, summary = subject_report(
+        XSS,
+        task="t<i>",
+        out=out,
+        return_summary=True,
+        options=dict(FAST, slider_frames=3),
+        **inputs,
+    )
     return out, doc, summary, inputs
 
 
@@ -375,6 +420,13 @@ def test_gfp_peaks_known_bumps():
     # the pre-stimulus bump is ignored; the 3 largest post-stimulus ones, in time order
     assert [round(float(t[i]), 3) for i in gfp_peaks(t, g)] == [0.1, 0.2, 0.3]
     assert [round(float(t[i]), 3) for i in gfp_peaks(t, g, n_peaks=1)] == [0.2]
+    # a response window: bumps outside it are ignored, whatever their size
+    assert [round(float(t[i]), 3) for i in gfp_peaks(t, g, 3, 0.15, 0.35)] == [0.2, 0.3]
+    # noise rising towards the epoch's end is no peak inside the window
+    tail = g + np.where(t > 0.45, 50 * (t - 0.45), 0)
+    win = Options().window(t)
+    assert win == pytest.approx((0.05, t[-1] - 0.05))
+    assert [round(float(t[i]), 3) for i in gfp_peaks(t, tail, 2, *win)] == [0.2, 0.3]
 
 
 def test_robust_z_known_values():
@@ -506,67 +558,348 @@ def test_reports_from_netcdf_files_and_classify_paths(synthetic, tmp_path):
     assert len(summary["loc_error_true_mm"]) == 4
 
 
-@pytest.mark.browser
-def test_reports_in_headless_chromium(xss_report, tmp_path):
+# --- the demo-like report: source maps on the ico shell, sliders, readable figures ------------
+
+DEMO_CONDS = ("auditory", "visual", "somatosensory")
+DEMO_METHODS = ("dSPM", "sLORETA", "eLORETA")
+
+
+def _text_boxes(fig):
+    """(text, window extent) of every text the drawn figure shows."""
+    from matplotlib.axes import Axes
+    from matplotlib.text import Text
+
+    renderer = fig.canvas.get_renderer()
+    skip, out = set(), []
+    for ax in fig.findobj(lambda a: isinstance(a, Axes)):
+        for axis in (ax.xaxis, ax.yaxis):
+            labels = axis.get_majorticklabels() + axis.get_minorticklabels()
+            skip.update(id(t) for t in [*labels, axis.label, axis.offsetText])
+            if not (ax.axison and axis.get_visible()):
+                continue
+            lo, hi = sorted(axis.get_view_interval())
+            tol = 1e-9 * max(abs(hi - lo), 1e-300)
+            for lab, loc in zip(
+                axis.get_majorticklabels(), axis.get_majorticklocs(), strict=False
+            ):
+                if lo - tol <= loc <= hi + tol and lab.get_visible() and lab.get_text():
+                    out.append(lab)
+            out += [t for t in (axis.label, axis.offsetText) if t.get_visible() and t.get_text()]
+    out += [
+        t
+        for t in fig.findobj(lambda a: isinstance(a, Text))
+        if id(t) not in skip and t.get_visible() and t.get_text().strip()
+    ]
+    return [(t, t.get_window_extent(renderer)) for t in out]
+
+
+class _FigureCheck:
+    """Called with every embedded figure: layout engine, font sizes, overlapping texts."""
+
+    def __init__(self):
+        self.n, self.problems = 0, []
+
+    def __call__(self, fig):
+        from matplotlib.layout_engine import ConstrainedLayoutEngine, TightLayoutEngine
+
+        self.n += 1
+        name = fig.get_suptitle() or f"figure {self.n}"
+        if not isinstance(fig.get_layout_engine(), ConstrainedLayoutEngine | TightLayoutEngine):
+            self.problems.append(f"{name}: no constrained or tight layout")
+        boxes = _text_boxes(fig)
+        small = sorted({t.get_text() for t, _ in boxes if t.get_fontsize() < 10})
+        if small:
+            self.problems.append(f"{name}: text under 10 pt: {small[:5]}")
+        for i, (t1, b1) in enumerate(boxes):
+            for t2, b2 in boxes[i + 1 :]:
+                w = min(b1.x1, b2.x1) - max(b1.x0, b2.x0)
+                h = min(b1.y1, b2.y1) - max(b1.y0, b2.y0)
+                if w > 1 and h > 1:
+                    self.problems.append(
+                        f"{name}: {t1.get_text()!r} overlaps {t2.get_text()!r} ({w:.0f}x{h:.0f} px)"
+                    )
+        fig_w = fig.get_size_inches()[0] * _html.DPI
+        outside = [t.get_text() for t, b in boxes if b.x0 < -1 or b.x1 > fig_w + 1]
+        if outside:
+            self.problems.append(f"{name}: text cut at the figure's edge: {outside[:3]}")
+
+
+@pytest.fixture(scope="module")
+def demo_like(tmp_path_factory):
+    """A subject report like the demo's (3 conditions x 3 methods on the 642-source ico
+    shell with its triangles, -0.2 to 0.5 s), every figure checked as it is embedded."""
+    inputs = _synthetic(
+        conditions=DEMO_CONDS, methods=DEMO_METHODS, ico=True, tmin=-0.2, tmax=0.5, seed=4
+    )
+    check = _FigureCheck()
+    _html.FIGURE_HOOKS.append(check)
+    try:
+        out = tmp_path_factory.mktemp("demo") / "sub-01" / "sub-01_task-demo_report.html"
+        doc, summary = subject_report("01", task="demo", out=out, return_summary=True, **inputs)
+    finally:
+        _html.FIGURE_HOOKS.remove(check)
+    return out, doc, summary, inputs, check
+
+
+def test_demo_subject_report_is_small_with_maps_and_sliders(demo_like):
+    out, doc, summary, _, _ = demo_like
+    assert out.stat().st_size < 5e6  # the demo's report stays easy to send and open
+    assert summary["status"] in ("ok", "warning"), summary["status_reasons"]
+    # one slider per condition, 15 frames each by default
+    assert doc.count('<div class="slider">') == len(DEMO_CONDS)
+    assert doc.count('class="frame"') == 15 * len(DEMO_CONDS)
+    assert doc.count('type="range"') == len(DEMO_CONDS)
+    # a map figure per estimate, every figure sized for the page (about 1 100 px wide)
+    assert doc.count('alt="source maps ') == len(DEMO_CONDS) * len(DEMO_METHODS)
+    widths = [int(w) for w in re.findall(r'<img class="fig"[^>]* width="(\d+)"', doc)]
+    assert widths and max(widths) <= 1100 and min(widths) >= 1000
+    # peaks in the response window, with a place a reader understands; errors to the truth
+    assert "where (approx.)" in doc and "response window" in doc
+    assert len(summary["loc_error_true_mm"]) == len(DEMO_CONDS) * len(DEMO_METHODS)
+
+
+def test_every_figure_is_laid_out_readable_and_without_overlaps(demo_like):
+    *_, check = demo_like
+    assert check.n >= 20  # figures and the sliders' frames went through the check
+    assert check.problems == []
+
+
+def test_figure_check_sees_overlaps_small_text_and_missing_layout():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(3, 2))
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    ax.set_title("title")
+    ax.text(0.5, 1.02, "on the title", transform=ax.transAxes, ha="center", fontsize=8)
+    fig.savefig(io.BytesIO(), format="png", dpi=_html.DPI)
+    check = _FigureCheck()
+    check(fig)
+    text = "\n".join(check.problems)
+    assert "no constrained or tight layout" in text
+    assert "under 10 pt" in text and "'on the title' overlaps 'title'" in text
+
+
+def test_report_options_and_their_defaults():
+    import yaml
+
+    schema = yaml.safe_load(
+        (Path(__file__).resolve().parents[1] / "workflow/schemas/config.schema.yaml").read_text()
+    )
+    props = schema["properties"]["report"]["properties"]
+    default = Options()
+    for key, spec in props.items():  # the documented defaults are the code's
+        assert list(np.atleast_1d(getattr(default, key))) == list(np.atleast_1d(spec["default"]))
+    t = np.arange(-0.2, 0.5001, 0.004)
+    assert Options().window(t) == pytest.approx((0.05, 0.45))
+    opts = Options.from_config({"report": {"response_window": [0.1, 0.3], "n_peaks": 2}})
+    assert opts.window(t) == (0.1, 0.3) and opts.n_peaks == 2
+    assert Options.from_config({"response_window": [-0.1, None]}).window(t)[0] == 0.0
+    with pytest.raises(ValueError, match="report.views"):
+        Options.from_config({"views": ["above"]})
+    assert t_quantile(1) == pytest.approx(12.706) and t_quantile(100) == pytest.approx(1.984, 0.01)
+
+
+def test_whitened_baseline_flag_and_banner_name_the_warning(synthetic):
+    """A covariance 4x too small: whitened baseline GFP ~4, flagged above report.max_baseline_gfp
+    (2 by default), and the banner counts and names the warning with a link."""
+    inputs = {k: synthetic[k] for k in ("montage", "epochs", "evokeds")}
+    cov = synthetic["cov"].copy()
+    cov["cov"] = cov["cov"] / 4
+    inputs["montage"] = inputs["montage"].copy()
+    inputs["montage"].attrs = dict(inputs["montage"].attrs, warnings=["reader: odd <header>"])
+    s = subject_summary("07", cov=cov, **inputs)
+    assert 3 < s["white_gfp_baseline"] < 5
+    assert any("whitened baseline GFP of condition faces" in w for w in s["warnings"])
+    assert s["section_status"]["cov"] == "warning" and s["n_notes"] == 1
+    s2 = subject_summary("07", cov=cov, options={"max_baseline_gfp": 6.0}, **inputs)
+    assert s2["section_status"]["cov"] == "ok"
+    from exgsrc.report.subject import banner
+
+    issues = [
+        ("cov", "Noise covariance", "warning", "whitened baseline GFP of condition rt is 3.4"),
+        ("data", "Data", "note", "reader: odd <header>"),
+    ]
+    html_ = banner("warning", issues)
+    assert "1 warning, 1 note" in html_ and '<a href="#cov">Noise covariance</a>' in html_
+    assert "odd &lt;header&gt;" in html_ and "without warnings" not in html_
+    ok = banner("ok", issues[1:])
+    assert "all steps completed without warnings; 1 note" in ok and "<ol>" in ok
+
+
+def _cohort_inputs(n_sub=4):
+    """Grand average, the subjects' estimates and source space of a small ico cohort."""
+    stcs, truth, sums = {}, {}, []
+    for i in range(n_sub):
+        sub = f"{i + 1:02d}"
+        d = _synthetic(
+            conditions=("auditory",), methods=("sLORETA",), ico=True, seed=10 + i, tmin=-0.2
+        )
+        stcs[sub] = d["stcs"][("auditory", "sLORETA")]
+        truth[sub] = {"dipoles": {"auditory": {"pos": d["truth"]["auditory"][0].tolist()}}}
+        sums.append(dict(_cohort_summaries(n_sub)[i], subject=sub))
+    arr = np.stack([ds["stc"].values for ds in stcs.values()])
+    ga = next(iter(stcs.values())).copy()
+    ga["stc"] = (ga["stc"].dims, arr.mean(axis=0), dict(ga["stc"].attrs))
+    ga["stc_sd"] = (ga["stc"].dims, arr.std(axis=0, ddof=1))
+    ga.attrs.update(n_subjects=n_sub, failed_subjects={})
+    return sums, ga, stcs, d["src"], {"subjects": truth}
+
+
+def test_cohort_grand_average_shows_the_subjects(tmp_path):
+    sums, ga, stcs, src, truth = _cohort_inputs()
+    key = ("auditory", "sLORETA")
+    doc = cohort_report(
+        sums,
+        grand_averages={key: ga},
+        subject_stcs={key: stcs},
+        src=src,
+        truth=truth,
+        out=tmp_path / "cohort_report.html",
+    )
+    assert "the 4 subjects&#x27; own peaks" in doc
+    assert doc.count('alt="grand average auditory sLORETA"') == 1
+    # the table scrolls in its box, subject first; columns ordered for the reader
+    assert '<div class="tablebox"><table id="cohort" class="sortable">' in doc
+    heads = re.findall(r"<th [^>]*>(.*?)</th>", doc.split('id="cohort"')[1].split("</thead>")[0])
+    assert heads[:4] == ["subject", "status", "flags", "epochs faces"]
+    assert heads.index("whitened baseline GFP (worst condition)") < heads.index("channels kept")
+    assert console_line("cohort report", "ok", "g/c.html", "4 subjects") == (
+        "exgsrc: cohort report: ok (4 subjects) -> g/c.html"
+    )
+
+
+def _chromium():
     if not Path(CHROMIUM).exists():
         pytest.skip(f"no browser: {CHROMIUM} is not installed (apt-get install chromium)")
     sync_api = importlib.import_module("playwright.sync_api")
-    sub_html, _, summary, inputs = xss_report
-    sums = _cohort_summaries()
+    return sync_api.sync_playwright()
+
+
+def _launch(p):
+    return p.chromium.launch(
+        executable_path=CHROMIUM,
+        args=[
+            "--no-sandbox",
+            "--headless",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+        ],
+    )
+
+
+_VISIBLE_FRAME = "s => { const i = [...s.querySelectorAll('img.frame')].find(f => !f.hidden);"
+_VISIBLE_FRAME += " return i ? i.src.length + ':' + i.src.slice(-40) : null; }"
+
+
+def _check_page(browser, path, shots, name):
+    """Open a report at 1 280 px: no error, no request, no horizontal overflow, every image
+    decoded, the sliders switch frames; full-page and per-section screenshots."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors, requests, dialogs = [], [], []
+    page.on("console", lambda m, e=errors: e.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda exc, e=errors: e.append(str(exc)))
+    page.on("request", lambda r, q=requests: q.append(r.url))
+    page.on("dialog", lambda d, s=dialogs: (s.append(d.message), d.dismiss()))
+    url = path.as_uri()
+    page.goto(url, wait_until="load")
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 1280, f"{name}: horizontal overflow, page is {width} px wide"
+    broken = page.evaluate(
+        "[...document.images].filter(i => !(i.complete && i.naturalWidth > 0)).length"
+    )
+    assert broken == 0, f"{name}: {broken} images did not load"
+    shots.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(shots / f"{name}_full.png"), full_page=True)
+    for anchor in ("status", "stcs", "grandavg"):
+        if page.locator(f"#{anchor}").count():
+            page.evaluate(f"document.getElementById('{anchor}').scrollIntoView()")
+            page.screenshot(path=str(shots / f"{name}_{anchor}.png"))
+    if page.locator("div.slider").count():  # the first condition: heading, slider, maps
+        page.evaluate(
+            "document.querySelector('div.slider').parentElement"
+            ".querySelector('h3').scrollIntoView()"
+        )
+        page.screenshot(path=str(shots / f"{name}_maps.png"))
+    for k in range(page.locator("div.slider").count()):
+        sl = page.locator("div.slider").nth(k)
+        before = sl.evaluate(_VISIBLE_FRAME)
+        label = sl.locator("output").inner_text()
+        sl.locator("input[type=range]").focus()
+        at_start = sl.evaluate("s => s.querySelector('input').value === '0'")
+        page.keyboard.press("End" if at_start else "Home")
+        after = sl.evaluate(_VISIBLE_FRAME)
+        assert after is not None and after != before, f"{name}: slider {k} did not move"
+        assert sl.locator("output").inner_text() != label
+        assert sl.evaluate("s => s.querySelectorAll('img.frame:not([hidden])').length") == 1
+    external = [u for u in requests if u != url and not u.startswith("data:")]
+    assert errors == [], errors
+    assert external == [], external
+    assert dialogs == []
+    return page
+
+
+@pytest.mark.browser
+def test_reports_in_headless_chromium(xss_report, demo_like, tmp_path):
+    """Subject and cohort reports in chromium at 1 280 px: no overflow, every image loads,
+    the sliders work, hostile labels stay text, sorting and filtering work; screenshots.
+
+    Screenshots go to EXGSRC_SCREENSHOTS (else a temporary folder); reports listed in
+    EXGSRC_REPORT_PAGES (os.pathsep-separated, e.g. a workflow run's subject and cohort
+    reports) are checked and photographed too.
+    """
+    sub_html, _, summary, _ = xss_report
+    demo_html = demo_like[0]
+    sums, ga, stcs, src, truth = _cohort_inputs()
     sums[0] = dict(summary, subject="01")
     coh_html = sub_html.parent.parent / "group" / "cohort_report.html"
-    ga = next(iter(inputs["stcs"].items()))
+    key = ("auditory", "sLORETA")
     cohort_report(
         sums,
-        grand_averages={ga[0]: ga[1]},
+        grand_averages={key: ga},
+        subject_stcs={key: stcs},
+        src=src,
+        truth=truth,
         links={"01": "../sub-x/sub-x_task-t_report.html"},
         out=coh_html,
     )
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--headless",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
+    shots = Path(os.environ.get("EXGSRC_SCREENSHOTS") or tmp_path / "shots")
+    extra = [Path(p) for p in os.environ.get("EXGSRC_REPORT_PAGES", "").split(os.pathsep) if p]
+    with _chromium() as p:
+        browser = _launch(p)
         try:
-            for path in (sub_html, coh_html):
-                page = browser.new_page()
-                errors, requests, dialogs = [], [], []
-                page.on(
-                    "console", lambda m, e=errors: e.append(m.text) if m.type == "error" else None
-                )
-                page.on("pageerror", lambda exc, e=errors: e.append(str(exc)))
-                page.on("request", lambda r, q=requests: q.append(r.url))
-                page.on("dialog", lambda d, s=dialogs: (s.append(d.message), d.dismiss()))
-                url = path.as_uri()
-                page.goto(url, wait_until="load")
-                if path == coh_html:
-                    # exercise the inline sorting/filtering script
-                    page.click("#cohort thead th:nth-child(3)")
-                    page.click("#cohort thead th:nth-child(3)")
-                    first = page.locator("#cohort tbody tr").first.locator("td").nth(2)
-                    assert first.inner_text().strip() == "32"  # descending: sub-01 has 32
-                    page.fill("input.filter", "05")
-                    visible = page.locator("#cohort tbody tr:visible").count()
-                    assert visible == 1
-                else:
-                    assert XSS in page.text_content("body")  # shown as text, not executed
-                page.screenshot(path=str(tmp_path / f"{path.stem}.png"), full_page=False)
-                external = [u for u in requests if u != url and not u.startswith("data:")]
-                assert errors == [], errors
-                assert external == [], external
-                assert dialogs == []
-                assert (tmp_path / f"{path.stem}.png").stat().st_size > 1000
-                page.close()
+            page = _check_page(browser, sub_html, shots, "xss_subject")
+            assert XSS in page.text_content("body")  # shown as text, not executed
+            page.close()
+            _check_page(browser, demo_html, shots, "demo_subject").close()
+            page = _check_page(browser, coh_html, shots, "cohort")
+            # the inline sorting/filtering script; the table scrolls inside its box
+            col = page.locator("#cohort thead th", has_text="channels kept")
+            idx = page.locator("#cohort thead th").evaluate_all(
+                "(ths) => ths.findIndex(t => t.textContent.startsWith('channels kept'))"
+            )
+            col.click()
+            col.click()
+            first = page.locator("#cohort tbody tr").first.locator("td").nth(idx)
+            assert first.inner_text().strip() == "32"  # descending: sub-01 has 32
+            box = page.evaluate(
+                "(() => { const b = document.querySelector('.tablebox');"
+                " return [b.scrollWidth, b.clientWidth]; })()"
+            )
+            assert box[1] <= 1280
+            page.fill("input.filter", "45 of 50")  # a warning of sub-04 only
+            assert page.locator("#cohort tbody tr:visible").count() == 1
+            page.close()
+            for k, path in enumerate(extra):
+                _check_page(browser, path, shots, f"page{k}_{path.stem}").close()
         finally:
             browser.close()
+    assert (shots / "demo_subject_stcs.png").stat().st_size > 10000
+    assert (shots / "cohort_grandavg.png").stat().st_size > 10000
 
 
 def test_build_cohort_from_summary_files(tmp_path):

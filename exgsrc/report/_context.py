@@ -19,6 +19,7 @@ from ..store import FILE_SUFFIXES
 from . import _figures as F
 from ._data import CH_XYZ, XYZ, MissingInput, StepFailed, failure_block, load, xyz
 from ._html import fig_to_img, worst_status
+from ._options import Options
 
 __all__ = [
     "FILE_KINDS",
@@ -27,7 +28,10 @@ __all__ = [
     "blocks",
     "channels",
     "cond_label",
+    "baseline_window",
     "make_ctx",
+    "region_name",
+    "source_geometry",
     "sphere",
     "used_mask",
 ]
@@ -72,6 +76,7 @@ class Ctx:
     truth: dict
     config: dict | None
     figures: bool
+    opts: Options = field(default_factory=Options)
     cache: dict = field(default_factory=dict)
     summary: dict = field(default_factory=dict)
 
@@ -143,7 +148,8 @@ class Ctx:
         """
         if not self.figures:
             return ""
-        return fig_to_img(make(), alt=alt)
+        with F.styled():
+            return fig_to_img(make(), alt=alt)
 
 
 def cond_label(ds, key) -> str:
@@ -312,7 +318,105 @@ def _read_truth(obj, subject) -> dict:
     return out
 
 
-def make_ctx(subject, task, files, evokeds, stcs, truth, config, figures) -> Ctx:
+def baseline_window(ctx: Ctx, times) -> tuple[float, float] | None:
+    """The epochs' baseline (s) on a time axis (``baseline`` attribute), or None.
+
+    Parameters
+    ----------
+    ctx : Ctx
+    times : ndarray, shape (n_times,)
+        Seconds.
+
+    Returns
+    -------
+    (float, float) | None
+    """
+    ep = ctx.opt("epochs")
+    bl = ep.attrs.get("baseline") if ep is not None else None
+    if not isinstance(bl, list | tuple) or len(bl) != 2:
+        return None
+    return (
+        float(times[0]) if bl[0] is None else float(bl[0]),
+        0.0 if bl[1] is None else float(bl[1]),
+    )
+
+
+def source_geometry(ctx: Ctx, src_pos):
+    """What a source map needs besides the values: triangles, head centre and radius.
+
+    Parameters
+    ----------
+    ctx : Ctx
+        Reads the source space (``tris``), the channels and the sphere.
+    src_pos : ndarray, shape (n_src, 3)
+        The positions of the map's sources (m).
+
+    Returns
+    -------
+    tris : ndarray of int, shape (n_tris, 3) | None
+        The source space's triangles if it has the same sources; None draws
+        maximum-intensity projections.
+    center : ndarray, shape (3,)
+    radius : float
+        Scalp radius (m).
+    """
+    tris = None
+    src = ctx.opt("src")
+    if src is not None and "tris" in src.variables:
+        try:
+            same = np.allclose(xyz(src, "source"), src_pos, atol=1e-6)
+        except (MissingInput, ValueError):
+            same = False
+        if same:
+            tris = np.asarray(src["tris"].values, int)
+    try:
+        _, ch_pos = channels(ctx)
+        center, radii, _ = sphere(ctx, ch_pos)
+        return tris, np.asarray(center, float), float(max(radii))
+    except (MissingInput, StepFailed, ValueError):
+        center = np.asarray(src_pos, float).mean(axis=0)
+        r = float(np.max(np.linalg.norm(np.asarray(src_pos) - center, axis=1))) / 0.7
+        return tris, center, r
+
+
+def region_name(pos, center) -> str:
+    """Rough place of a source from its direction seen from the head centre.
+
+    Hemisphere (left, right or midline) and lobe-like area (frontal, central,
+    parietal, occipital, temporal) from the direction only, for a reader to check
+    a result at a glance; not an anatomical label.
+
+    Parameters
+    ----------
+    pos : ndarray, shape (3,)
+        Position (m), RAS head frame.
+    center : ndarray, shape (3,)
+        Head centre (m).
+
+    Returns
+    -------
+    str
+    """
+    d = np.asarray(pos, float) - np.asarray(center, float)
+    n = np.linalg.norm(d)
+    if n == 0:
+        return "centre"
+    x, y, z = d / n
+    side = "left" if x < -0.25 else "right" if x > 0.25 else "midline"
+    if abs(x) > 0.55 and z < 0.6 and y > -0.6:
+        area = "temporal"
+    elif y > 0.35:
+        area = "frontal"
+    elif y < -0.6:
+        area = "occipital"
+    elif y < -0.1:
+        area = "parietal"
+    else:
+        area = "central"
+    return f"{side} {area}"
+
+
+def make_ctx(subject, task, files, evokeds, stcs, truth, config, figures, options=None) -> Ctx:
     """The context of one subject's report.
 
     Parameters
@@ -323,6 +427,9 @@ def make_ctx(subject, task, files, evokeds, stcs, truth, config, figures) -> Ctx
         Single-file inputs by kind (:data:`FILE_KINDS`).
     figures : bool
         Draw figures (False for a summary only).
+    options : mapping | Options | None
+        The ``report`` options (:class:`exgsrc.report._options.Options`); None:
+        those of ``config``, else the defaults.
 
     Returns
     -------
@@ -340,5 +447,6 @@ def make_ctx(subject, task, files, evokeds, stcs, truth, config, figures) -> Ctx
         truth=_read_truth(truth, subject),
         config=config,
         figures=figures,
+        opts=Options.from_config(options if options is not None else config),
         summary={"subject": str(subject)},
     )

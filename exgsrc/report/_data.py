@@ -251,8 +251,8 @@ class StcPeak(NamedTuple):
     unit: str  #: the estimate's ``units``
 
 
-def stc_peak(ds, what: str) -> StcPeak:
-    """Amplitude of the ``stc`` variable and its peak at ``time >= 0`` (all times if none).
+def stc_peak(ds, what: str, window=None) -> StcPeak:
+    """Amplitude of the ``stc`` variable and its peak in a time window.
 
     Parameters
     ----------
@@ -260,6 +260,8 @@ def stc_peak(ds, what: str) -> StcPeak:
         A source estimate or grand average: ``stc``, coordinates ``x, y, z`` on ``source``.
     what : str
         What the dataset is, for messages.
+    window : tuple of float | None
+        (start, end) in s; None: ``time >= 0``. All times if the window is empty.
 
     Returns
     -------
@@ -269,7 +271,9 @@ def stc_peak(ds, what: str) -> StcPeak:
     amp, _ = source_amplitude(da)
     t = np.asarray(da["time"].values, float)
     mag = np.abs(amp)
-    post = t >= 0 if np.any(t >= 0) else np.ones_like(t, bool)
+    post = t >= 0 if window is None else (t >= window[0]) & (t <= window[1])
+    if not post.any():
+        post = np.ones_like(t, bool)
     sub = np.where(post[None, :], mag, -np.inf)
     i_src, i_t = np.unravel_index(int(np.argmax(sub)), sub.shape)
     unit = str(da.attrs.get("units", ""))

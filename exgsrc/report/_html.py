@@ -1,8 +1,8 @@
 """HTML building blocks for self-contained reports.
 
 Everything a report needs is inline: CSS in a ``<style>`` element, a few lines
-of JavaScript for sorting/filtering tables, and figures as base64 PNG ``data:``
-URIs. A Content-Security-Policy meta tag forbids the page from fetching
+of JavaScript (sorting and filtering tables, time sliders), and figures as
+base64 PNG (or JPEG, for the frames of a slider) ``data:`` URIs. A Content-Security-Policy meta tag forbids the page from fetching
 anything, so a report opens offline and never touches the network.
 
 Every string that may come from an input file goes through :func:`esc`;
@@ -17,9 +17,27 @@ import io
 import json
 from collections.abc import Iterable, Sequence
 
-__all__ = ["Markup", "esc", "fig_to_img", "status_badge", "notice", "section", "table", "page"]
+__all__ = [
+    "DPI",
+    "FIGURE_HOOKS",
+    "Markup",
+    "esc",
+    "fig_to_img",
+    "notice",
+    "page",
+    "section",
+    "slider",
+    "status_badge",
+    "table",
+]
 
 STATUS_ORDER = {"ok": 0, "warning": 1, "missing": 2, "failed": 3}
+
+#: resolution of the embedded figures: an 11-inch figure is 1 100 px, shown at that size
+DPI = 100
+
+#: callables given every figure just before it is embedded (tests check its layout)
+FIGURE_HOOKS: list = []
 
 
 class Markup(str):
@@ -44,18 +62,88 @@ def worst_status(statuses: Iterable[str]) -> str:
     return worst
 
 
-def fig_to_img(fig, alt: str = "figure", dpi: int = 72) -> Markup:
+def fig_to_img(fig, alt: str = "figure", dpi: int = DPI) -> Markup:
     """Render a matplotlib Figure to an inline ``<img>`` with a base64 PNG data URI.
 
-    The figure is drawn with the Agg canvas (no display, no pyplot state).
+    The figure is drawn with the Agg canvas (no display, no pyplot state); its
+    size in pixels is its size in inches times ``dpi`` and is written on the
+    ``<img>`` so the page lays out before the image decodes.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+    alt : str
+        Alternative text (escaped).
+    dpi : int
+
+    Returns
+    -------
+    Markup
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     FigureCanvasAgg(fig)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
-    data = base64.b64encode(buf.getvalue()).decode("ascii")
-    return Markup(f'<img class="fig" alt="{esc(alt)}" src="data:image/png;base64,{data}">')
+    for hook in FIGURE_HOOKS:
+        hook(fig)
+    w, h = (int(round(v * dpi)) for v in fig.get_size_inches())
+    data = base64.b64encode(_palette_png(buf.getvalue())).decode("ascii")
+    return Markup(
+        f'<img class="fig" alt="{esc(alt)}" width="{w}" height="{h}" '
+        f'src="data:image/png;base64,{data}">'
+    )
+
+
+def _palette_png(png: bytes) -> bytes:
+    """The PNG with 256 colours (no dithering): a third of the size, no visible change."""
+    try:
+        from PIL import Image
+
+        im = Image.open(io.BytesIO(png)).convert("RGB")
+        q = im.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+        out = io.BytesIO()
+        q.save(out, "PNG", optimize=True)
+    except Exception:  # noqa: BLE001 - keep the full-colour PNG
+        return png
+    return out.getvalue() if len(out.getvalue()) < len(png) else png
+
+
+def slider(frames, alt: str, start: int = 0, what: str = "time") -> Markup:
+    """Pre-rendered JPEG frames with a range input that shows one at a time.
+
+    Without JavaScript the ``start`` frame shows. The inline script in :func:`page`
+    switches the frames as the slider moves.
+
+    Parameters
+    ----------
+    frames : list of (str, bytes)
+        Label (e.g. ``"120 ms"``) and JPEG of each frame.
+    alt : str
+        Alternative text; each frame adds its label.
+    start : int
+        Frame shown first.
+    what : str
+        What the slider moves through (its accessible name).
+
+    Returns
+    -------
+    Markup
+    """
+    start = min(max(int(start), 0), len(frames) - 1)
+    imgs = []
+    for i, (label, jpeg) in enumerate(frames):
+        data = base64.b64encode(jpeg).decode("ascii")
+        hidden = "" if i == start else " hidden"
+        imgs.append(
+            f'<img class="frame" alt="{esc(f"{alt}, {label}")}" data-label="{esc(label)}"'
+            f'{hidden} src="data:image/jpeg;base64,{data}">'
+        )
+    return Markup(
+        '<div class="slider">' + "".join(imgs) + f'<div class="slider-ctl"><label>{esc(what)} '
+        f'<input type="range" min="0" max="{len(frames) - 1}" step="1" value="{start}" '
+        f'aria-label="{esc(what)}"></label> <output>{esc(frames[start][0])}</output></div></div>'
+    )
 
 
 def status_badge(status: str) -> Markup:
@@ -88,15 +176,34 @@ def table(
     table_id: str | None = None,
     sortable: bool = False,
     row_classes: Sequence[str] | None = None,
+    box: str = "scroll",
 ) -> Markup:
-    """An HTML table; cells are escaped unless they are :class:`Markup`.
+    """An HTML table in a box that scrolls sideways when the table is wider than the page.
 
-    A cell may also be a ``(value, sort_key)`` or ``(value, sort_key, css_class)``
-    tuple; ``sort_key`` goes into ``data-sort`` for the sorting script. Numbers are formatted compactly.
+    Cells are escaped unless they are :class:`Markup`. A cell may also be a
+    ``(value, sort_key)`` or ``(value, sort_key, css_class)`` tuple; ``sort_key``
+    goes into ``data-sort`` for the sorting script. Numbers are formatted compactly.
+
+    Parameters
+    ----------
+    headers : sequence
+    rows : iterable of sequence
+    table_id : str | None
+    sortable : bool
+        Click a header to sort (the inline script).
+    row_classes : sequence of str | None
+        A CSS class per row.
+    box : str
+        CSS class of the box: ``scroll`` (scrolls sideways), ``tablebox`` (scrolls
+        both ways, sticky header and first column).
+
+    Returns
+    -------
+    Markup
     """
     cls = ' class="sortable"' if sortable else ""
     tid = f' id="{esc(table_id)}"' if table_id else ""
-    out = [f"<table{tid}{cls}><thead><tr>"]
+    out = [f'<div class="{esc(box)}"><table{tid}{cls}><thead><tr>']
     out += [
         f'<th title="click to sort">{esc(h)}</th>' if sortable else f"<th>{esc(h)}</th>"
         for h in headers
@@ -116,7 +223,7 @@ def table(
                 attrs = f' data-sort="{esc(cell)}"'
             out.append(f"<td{attrs}>{_fmt(cell)}</td>")
         out.append("</tr>")
-    out.append("</tbody></table>")
+    out.append("</tbody></table></div>")
     return Markup("".join(out))
 
 
@@ -148,35 +255,49 @@ def pre_json(obj) -> Markup:
 
 _CSS = """
 :root{--ok:#1b7f3b;--warning:#b36b00;--missing:#6b6b6b;--failed:#b00020}
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;max-width:1200px;
-padding:1em 2em;color:#222;line-height:1.4}
-h1{margin-bottom:.2em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
-h3{margin-bottom:.3em}
+*{box-sizing:border-box}
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;max-width:1180px;
+padding:1em 1.5em;color:#222;line-height:1.4}
+h1{margin-bottom:.2em;overflow-wrap:anywhere}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
+h3{margin-bottom:.3em;overflow-wrap:anywhere}
 nav a{margin-right:1em}.navitem{white-space:nowrap;margin-right:.6em}
 .badge{display:inline-block;padding:.1em .5em;border-radius:.4em;color:#fff;font-size:.75em;
 vertical-align:middle}
 .st-ok{background:var(--ok)}.st-warning{background:var(--warning)}.st-missing{background:var(--missing)}
 .st-failed{background:var(--failed)}
-.notice{border-left:.4em solid;padding:.5em 1em;margin:.5em 0;background:#f7f7f7}
+.notice{border-left:.4em solid;padding:.5em 1em;margin:.5em 0;background:#f7f7f7;overflow-wrap:anywhere}
 .st-ok-bg{border-color:var(--ok)}.st-warning-bg{border-color:var(--warning);background:#fff6e5}
 .st-missing-bg{border-color:var(--missing);background:#f0f0f0}
 .st-failed-bg{border-color:var(--failed);background:#fdecee}
-.statusline{font-size:1.2em;padding:.6em 1em;border-radius:.3em;margin:.5em 0 1em 0}
+.statusline{font-size:1.15em;padding:.6em 1em;border-radius:.3em;margin:.5em 0 1em 0}
+.statusline ol{margin:.3em 0 0 0;padding-left:1.4em;font-size:.85em}
 table{border-collapse:collapse;margin:.5em 0;font-size:.9em}
-th,td{border:1px solid #ccc;padding:.25em .6em;text-align:left;vertical-align:top}
+th,td{border:1px solid #ccc;padding:.25em .6em;text-align:left;vertical-align:top;overflow-wrap:break-word}
 th{background:#f0f0f0}
 table.sortable th{cursor:pointer;user-select:none}
 th.sorted-asc::after{content:" \\25B2"}th.sorted-desc::after{content:" \\25BC"}
-#cohort td:nth-last-child(-n+2){min-width:16em}
+.tablebox{overflow:auto;max-width:100%;max-height:75vh;border:1px solid #ddd;margin:.5em 0}
+.tablebox table{margin:0;border-collapse:separate;border-spacing:0}
+.tablebox th{position:sticky;top:0;z-index:2;min-width:6em;max-width:11em;overflow-wrap:normal}
+.tablebox td{white-space:nowrap;overflow-wrap:normal}
+.tablebox td:first-child,.tablebox th:first-child{position:sticky;left:0;z-index:1;background:#fff}
+.tablebox th:first-child{z-index:3;background:#f0f0f0}
+.tablebox td.wrap{white-space:normal;min-width:18em;max-width:30em}
 td.outlier{background:#ffe0e0;font-weight:bold}
 tr.st-row-failed td:first-child{border-left:.3em solid var(--failed)}
 tr.st-row-warning td:first-child{border-left:.3em solid var(--warning)}
 img.fig{max-width:100%;height:auto;display:block;margin:.4em 0}
+.slider{margin:.4em 0 1em 0}.slider img.frame{max-width:100%;height:auto;display:block}
+.slider img.frame[hidden]{display:none}
+.slider-ctl{display:flex;align-items:center;gap:1em;flex-wrap:wrap}
+.slider-ctl input{width:min(36em,60vw);vertical-align:middle}.slider-ctl output{font-weight:bold}
 .figrow{display:flex;flex-wrap:wrap;gap:1em;align-items:flex-start}
-dl{display:grid;grid-template-columns:max-content auto;gap:.1em 1em}dt{font-weight:bold}dd{margin:0}
+dl{display:grid;grid-template-columns:max-content auto;gap:.1em 1em}dt{font-weight:bold}
+dd{margin:0;overflow-wrap:anywhere;min-width:0}
 pre{background:#f6f6f6;padding:.6em;overflow-x:auto;font-size:.85em;max-height:30em}
 .scroll{overflow-x:auto;max-width:100%}
-input.filter{padding:.3em;width:20em;margin:.3em 0}
+p.caption{color:#444;margin:.2em 0 .6em 0;max-width:60em}
+input.filter{padding:.3em;width:20em;max-width:100%;margin:.3em 0}
 footer{margin-top:3em;color:#777;font-size:.8em}
 """
 
@@ -200,6 +321,13 @@ document.querySelectorAll('input.filter').forEach(function(inp){
  inp.addEventListener('input',function(){var q=inp.value.toLowerCase();
   Array.prototype.forEach.call(t.tBodies[0].rows,function(r){
    r.style.display=r.textContent.toLowerCase().indexOf(q)>=0?'':'none';});});});
+document.querySelectorAll('div.slider').forEach(function(s){
+ var imgs=s.querySelectorAll('img.frame'),inp=s.querySelector('input[type=range]'),
+  out=s.querySelector('output');if(!inp){return;}
+ function show(){var k=parseInt(inp.value,10);
+  Array.prototype.forEach.call(imgs,function(im,i){im.hidden=(i!==k);});
+  if(out&&imgs[k]){out.textContent=imgs[k].getAttribute('data-label');}}
+ inp.addEventListener('input',show);inp.addEventListener('change',show);show();});
 })();
 """
 

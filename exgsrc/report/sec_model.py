@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _figmaps as M
 from . import _figures as F
-from ._context import Ctx, Result, channels, cond_label, sphere
+from ._context import Ctx, Result, channels, cond_label, source_geometry, sphere
 from ._data import CH_XYZ, MissingInput, StepFailed, variable, xyz
 from ._html import dl, notice, table
 
@@ -143,7 +144,8 @@ def forward_section(ctx: Ctx) -> Result:
         ch_norm = np.linalg.norm(arr, axis=1)
     src_pos = xyz(ds, "source")
     ch_pos = xyz(ds, "channel", CH_XYZ)
-    center, _, _ = sphere(ctx, ch_pos)
+    center, radii, _ = sphere(ctx, ch_pos)
+    tris, _, _ = source_geometry(ctx, src_pos)
     ratio = float(src_norm.max() / max(src_norm.min(), 1e-300))
     parts = [
         dl(
@@ -166,7 +168,7 @@ def forward_section(ctx: Ctx) -> Result:
         parts.insert(0, notice("failed", "forward", "gain matrix contains non-finite values"))
     parts.append(
         ctx.img(
-            lambda: F.fig_forward(ch_pos, center, ch_norm, src_pos, src_norm),
+            lambda: M.fig_forward(ch_pos, center, ch_norm, src_pos, src_norm, tris, max(radii)),
             "forward sensitivity",
         )
     )
@@ -238,8 +240,11 @@ def covariance_section(ctx: Ctx) -> Result:
     Returns
     -------
     Result
-        Warns about a low rank or a whitened baseline GFP outside 0.25-4; summary
-        keys ``cov_rank`` and ``white_gfp_baseline``.
+        Warns about a low rank or a mean whitened baseline GFP outside the
+        configured limits (``report.min_baseline_gfp`` to ``report.max_baseline_gfp``,
+        0.25 to 2 by default); summary keys ``cov_rank``, ``white_gfp_baseline``
+        (the largest condition's, the one that matters) and
+        ``white_gfp_baseline_by_condition``.
     """
     res = Result()
     ds = ctx.ds("cov")
@@ -270,28 +275,40 @@ def covariance_section(ctx: Ctx) -> Result:
     parts.append(ctx.img(lambda: F.fig_covariance(cov, ev, rank), "noise covariance"))
     curves, base_means, base = _whitened_curves(ctx, ds, cov, names, rank)
     if curves:
+        lo, hi = ctx.opts.min_baseline_gfp, ctx.opts.max_baseline_gfp
         parts.append(
-            "<h3>Whitened baseline check</h3><p>Whitened GFP should stay near 1 in "
-            "the baseline if the noise covariance describes the baseline noise; below 1 the "
-            "covariance overestimates it (as regularisation does), above 1 it underestimates "
-            "it (too few samples, non-stationary noise). Flagged outside 0.25&ndash;4.</p>"
+            "<h3>Whitened baseline check</h3><p>The whitened global field power (GFP) of "
+            "pure noise is 1: it stays near 1 in the baseline if the noise covariance "
+            "describes the baseline noise of the averaged epochs. Below 1 the covariance "
+            "overestimates it (as regularisation does); above 1 it underestimates it "
+            "(activity locked to the events in the baseline, too few epochs for the "
+            "covariance, non-stationary noise), and source estimates are too large and "
+            "too spread. A mean baseline value outside "
+            f"{lo:g}&ndash;{hi:g} is flagged (<code>report.min_baseline_gfp</code>, "
+            "<code>report.max_baseline_gfp</code>).</p>"
         )
+        bad = {k: v for k, v in base_means.items() if not lo <= v <= hi}
         parts.append(
             table(
-                ["condition", "mean whitened GFP in baseline"],
-                [[k, round(v, 3)] for k, v in base_means.items()],
+                ["condition", "mean whitened GFP in baseline", "flag"],
+                [
+                    [k, round(v, 3), "outside the limits" if k in bad else "ok"]
+                    for k, v in base_means.items()
+                ],
             )
         )
-        # < 1: the covariance overestimates the baseline noise (e.g. regularisation);
-        # > 1: it underestimates it. Flag only large deviations.
-        bad = {k: v for k, v in base_means.items() if not 0.25 <= v <= 4.0}
         for k, v in bad.items():
-            res.warnings.append(f"whitened baseline GFP for {k} is {v:.2f} (expected ~1)")
-        ctx.summary["white_gfp_baseline"] = (
-            float(np.median(list(base_means.values()))) if base_means else None
-        )
+            side = f"above {hi:g}" if v > hi else f"below {lo:g}"
+            res.warnings.append(
+                f"whitened baseline GFP of condition {k} is {v:.2f} ({side}; noise alone gives 1)"
+            )
+        worst = max(base_means.values(), key=lambda v: abs(np.log(max(v, 1e-12))), default=None)
+        ctx.summary["white_gfp_baseline"] = None if worst is None else float(worst)
+        ctx.summary["white_gfp_baseline_by_condition"] = dict(base_means)
         parts.append(
-            ctx.img(lambda: F.fig_whitened_gfp(curves, *(base or (None, None))), "whitened GFP")
+            ctx.img(
+                lambda: F.fig_whitened_gfp(curves, base, (lo, hi)), "whitened GFP per condition"
+            )
         )
     else:
         parts.append(

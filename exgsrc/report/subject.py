@@ -50,8 +50,13 @@ _SECTIONS = [
 ]
 
 
-def _run(ctx: Ctx, failures: dict) -> tuple[list, str, list]:
-    sections, reasons = [], []
+def _run(ctx: Ctx, failures: dict) -> tuple[list, str, list, list]:
+    """Build every section; returns them, the overall status, the reasons and the issues.
+
+    The issues are ``(anchor, title, kind, text)`` with kind ``failed``, ``missing``,
+    ``warning`` or ``note``, in the order the banner lists them.
+    """
+    sections, reasons, issues = [], [], []
     statuses = []
     for anchor, title, fn in _SECTIONS:
         if anchor in failures:
@@ -71,6 +76,11 @@ def _run(ctx: Ctx, failures: dict) -> tuple[list, str, list]:
         body += r.body
         sections.append((anchor, title, status, body))
         statuses.append(status)
+        if status in ("failed", "missing"):
+            why = _first_reason(r.body)
+            issues.append((anchor, title, status, why or status))
+        issues += [(anchor, title, "warning", w) for w in r.warnings]
+        issues += [(anchor, title, "note", w) for w in r.notes]
         if status != "ok":
             why = r.warnings[0] if status == "warning" and r.warnings else _first_reason(r.body)
             reasons.append((status, f"{title}: {status}" + (f" ({why})" if why else "")))
@@ -79,11 +89,11 @@ def _run(ctx: Ctx, failures: dict) -> tuple[list, str, list]:
         )
     # headline order: failures reported by the workflow, then sections by severity
     # (stable, so the earliest failing step - usually the root cause - comes first)
-    extra = [
-        f"{step}: failed ({why})"
-        for step, why in failures.items()
-        if step not in {a for a, _, _ in _SECTIONS}
-    ]
+    known = {a for a, _, _ in _SECTIONS}
+    extra = [f"{step}: failed ({why})" for step, why in failures.items() if step not in known]
+    issues = [
+        (None, step, "failed", str(why)) for step, why in failures.items() if step not in known
+    ] + sorted(issues, key=lambda i: -_ISSUE_ORDER[i[2]])
     statuses += ["failed"] * len(extra)
     reasons.sort(key=lambda sr: -STATUS_ORDER.get(sr[0], 3))
     reasons = extra + [text for _, text in reasons]
@@ -91,7 +101,62 @@ def _run(ctx: Ctx, failures: dict) -> tuple[list, str, list]:
     ctx.summary["status"] = overall
     ctx.summary["status_reasons"] = reasons
     ctx.summary["section_status"] = {a: s for a, _, s, _ in sections}
-    return sections, overall, reasons
+    ctx.summary["n_warnings"] = sum(i[2] == "warning" for i in issues)
+    ctx.summary["n_notes"] = sum(i[2] == "note" for i in issues)
+    return sections, overall, reasons, issues
+
+
+_ISSUE_ORDER = {"failed": 3, "missing": 2, "warning": 1, "note": 0}
+
+#: issues listed in the banner; the rest are counted
+_BANNER_ITEMS = 8
+
+
+def _plural(n, word):
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def banner(overall: str, issues: list) -> str:
+    """The status line: the status, what is counted, and every issue named, linked.
+
+    Parameters
+    ----------
+    overall : str
+        The subject's status.
+    issues : list of (anchor, title, kind, text)
+        As :func:`_run` returns them.
+
+    Returns
+    -------
+    str
+        HTML.
+    """
+    count = {k: sum(i[2] == k for i in issues) for k in _ISSUE_ORDER}
+    bits = []
+    for k, word in (
+        ("failed", "failed step"),
+        ("missing", "missing input"),
+        ("warning", "warning"),
+    ):
+        if count[k]:
+            bits.append(_plural(count[k], word))
+    if count["note"]:
+        bits.append(_plural(count["note"], "note") + " (information, not a problem by itself)")
+    if overall == "ok" and not count["warning"]:
+        head = "all steps completed without warnings" + (f"; {bits[-1]}" if bits else "")
+    else:
+        head = ", ".join(bits) if bits else overall
+    items = []
+    for anchor, title, kind, text in issues[:_BANNER_ITEMS]:
+        where = f'<a href="#{esc(anchor)}">{esc(title)}</a>' if anchor else esc(title)
+        items.append(f"<li>{esc(kind)}: {where} &mdash; {esc(text)}</li>")
+    if len(issues) > _BANNER_ITEMS:
+        items.append(f"<li>and {len(issues) - _BANNER_ITEMS} more in the sections below</li>")
+    lst = f"<ol>{''.join(items)}</ol>" if items else ""
+    return (
+        f'<div class="statusline notice st-{overall}-bg" id="status">'
+        f"<strong>Status: {status_badge(overall)}</strong> {esc(head)}{lst}</div>"
+    )
 
 
 def _first_reason(body: str) -> str:
@@ -108,13 +173,14 @@ def subject_summary(
     truth=None,
     config=None,
     failures=None,
+    options=None,
     **files,
 ) -> dict:
     """QC numbers of one subject (no figures), the row of the cohort table.
 
     Parameters
     ----------
-    subject, task, evokeds, stcs, truth, config, failures, **files
+    subject, task, evokeds, stcs, truth, config, failures, options, **files
         As in :func:`subject_report`.
 
     Returns
@@ -122,12 +188,13 @@ def subject_summary(
     dict
         ``subject``, ``status`` (ok/warning/missing/failed), ``status_reasons``,
         ``section_status``, ``n_channels``, ``n_excluded``, ``epochs``
-        (condition -> kept), ``cov_rank``, ``white_gfp_baseline``, ``peak_snr``
+        (condition -> kept), ``cov_rank``, ``white_gfp_baseline`` (mean whitened GFP
+        in the baseline of the condition farthest from 1), ``peak_snr``
         (condition -> max whitened-data SNR), ``psf_peak_err_median_mm``
         (method -> mm), ``loc_error_true_mm`` ("cond/method" -> mm),
-        ``warnings`` (list of str).
+        ``warnings`` (list of str), ``n_warnings``, ``n_notes``.
     """
-    ctx = make_ctx(subject, task, files, evokeds, stcs, truth, config, figures=False)
+    ctx = make_ctx(subject, task, files, evokeds, stcs, truth, config, False, options)
     _run(ctx, dict(failures or {}))
     return _jsonable(ctx.summary)
 
@@ -153,6 +220,7 @@ def subject_report(
     truth=None,
     config=None,
     failures=None,
+    options=None,
     out=None,
     return_summary=False,
     **files,
@@ -176,6 +244,10 @@ def subject_report(
         Configuration used, shown under provenance.
     failures : dict of str -> str | None
         Steps the workflow knows failed (section anchor or step name -> reason).
+    options : mapping | None
+        The ``report`` options (response window, baseline GFP limits, views, slider
+        frames; see ``workflow/schemas/config.schema.yaml``); None: those in
+        ``config``, else the defaults.
     out : path | None
         If given, the HTML is written there atomically (parent folders created).
     return_summary : bool
@@ -191,25 +263,14 @@ def subject_report(
     html : str
         The complete HTML document (and the summary if ``return_summary``).
     """
-    ctx = make_ctx(subject, task, files, evokeds, stcs, truth, config, figures=True)
-    sections, overall, reasons = _run(ctx, dict(failures or {}))
+    ctx = make_ctx(subject, task, files, evokeds, stcs, truth, config, True, options)
+    sections, overall, _, issues = _run(ctx, dict(failures or {}))
     title = f"exgsrc report: sub-{ctx.subject}" + (f" task-{task}" if task else "")
     nav = " ".join(
         f'<span class="navitem">{status_badge(s)} <a href="#{esc(a)}">{esc(t)}</a></span>'
         for a, t, s, _ in sections
     )
-    if not reasons:
-        reason_txt = "all steps completed without warnings"
-    elif len(reasons) <= 2:
-        reason_txt = "; ".join(reasons)
-    else:  # the first is usually the root cause; the rest follow from it
-        reason_txt = f"{reasons[0]}; and {len(reasons) - 1} more (see the sections below)"
-    body = [
-        f"<h1>{esc(title)}</h1>",
-        f'<div class="statusline notice st-{overall}-bg" id="status">'
-        f"<strong>Status: {status_badge(overall)}</strong> {esc(reason_txt)}</div>",
-        f"<nav>{nav}</nav>",
-    ]
+    body = [f"<h1>{esc(title)}</h1>", banner(overall, issues), f"<nav>{nav}</nav>"]
     body += [section(a, t, b, s) for a, t, s, b in sections]
     html = render_page(title, body, out)
     return (html, _jsonable(ctx.summary)) if return_summary else html

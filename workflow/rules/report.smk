@@ -48,6 +48,7 @@ rule report_subject:
         task=TASK,
         conditions=COND_LABELS,
         truth=demo_truth() if IS_DEMO else None,
+        report=config["report"],
     log:
         log_path("report_subject"),
     benchmark:
@@ -65,6 +66,10 @@ rule report_cohort:
             for m in METHODS
         ],
         statistics=statistics_files(),  # cohort tests (statistics.smk), found beside the report
+        # the subjects' estimates (spread across subjects, their own peaks) and source
+        # spaces (the surface's triangles): order subject, condition, method
+        stcs=stc_files(),
+        src=expand(sub_path("src.nc"), subject=SUBJECTS),
     output:
         html=report(
             group_path("cohort_report.html"),
@@ -77,6 +82,10 @@ rule report_cohort:
         task=TASK,
         conditions=list(COND_LABELS),
         methods=METHODS,
+        subjects=SUBJECTS,
+        truth=demo_truth() if IS_DEMO else None,
+        report=config["report"],
+        shell_fraction=config["source_space"]["radius_fraction"],
     log:
         log_path("report_cohort", "cohort"),
     benchmark:
