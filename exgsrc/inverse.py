@@ -33,6 +33,8 @@ from .linalg import (
     normal_tangent_basis,
     regularized_inverse_singular_values,
     svd_economy,
+    svd_gram,
+    sym3_eigh,
     whitener_from_eig,
 )
 from .source_space import SourceSpace
@@ -645,14 +647,21 @@ def compute_depth_prior(
         orientations for ``n_orient == 3``.
     """
     g = np.asarray(gain, dtype=np.float64)
+    return _depth_prior_rows(np.ascontiguousarray(g.T), n_orient, exp, limit)
+
+
+def _depth_prior_rows(
+    gain_t: np.ndarray, n_orient: int, exp: float, limit: float | None
+) -> np.ndarray:
+    """:func:`compute_depth_prior` from the transposed gain (one row per source component)."""
     if n_orient == 1:
-        d = np.sum(g * g, axis=0)
+        d = np.einsum("vc,vc->v", gain_t, gain_t)
         if np.any(d == 0):
             d[d == 0.0] = np.min(d[d != 0.0])
     else:
-        g3 = g.reshape(g.shape[0], -1, 3)
-        gtg = np.einsum("cvj,cvk->vjk", g3, g3)
-        d = np.linalg.eigvalsh(gtg)[:, -1]
+        g3 = gain_t.reshape(-1, 3, gain_t.shape[1])
+        # largest eigenvalue of each source's 3x3 G_k^T G_k (= squared spectral norm)
+        d = sym3_eigh(np.matmul(g3, g3.transpose(0, 2, 1)), vectors=False)[:, -1]
     w = 1.0 / d
     if limit is not None:
         ws = np.sort(w)
@@ -746,7 +755,9 @@ def make_inverse_operator(
     n_ch = len(ch_names)
     if gain.ndim != 2 or gain.shape[0] != n_ch:
         raise ValueError(f"forward gain shape {gain.shape} does not match {n_ch} channel names")
-    if not np.all(np.isfinite(gain)):
+    # one pass without a temporary: a sum is finite iff no entry is inf or NaN
+    # (barring overflow, which the exact test then rules out)
+    if not np.isfinite(gain.sum()) and not np.all(np.isfinite(gain)):
         raise ValueError("forward gain contains NaN or infinite values")
     src = fwd.src
     n_src = src.n_sources
@@ -797,11 +808,17 @@ def make_inverse_operator(
             f"{src.kind!r}; use loose=1 (free orientation)"
         )
 
+    # --- the gain transposed: one row per source component, so that the
+    # per-source 3x3 operations (depth prior, local frames) read contiguous rows
+    # and the whitened gain comes out in the tall layout the SVD and eLORETA use.
+    n_fwd_orient = 3 if fwd_orient == "free" else 1
+    gain_t = np.ascontiguousarray(gain.T)
+
     # --- depth prior, computed on the unwhitened gain
     depth_prior = None
     if depth_opts is not None:
-        depth_prior = compute_depth_prior(
-            gain, 3 if fwd_orient == "free" else 1, depth_opts["exp"], depth_opts["limit"]
+        depth_prior = _depth_prior_rows(
+            gain_t, n_fwd_orient, depth_opts["exp"], depth_opts["limit"]
         )
 
     basis = None
@@ -811,14 +828,14 @@ def make_inverse_operator(
         n_orient, frame = 1, "normal"
         if fwd_orient == "free":
             nn_unit = nn / np.linalg.norm(nn, axis=1)[:, None]
-            gain = np.einsum("cvk,vk->cv", gain.reshape(n_ch, n_src, 3), nn_unit)
+            gain_t = np.einsum("vk,vkc->vc", nn_unit, gain_t.reshape(n_src, 3, n_ch))
             if depth_prior is not None:
                 depth_prior = depth_prior[2::3]
     elif loose < 1.0:
         n_orient, frame = 3, "local"
         basis = normal_tangent_basis(nn)
-        # columns in the local frame: G_local[:, i, a] = sum_k G[:, i, k] basis[i, a, k]
-        gain = np.einsum("cvk,vak->cva", gain.reshape(n_ch, n_src, 3), basis).reshape(n_ch, -1)
+        # rows in the local frame: G_local^T[i, a] = sum_k basis[i, a, k] G^T[i, k]
+        gain_t = np.matmul(basis, gain_t.reshape(n_src, 3, n_ch)).reshape(-1, n_ch)
         orient_prior = np.ones(3 * n_src)
         orient_prior[0::3] = loose
         orient_prior[1::3] = loose
@@ -826,33 +843,51 @@ def make_inverse_operator(
         n_orient, frame = 3, "xyz"
         orient_prior = np.ones(3 * n_src)
 
-    # --- whitening (average reference projected, rank reduced)
+    # --- whitening (average reference projected, rank reduced). The whitener's
+    # rows beyond the rank are zero, so are the matching columns of the whitened
+    # gain: the SVD runs on the n_nzero others.
     noise_eig, noise_eigvec, rank = eigh_whitening(cov_data, rank=rank, avg_ref=True)
     whitener = whitener_from_eig(noise_eig, noise_eigvec)
-    gain_white = whitener @ gain
+    gain_white_t = gain_t @ whitener.T  # (n_cols, n_ch), C order
+    del gain_t
+    keep = _nonzero_columns(noise_eig > 0)
+    n_nzero = int(np.sum(noise_eig > 0))
 
-    source_std = np.ones(gain.shape[1])
+    source_std = np.ones(gain_white_t.shape[0])
     if depth_prior is not None:
         source_std *= depth_prior
     if orient_prior is not None:
         source_std *= orient_prior
     source_std = np.sqrt(source_std)
-    weighted = gain_white * source_std
-    trace_grgt = np.linalg.norm(weighted, "fro") ** 2
-    n_nzero = int(np.sum(noise_eig > 0))
-    scale = np.sqrt(n_nzero / trace_grgt)
-    source_std *= scale
-    weighted *= scale
-
-    u, s, vt = svd_economy(weighted)
+    if gain_white_t.shape[0] < n_nzero:  # fewer source components than channels
+        u, s, vt = svd_economy(gain_white_t.T * source_std)
+        scale = np.sqrt(n_nzero / np.sum(s**2))
+        source_std *= scale
+        sing, eigen_fields, eigen_leads = s * scale, u.T.copy(), vt.T.copy()
+    else:
+        # SVD of the whitened, weighted gain through its n_nzero^2 Gram matrix,
+        # scaled afterwards so that trace(G R G^T) = sum(s**2) = n_nzero
+        weighted_t = gain_white_t[:, keep] * source_std[:, None]
+        eigen_leads = np.zeros((gain_white_t.shape[0], n_ch))
+        u, s, _ = svd_gram(weighted_t, out=eigen_leads)
+        del weighted_t
+        scale = np.sqrt(n_nzero / np.sum(s**2))
+        source_std *= scale
+        sing = np.zeros(n_ch)
+        sing[:n_nzero] = s * scale
+        eigen_fields = np.zeros((n_ch, n_ch))
+        eigen_fields[:n_nzero, keep] = u.T
+        # null directions of the whitened data: the zero rows of the whitener
+        null = np.flatnonzero(noise_eig <= 0)
+        eigen_fields[n_nzero + np.arange(null.size), null] = 1.0
     return InverseOperator(
         ch_names=ch_names,
         src=src,
-        eigen_fields=u.T.copy(),
-        sing=s,
-        eigen_leads=vt.T.copy(),
+        eigen_fields=eigen_fields,
+        sing=sing,
+        eigen_leads=eigen_leads,
         source_cov=source_std**2,
-        gain_white=gain_white,
+        gain_white=gain_white_t.T,
         noise_eig=noise_eig,
         noise_eigvec=noise_eigvec,
         proj=average_reference_projector(n_ch),
@@ -867,6 +902,14 @@ def make_inverse_operator(
         noise_cov=cov_data,
         nave=1,
     )
+
+
+def _nonzero_columns(mask: np.ndarray):
+    """Index for ``mask``'s columns: a slice when they are contiguous (no copy)."""
+    idx = np.flatnonzero(mask)
+    if idx.size and idx[-1] - idx[0] + 1 == idx.size:
+        return slice(int(idx[0]), int(idx[-1]) + 1)
+    return idx
 
 
 # ---------------------------------------------------------------------------
