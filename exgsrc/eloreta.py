@@ -18,7 +18,7 @@ import numpy as np
 from scipy import linalg as scipy_linalg
 from scipy.linalg import blas
 
-from .linalg import sym3_eigh
+from .linalg import WorkerPool, row_blocks, sym3_eigh
 
 __all__ = ["EloretaOptions", "EloretaResult", "solve_eloreta_weights", "compute_eloreta_kernel"]
 
@@ -90,20 +90,6 @@ class EloretaResult:
     converged: bool
 
 
-def _sym_pow_3x3(m: np.ndarray, power: float, rcond: float = 1e-7):
-    """Batched symmetric matrix power; returns (M**power, sqrt-eigenvalues).
-
-    Eigenvalues at or below ``rcond`` times the largest are treated as 0 (their
-    part is dropped for negative powers), as MNE-Python's ``_sqrtm_sym``.
-    """
-    s, u = sym3_eigh(m)
-    s = _clip_eigenvalues(s, rcond, power < 0)
-    s = np.sqrt(s)
-    use = 1.0 / s if power < 0 else s
-    out = np.matmul(u * use[..., None, :], np.swapaxes(u, -1, -2))
-    return out, s
-
-
 def _clip_eigenvalues(s: np.ndarray, rcond: float, inverse: bool) -> np.ndarray:
     """Check positive semi-definiteness; set eigenvalues <= rcond * max to inf/0."""
     limit = s[..., -1:] * rcond
@@ -142,17 +128,6 @@ def _apply_factor(gt: np.ndarray, fac: np.ndarray) -> np.ndarray:
         return gt * fac[:, None]
     n_src = fac.shape[0]
     return np.matmul(fac.transpose(0, 2, 1), gt.reshape(n_src, 3, -1)).reshape(gt.shape)
-
-
-def _normalized_gram(gt, fac, weights, rank):
-    """``G R G^T`` scaled to trace ``rank``; ``fac`` and ``weights`` (R) scaled in place."""
-    a = _apply_factor(gt, fac)
-    gram = a.T @ a
-    norm = np.trace(gram) / rank
-    gram /= norm
-    weights /= norm
-    fac /= np.sqrt(norm)
-    return gram
 
 
 class _NoiseInverse:
@@ -196,8 +171,85 @@ class _NoiseInverse:
         return scipy_linalg.cho_solve((self.chol, True), b, check_finite=False)
 
 
-def _fit(gt, n_orient, lambda2, rank, orient_prior, opts):
-    """The weight iteration on ``gt`` (see the notes above).
+class _Fit:
+    """State of the weight iteration on ``gt`` (see the notes above).
+
+    Sources are split into one contiguous range per worker; each worker forms its
+    rows of ``A``, its share of ``G R G^T``, its rows of ``H`` and its sources' new
+    weights, with single-threaded BLAS (``linalg.WorkerPool``), so the only
+    serial steps are the r x r Cholesky and the sums.
+    """
+
+    def __init__(self, gt, n_orient, force_equal, pool):
+        self.gt = gt
+        self.n_orient = n_orient
+        self.n_src = gt.shape[0] // n_orient
+        self.full = n_orient == 3 and not force_equal  # 3x3 weight blocks
+        self.pool = pool
+        self.parts = row_blocks(self.n_src, pool.n_workers)
+
+    def _rows(self, i):
+        a, b = self.parts[i]
+        return slice(a * self.n_orient, b * self.n_orient)
+
+    def _fac_part(self, fac, i):
+        return fac[self.parts[i][0] : self.parts[i][1]] if self.full else fac[self._rows(i)]
+
+    def normalized_gram(self, g, fac, weights, rank):
+        """``g R g^T`` scaled to trace ``rank``; ``fac`` and ``weights`` scaled in place."""
+
+        def part(i):
+            a = _apply_factor(g[self._rows(i)], self._fac_part(fac, i))
+            return a.T @ a
+
+        gram = np.sum(self.pool.map(part, len(self.parts)), axis=0)
+        norm = np.trace(gram) / rank
+        gram /= norm
+        weights /= norm
+        fac /= np.sqrt(norm)
+        return gram
+
+    def update(self, gp, noise, std, r_prior, force_equal):
+        """New (weights, factor) from ``M_k = G_k^T N G_k`` (before normalisation)."""
+        if self.full:
+            weights = np.empty((self.n_src, 3, 3))
+            fac = np.empty((self.n_src, 3, 3))
+        else:
+            weights = np.empty(self.gt.shape[0])
+            fac = np.empty(self.gt.shape[0])
+        std3 = std.reshape(self.n_src, 3) if self.n_orient == 3 else None
+
+        def part(i):
+            h = noise.half(gp[self._rows(i)])
+            rows = self._rows(i)
+            if self.n_orient == 1:
+                w = 1.0 / np.sqrt(np.einsum("ij,ij->i", h, h))
+                w *= r_prior[rows]
+                weights[rows] = w
+                fac[rows] = np.sqrt(w)
+                return
+            h3 = h.reshape(-1, 3, h.shape[1])
+            m = np.matmul(h3, h3.transpose(0, 2, 1))
+            if force_equal:
+                s = np.sqrt(_clip_eigenvalues(sym3_eigh(m, vectors=False), 1e-7, True))
+                w = np.repeat(1.0 / np.mean(s, axis=-1), 3) * r_prior[rows]
+                weights[rows] = w
+                fac[rows] = np.sqrt(w)
+                return
+            s, u = sym3_eigh(m)
+            s = _clip_eigenvalues(s, 1e-7, True)
+            # M^-1/2 = F F^T with F = U diag(s^-1/4); R = D M^-1/2 D (D = prior std)
+            a, b = self.parts[i]
+            f = std3[a:b, :, None] * (u * (s**-0.25)[:, None, :])
+            fac[a:b] = f
+            np.matmul(f, f.transpose(0, 2, 1), out=weights[a:b])
+
+        self.pool.map(part, len(self.parts))
+        return weights, fac
+
+
+def _fit(gt, n_orient, lambda2, rank, orient_prior, opts, pool):
+    """The weight iteration (MNE's ``_compute_eloreta`` loop) on ``gt``.
 
     Returns
     -------
@@ -208,14 +260,13 @@ def _fit(gt, n_orient, lambda2, rank, orient_prior, opts):
         ``G R G^T`` of the final weights (trace ``rank``).
     """
     force_equal = bool(opts.force_equal)
-    n_cols = gt.shape[0]
-    n_src = n_cols // n_orient
-    blocks = n_orient == 3 and not force_equal
+    fit = _Fit(gt, n_orient, force_equal, pool)
+    n_cols, n_src = gt.shape[0], fit.n_src
     std = np.ones(n_cols) if orient_prior is None else np.sqrt(orient_prior)
     gp = gt * std[:, None]  # gain with the orientation prior
-    if blocks:
+    if fit.full:
         std3 = std.reshape(n_src, 3)
-        r_prior = std3[:, None, :] * std3[:, :, None]
+        r_prior = None
         weights = np.zeros((n_src, 3, 3))
         idx = np.arange(3)
         weights[:, idx, idx] = std3**2
@@ -225,30 +276,13 @@ def _fit(gt, n_orient, lambda2, rank, orient_prior, opts):
         r_prior = std**2
         weights = r_prior.copy()
         fac = std.copy()
-    gram = _normalized_gram(gp, fac, weights, rank)
+    gram = fit.normalized_gram(gp, fac, weights, rank)
     delta, n_iter, converged = np.inf, 0, False
     for it in range(int(opts.max_iter)):
-        h = _NoiseInverse(gram, lambda2, rank).half(gp)
+        noise = _NoiseInverse(gram, lambda2, rank)
         last = weights
-        if n_orient == 1:
-            weights = 1.0 / np.sqrt(np.einsum("ij,ij->i", h, h))
-            weights *= r_prior
-            fac = np.sqrt(weights)
-        else:
-            h3 = h.reshape(n_src, 3, -1)
-            m = np.matmul(h3, h3.transpose(0, 2, 1))
-            if force_equal:
-                s = np.sqrt(_clip_eigenvalues(sym3_eigh(m, vectors=False), 1e-7, True))
-                weights = np.repeat(1.0 / np.mean(s, axis=-1), 3) * r_prior
-                fac = np.sqrt(weights)
-            else:
-                s, u = sym3_eigh(m)
-                s = _clip_eigenvalues(s, 1e-7, True)
-                # M^-1/2 = F F^T with F = U diag(s^-1/4); R = D M^-1/2 D (D = prior std)
-                f = u * (s**-0.25)[:, None, :]
-                fac = std3[:, :, None] * f
-                weights = np.matmul(fac, fac.transpose(0, 2, 1))
-        gram = _normalized_gram(gp, fac, weights, rank)
+        weights, fac = fit.update(gp, noise, std, r_prior, force_equal)
+        gram = fit.normalized_gram(gp, fac, weights, rank)
         delta = float(
             np.linalg.norm(weights.ravel() - last.ravel()) / np.linalg.norm(last.ravel())
         )
@@ -258,7 +292,7 @@ def _fit(gt, n_orient, lambda2, rank, orient_prior, opts):
             break
     del gp
     # normalise the weights for the gain without the orientation prior
-    gram = _normalized_gram(gt, fac, weights, rank)
+    gram = fit.normalized_gram(gt, fac, weights, rank)
     result = EloretaResult(weights=weights, n_iter=n_iter, delta=delta, converged=converged)
     return result, fac, gram
 
@@ -300,7 +334,8 @@ def solve_eloreta_weights(
     opts = EloretaOptions.coerce(options)
     g = np.asarray(gain_white, dtype=np.float64)
     gt = np.ascontiguousarray(g[_nonzero_rows(g)].T)
-    result, _, _ = _fit(gt, n_orient, lambda2, rank, orient_prior, opts)
+    with WorkerPool(gt.size) as pool:
+        result, _, _ = _fit(gt, n_orient, lambda2, rank, orient_prior, opts, pool)
     return result
 
 
@@ -333,15 +368,25 @@ def compute_eloreta_kernel(inv, lambda2: float, white_proj: np.ndarray, sqrt_nav
     rows = np.flatnonzero(np.asarray(inv.noise_eig) > 0)
     gt = np.ascontiguousarray(inv.gain_white[rows].T)
     gt *= sqrt_nave
-    res, fac, gram = _fit(gt, inv.n_orient, lambda2, inv.rank, inv.orient_prior, opts)
-    y = _NoiseInverse(gram, lambda2, inv.rank).apply(white_proj[rows])
-    kernel = gt @ y  # rows G_k^T N W P, then R_k applied per source
-    r = res.weights
-    if r.ndim == 1:
-        kernel *= r[:, None]
-    else:
-        n_src = r.shape[0]
-        kernel = np.matmul(r, kernel.reshape(n_src, 3, -1)).reshape(kernel.shape)
+    with WorkerPool(gt.size) as pool:
+        res, _, gram = _fit(gt, inv.n_orient, lambda2, inv.rank, inv.orient_prior, opts, pool)
+        # rows G_k^T N W P, then the weights R_k applied per source
+        y = _NoiseInverse(gram, lambda2, inv.rank).apply(white_proj[rows])
+        r = res.weights
+        kernel = np.empty((gt.shape[0], y.shape[1]))
+        parts = row_blocks(r.shape[0], pool.n_workers)
+        step = 3 if r.ndim == 3 else 1
+
+        def part(i):
+            a, b = parts[i]
+            k = gt[a * step : b * step] @ y
+            if r.ndim == 1:
+                k *= r[a:b, None]
+            else:
+                k = np.matmul(r[a:b], k.reshape(b - a, 3, -1)).reshape(k.shape)
+            kernel[a * step : b * step] = k
+
+        pool.map(part, len(parts))
     info = {
         "n_iter": res.n_iter,
         "delta": res.delta,

@@ -28,10 +28,14 @@ import numpy as np
 from ._system import thread_budget
 from .eloreta import compute_eloreta_kernel
 from .linalg import (
+    CHUNK_BYTES,
+    WorkerPool,
     average_reference_projector,
     eigh_whitening,
     normal_tangent_basis,
     regularized_inverse_singular_values,
+    row_blocks,
+    run_workers,
     svd_economy,
     svd_gram,
     sym3_eigh,
@@ -418,7 +422,7 @@ class PreparedInverse:
                     np.einsum("kvt,kvt->vt", xyz, xyz, out=power[:n_part, :width])
                     np.sqrt(power[:n_part, :width], out=out[first:stop_src, start:stop])
 
-        _run_workers(run, n_workers)
+        run_workers(run, n_workers)
         return out
 
     def _apply_rows(self, data: np.ndarray, out: np.ndarray | None) -> np.ndarray:
@@ -443,27 +447,10 @@ class PreparedInverse:
                 first, stop = bounds[worker], bounds[worker + 1]
                 np.matmul(self.kernel[first:stop], data, out=rows_out[first:stop])
 
-            _run_workers(run, n_workers)
+            run_workers(run, n_workers)
         if out is None and self.n_orient == 3:
             return result.reshape(self.n_sources, 3, n_t)
         return result
-
-
-def _run_workers(run, n_workers: int) -> None:
-    """Call ``run(worker)`` for each worker index, on threads when there are several.
-
-    Each thread runs single-threaded BLAS: the workers replace BLAS's own
-    threading (``n_workers`` comes from :func:`exgsrc._system.thread_budget`).
-    """
-    if n_workers == 1:
-        run(0)
-        return
-    from concurrent.futures import ThreadPoolExecutor
-
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(n_workers) as pool:
-        list(pool.map(run, range(n_workers)))
 
 
 @dataclass(frozen=True)
@@ -656,12 +643,27 @@ def _depth_prior_rows(
     """:func:`compute_depth_prior` from the transposed gain (one row per source component)."""
     if n_orient == 1:
         d = np.einsum("vc,vc->v", gain_t, gain_t)
-        if np.any(d == 0):
-            d[d == 0.0] = np.min(d[d != 0.0])
     else:
         g3 = gain_t.reshape(-1, 3, gain_t.shape[1])
         # largest eigenvalue of each source's 3x3 G_k^T G_k (= squared spectral norm)
         d = sym3_eigh(np.matmul(g3, g3.transpose(0, 2, 1)), vectors=False)[:, -1]
+    prior = _depth_prior_from_norms(d, exp, limit, fix_zeros=n_orient == 1)
+    if n_orient == 3:
+        prior = np.repeat(prior, 3)
+    return prior
+
+
+def _depth_prior_from_norms(
+    d: np.ndarray, exp: float, limit: float | None, fix_zeros: bool
+) -> np.ndarray:
+    """Depth prior per source from its squared gain norm ``d`` (MNE's limit and exponent).
+
+    ``fix_zeros``: zero norms take the smallest nonzero one (MNE does this for
+    fixed-orientation gains only).
+    """
+    d = np.array(d, dtype=np.float64)
+    if fix_zeros and np.any(d == 0):
+        d[d == 0.0] = np.min(d[d != 0.0])
     w = 1.0 / d
     if limit is not None:
         ws = np.sort(w)
@@ -671,10 +673,7 @@ def _depth_prior_rows(
             ind = np.where(ws > weight_limit * ws[0])[0][0]
             lim = ws[ind]
         w = np.minimum(w / lim, 1.0)
-    prior = w**exp
-    if n_orient == 3:
-        prior = np.repeat(prior, 3)
-    return prior
+    return w**exp
 
 
 def _parse_depth(depth):
@@ -808,34 +807,19 @@ def make_inverse_operator(
             f"{src.kind!r}; use loose=1 (free orientation)"
         )
 
-    # --- the gain transposed: one row per source component, so that the
-    # per-source 3x3 operations (depth prior, local frames) read contiguous rows
-    # and the whitened gain comes out in the tall layout the SVD and eLORETA use.
-    n_fwd_orient = 3 if fwd_orient == "free" else 1
-    gain_t = np.ascontiguousarray(gain.T)
-
-    # --- depth prior, computed on the unwhitened gain
-    depth_prior = None
-    if depth_opts is not None:
-        depth_prior = _depth_prior_rows(
-            gain_t, n_fwd_orient, depth_opts["exp"], depth_opts["limit"]
-        )
-
+    # --- orientation: columns in the operator's frame
     basis = None
     orient_prior = None
-    nn = np.asarray(src.nn, dtype=np.float64)
+    nn_unit = None
+    n_fwd_orient = 3 if fwd_orient == "free" else 1
     if loose == 0.0:
         n_orient, frame = 1, "normal"
         if fwd_orient == "free":
+            nn = np.asarray(src.nn, dtype=np.float64)
             nn_unit = nn / np.linalg.norm(nn, axis=1)[:, None]
-            gain_t = np.einsum("vk,vkc->vc", nn_unit, gain_t.reshape(n_src, 3, n_ch))
-            if depth_prior is not None:
-                depth_prior = depth_prior[2::3]
     elif loose < 1.0:
         n_orient, frame = 3, "local"
-        basis = normal_tangent_basis(nn)
-        # rows in the local frame: G_local^T[i, a] = sum_k basis[i, a, k] G^T[i, k]
-        gain_t = np.matmul(basis, gain_t.reshape(n_src, 3, n_ch)).reshape(-1, n_ch)
+        basis = normal_tangent_basis(np.asarray(src.nn, dtype=np.float64))
         orient_prior = np.ones(3 * n_src)
         orient_prior[0::3] = loose
         orient_prior[1::3] = loose
@@ -847,39 +831,78 @@ def make_inverse_operator(
     # rows beyond the rank are zero, so are the matching columns of the whitened
     # gain: the SVD runs on the n_nzero others.
     noise_eig, noise_eigvec, rank = eigh_whitening(cov_data, rank=rank, avg_ref=True)
-    whitener = whitener_from_eig(noise_eig, noise_eigvec)
-    gain_white_t = gain_t @ whitener.T  # (n_cols, n_ch), C order
-    del gain_t
+    whitener_t = np.ascontiguousarray(whitener_from_eig(noise_eig, noise_eigvec).T)
     keep = _nonzero_columns(noise_eig > 0)
     n_nzero = int(np.sum(noise_eig > 0))
 
-    source_std = np.ones(gain_white_t.shape[0])
-    if depth_prior is not None:
-        source_std *= depth_prior
-    if orient_prior is not None:
-        source_std *= orient_prior
-    source_std = np.sqrt(source_std)
-    if gain_white_t.shape[0] < n_nzero:  # fewer source components than channels
-        u, s, vt = svd_economy(gain_white_t.T * source_std)
-        scale = np.sqrt(n_nzero / np.sum(s**2))
-        source_std *= scale
-        sing, eigen_fields, eigen_leads = s * scale, u.T.copy(), vt.T.copy()
-    else:
-        # SVD of the whitened, weighted gain through its n_nzero^2 Gram matrix,
-        # scaled afterwards so that trace(G R G^T) = sum(s**2) = n_nzero
-        weighted_t = gain_white_t[:, keep] * source_std[:, None]
-        eigen_leads = np.zeros((gain_white_t.shape[0], n_ch))
-        u, s, _ = svd_gram(weighted_t, out=eigen_leads)
-        del weighted_t
-        scale = np.sqrt(n_nzero / np.sum(s**2))
-        source_std *= scale
-        sing = np.zeros(n_ch)
-        sing[:n_nzero] = s * scale
-        eigen_fields = np.zeros((n_ch, n_ch))
-        eigen_fields[:n_nzero, keep] = u.T
-        # null directions of the whitened data: the zero rows of the whitener
-        null = np.flatnonzero(noise_eig <= 0)
-        eigen_fields[n_nzero + np.arange(null.size), null] = 1.0
+    with WorkerPool(gain.size) as pool:
+        # The whitened gain in the tall layout (one row per source component),
+        # built per worker in cache-sized chunks of sources: transpose, depth
+        # Gram (unwhitened, free), rotation to the local frame or projection on
+        # the normal, whitening. No gain-sized temporary.
+        gain_white_t = np.empty((n_src * n_orient, n_ch))
+        gtg = np.empty((n_src, 3, 3)) if depth_opts is not None and n_fwd_orient == 3 else None
+        col_norm2 = np.empty(n_src) if depth_opts is not None and n_fwd_orient == 1 else None
+        parts = row_blocks(n_src, pool.n_workers)
+        chunk = max(64, CHUNK_BYTES // (8 * 3 * n_ch))
+
+        def whiten_part(i):
+            for lo in range(parts[i][0], parts[i][1], chunk):
+                hi = min(lo + chunk, parts[i][1])
+                g = np.ascontiguousarray(gain[:, lo * n_fwd_orient : hi * n_fwd_orient].T)
+                if gtg is not None:
+                    g3 = g.reshape(hi - lo, 3, n_ch)
+                    np.matmul(g3, g3.transpose(0, 2, 1), out=gtg[lo:hi])
+                elif col_norm2 is not None:
+                    col_norm2[lo:hi] = np.einsum("vc,vc->v", g, g)
+                if basis is not None:
+                    g = np.matmul(basis[lo:hi], g.reshape(hi - lo, 3, n_ch)).reshape(-1, n_ch)
+                elif nn_unit is not None:
+                    g = np.einsum("vk,vkc->vc", nn_unit[lo:hi], g.reshape(hi - lo, 3, n_ch))
+                np.matmul(g, whitener_t, out=gain_white_t[lo * n_orient : hi * n_orient])
+
+        pool.map(whiten_part, len(parts))
+
+        # --- depth prior, from the unwhitened gain
+        depth_prior = None
+        if depth_opts is not None:
+            if gtg is not None:  # squared spectral norm of each source's 3 columns
+                d = sym3_eigh(gtg, vectors=False)[:, -1]
+            else:
+                d = col_norm2
+            depth_prior = _depth_prior_from_norms(
+                d, depth_opts["exp"], depth_opts["limit"], fix_zeros=gtg is None
+            )
+            if n_orient == 3:
+                depth_prior = np.repeat(depth_prior, 3)
+
+        source_std = np.ones(gain_white_t.shape[0])
+        if depth_prior is not None:
+            source_std *= depth_prior
+        if orient_prior is not None:
+            source_std *= orient_prior
+        source_std = np.sqrt(source_std)
+        if gain_white_t.shape[0] < n_nzero:  # fewer source components than channels
+            u, s, vt = svd_economy(gain_white_t.T * source_std)
+            scale = np.sqrt(n_nzero / np.sum(s**2))
+            source_std *= scale
+            sing, eigen_fields, eigen_leads = s * scale, u.T.copy(), vt.T.copy()
+        else:
+            # SVD of the whitened, weighted gain through its n_nzero^2 Gram
+            # matrix, scaled afterwards so that trace(G R G^T) = sum(s**2) = n_nzero
+            eigen_leads = np.zeros((gain_white_t.shape[0], n_ch))
+            u, s, _ = svd_gram(
+                gain_white_t[:, keep], row_scale=source_std, out=eigen_leads, pool=pool
+            )
+            scale = np.sqrt(n_nzero / np.sum(s**2))
+            source_std *= scale
+            sing = np.zeros(n_ch)
+            sing[:n_nzero] = s * scale
+            eigen_fields = np.zeros((n_ch, n_ch))
+            eigen_fields[:n_nzero, keep] = u.T
+            # null directions of the whitened data: the zero rows of the whitener
+            null = np.flatnonzero(noise_eig <= 0)
+            eigen_fields[n_nzero + np.arange(null.size), null] = 1.0
     return InverseOperator(
         ch_names=ch_names,
         src=src,

@@ -10,8 +10,12 @@ All functions take plain numpy arrays (volts, volts squared) or any object with
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import numpy as np
 from scipy import linalg as scipy_linalg
+
+from ._system import thread_budget
 
 __all__ = [
     "average_reference_projector",
@@ -25,6 +29,9 @@ __all__ = [
     "svd_economy",
     "svd_gram",
     "sym3_eigh",
+    "row_blocks",
+    "run_workers",
+    "WorkerPool",
 ]
 
 
@@ -295,16 +302,22 @@ def svd_economy(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return scipy_linalg.svd(a, full_matrices=False, lapack_driver="gesvd")
 
 
-def svd_gram(at: np.ndarray, out: np.ndarray | None = None):
+def svd_gram(
+    at: np.ndarray,
+    row_scale: np.ndarray | None = None,
+    out: np.ndarray | None = None,
+    pool: WorkerPool | None = None,
+):
     """Economy SVD of a wide matrix ``a``, given as its tall transpose, via the Gram matrix.
 
-    For ``a = at.T`` of shape (m, n), ``m <= n`` (channels x source components):
-    ``a a^T = at^T at`` (one symmetric product, m^2 n flops), an m x m ``eigh``
-    giving ``u``, then ``v = at @ u`` (2 m^2 n flops) with each column divided by
-    its norm, which is taken as the singular value. LAPACK's ``gesdd`` on the
-    same matrix does ~6 m^2 n flops, much of it in memory-bound QR panels, and is
-    5-15x slower here (benchmarks/README.md). The tall layout (source components
-    as rows) is the one the per-source 3x3 operations of the inverse need.
+    For ``a = (row_scale[:, None] * at).T`` of shape (m, n), ``m <= n``
+    (channels x source components): ``a a^T`` (symmetric products over
+    cache-sized row chunks, m^2 n flops), an m x m ``eigh`` giving ``u``, then
+    ``v = at_scaled @ u`` (2 m^2 n flops) with each column divided by its norm,
+    which is taken as the singular value. The row scaling (source weights) is
+    applied chunk by chunk, so the weighted matrix is never stored. LAPACK's
+    ``gesdd`` on the same matrix does ~6 m^2 n flops, much of it in
+    memory-bound QR panels, and is 5-15x slower here (benchmarks/README.md).
 
     Precision. ``u`` is orthonormal and ``u @ diag(s) @ v.T`` reproduces ``a``
     to rounding (``u u^T = I``), whatever the conditioning. The singular values
@@ -321,10 +334,15 @@ def svd_gram(at: np.ndarray, out: np.ndarray | None = None):
     Parameters
     ----------
     at : ndarray, shape (n, m)
-        The transposed wide matrix, ``n >= m``.
+        The transposed wide matrix, ``n >= m`` (rows may be strided, e.g. a
+        column slice of a wider array).
+    row_scale : ndarray, shape (n,) | None
+        Scale of each row of ``at`` (None: 1).
     out : ndarray, shape (n, k), k >= m | None
         Optional C-ordered output for ``v``: its first ``m`` columns receive
         ``v``, the others are left alone.
+    pool : WorkerPool | None
+        Workers to share the row blocks (default: a pool sized for ``at``).
 
     Returns
     -------
@@ -340,23 +358,43 @@ def svd_gram(at: np.ndarray, out: np.ndarray | None = None):
     n, m = at.shape
     if m > n:
         raise ValueError(f"svd_gram needs a tall matrix (the wide one transposed), got {at.shape}")
-    gram = at.T @ at
-    _, u = scipy_linalg.eigh(gram, overwrite_a=True, check_finite=False)
-    u = u[:, ::-1]
-    if out is None:
-        v = at @ u
-    else:
-        v = out[:, :m]
-        np.matmul(at, u, out=v)
-    s = np.sqrt(np.einsum("ij,ij->j", v, v))
+    with nullcontext(pool) if pool is not None else WorkerPool(at.size) as pool:
+        parts = row_blocks(n, pool.n_workers)
+        chunk = max(64, CHUNK_BYTES // (8 * m))
+
+        def gram_part(i):
+            g = np.zeros((m, m))
+            for lo in range(parts[i][0], parts[i][1], chunk):
+                hi = min(lo + chunk, parts[i][1])
+                x = at[lo:hi] if row_scale is None else at[lo:hi] * row_scale[lo:hi, None]
+                g += x.T @ x
+            return g
+
+        gram = np.sum(pool.map(gram_part, len(parts)), axis=0)
+        _, u = scipy_linalg.eigh(gram, overwrite_a=True, check_finite=False)
+        u = np.ascontiguousarray(u[:, ::-1])
+        v = np.empty((n, m)) if out is None else out[:, :m]
+
+        def v_part(i):
+            lo, hi = parts[i]
+            np.matmul(at[lo:hi], u, out=v[lo:hi])
+            if row_scale is not None:
+                v[lo:hi] *= row_scale[lo:hi, None]
+            return np.einsum("ij,ij->j", v[lo:hi], v[lo:hi])
+
+        s = np.sqrt(np.sum(pool.map(v_part, len(parts)), axis=0))
+        inv_s = np.zeros_like(s)
+        inv_s[s > 0] = 1.0 / s[s > 0]
+
+        def scale_part(i):
+            v[parts[i][0] : parts[i][1]] *= inv_s
+
+        pool.map(scale_part, len(parts))
     order = np.argsort(-s, kind="stable")
     if np.any(order != np.arange(m)):
         u, s = u[:, order], s[order]
         v[...] = v[:, order]
-    inv_s = np.zeros_like(s)
-    inv_s[s > 0] = 1.0 / s[s > 0]
-    v *= inv_s
-    return np.ascontiguousarray(u), s, v
+    return u, s, v
 
 
 def sym3_eigh(a: np.ndarray, vectors: bool = True, max_sweeps: int = 12):
@@ -475,3 +513,118 @@ def regularized_inverse_singular_values(sing: np.ndarray, rank: int, lambda2: fl
     s = sing[:rank]
     out[:rank] = np.where(s > 0, s / (s**2 + lambda2), 0.0)
     return out
+
+
+# ---------------------------------------------------------------------------
+# row-block parallelism
+#
+# OpenBLAS's own threads split the *output* of a product and meet at barriers
+# where idle threads spin; on a shared, oversubscribed machine (more runnable
+# threads than cores) a descheduled BLAS thread stalls the others, and products
+# with a small output (the r x r Gram of a tall matrix: 64 x 64 from 64 x 30 726)
+# ran 5-20x slower with 2 BLAS threads than with one (benchmarks/README.md).
+# Here each worker owns a contiguous block of rows of the tall operand and runs
+# single-threaded BLAS on it; the only synchronisation is the join.
+
+# Products touching fewer values than this run on the calling thread.
+PARALLEL_MIN_VALUES = 500_000
+# Row chunks of about this size stay in the (L2/L3) cache between the steps
+# applied to them.
+CHUNK_BYTES = 1 << 20
+
+
+def run_workers(run, n_workers: int) -> None:
+    """Call ``run(worker)`` for ``worker in range(n_workers)``, on threads when several.
+
+    Each thread runs single-threaded BLAS: the workers replace BLAS's own
+    threading (pass ``n_workers`` from :func:`exgsrc._system.thread_budget`,
+    which is 1 inside another worker, so nested calls run serially).
+
+    Parameters
+    ----------
+    run : callable
+        ``run(worker_index)``; exceptions propagate.
+    n_workers : int
+    """
+    if n_workers <= 1:
+        run(0)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(n_workers) as pool:
+        list(pool.map(run, range(n_workers)))
+
+
+def row_blocks(n_rows: int, n_parts: int, align: int = 1) -> list[tuple[int, int]]:
+    """Contiguous ``(start, stop)`` row ranges, boundaries on multiples of ``align``.
+
+    Parameters
+    ----------
+    n_rows : int
+        Multiple of ``align``.
+    n_parts : int
+    align : int
+        E.g. 3 so that the three rows of a source stay together.
+
+    Returns
+    -------
+    list of (int, int)
+        Non-empty ranges covering ``range(n_rows)``.
+    """
+    units = n_rows // align
+    n_parts = max(1, min(int(n_parts), units))
+    bounds = (np.linspace(0, units, n_parts + 1).round().astype(int) * align).tolist()
+    return [(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
+
+
+def _n_workers(values: int, n_workers: int | None) -> int:
+    if n_workers is None:
+        n_workers = 1 if values < PARALLEL_MIN_VALUES else thread_budget()
+    return max(1, int(n_workers))
+
+
+class WorkerPool:
+    """Reusable workers for several parallel phases (one thread pool, BLAS at 1 thread).
+
+    ``with WorkerPool(values) as pool: pool.map(fn, n)`` calls ``fn(i)`` for
+    ``i in range(n)`` and returns the results in order; with one worker (small
+    problems, or a BLAS limit of 1) everything runs on the calling thread and
+    BLAS keeps its own threading.
+
+    Parameters
+    ----------
+    values : int
+        Size of the work (number of matrix entries); below
+        ``PARALLEL_MIN_VALUES`` one worker is used.
+    n_workers : int | None
+        Force a worker count.
+    """
+
+    def __init__(self, values: int, n_workers: int | None = None):
+        self.n_workers = _n_workers(values, n_workers)
+        self._pool = None
+        self._limits = nullcontext()
+
+    def __enter__(self):
+        if self.n_workers > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            from threadpoolctl import threadpool_limits
+
+            self._limits = threadpool_limits(1, user_api="blas")
+            self._pool = ThreadPoolExecutor(self.n_workers)
+        return self
+
+    def __exit__(self, *exc):
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._limits.__exit__(*exc)
+        return False
+
+    def map(self, fn, n: int) -> list:
+        """``[fn(i) for i in range(n)]``, in parallel when there are workers."""
+        if self._pool is None:
+            return [fn(i) for i in range(n)]
+        return list(self._pool.map(fn, range(n)))
