@@ -1003,29 +1003,10 @@ def prepare_inverse(
         k_rows, eloreta_info = compute_eloreta_kernel(
             inv, lambda2, white_proj, np.sqrt(1.0 / scale), eloreta_options
         )
-        noise_norm = None
     else:
-        source_cov = inv.source_cov * scale
-        reginv = regularized_inverse_singular_values(inv.sing, inv.rank, lambda2)
-        trans = (inv.eigen_fields * reginv[:, None]) @ white_proj
-        k_rows = (inv.eigen_leads @ trans) * np.sqrt(source_cov)[:, None]
-        noise_norm = None
-        if method in ("dSPM", "sLORETA"):
-            if method == "dSPM":
-                weight = reginv
-            else:
-                weight = reginv * np.sqrt(1.0 + inv.sing**2 / lambda2)
-            nn2 = source_cov * np.sum((inv.eigen_leads * weight) ** 2, axis=1)
-            if inv.n_orient == 3:
-                nn2 = nn2.reshape(-1, 3).sum(axis=1)
-            noise_norm = 1.0 / np.sqrt(nn2)
+        k_rows = _minimum_norm_kernel(inv, scale, lambda2, white_proj, method)
 
     kernel, n_orient, combine = _orient_kernel(inv, k_rows, pick_ori)
-    if noise_norm is not None:
-        if n_orient == 3:
-            kernel *= np.repeat(noise_norm, 3)[:, None]
-        else:
-            kernel *= noise_norm[:, None]
     return PreparedInverse(
         kernel=np.ascontiguousarray(kernel, dtype=_check_dtype(dtype)),
         n_orient=n_orient,
@@ -1059,6 +1040,49 @@ def _orient_kernel(inv: InverseOperator, k: np.ndarray, pick_ori):
     if inv.frame == "local":
         k3 = np.einsum("vak,vac->vkc", inv.basis, k3)
     return k3.reshape(3 * n_src, n_ch), 3, False
+
+
+def _minimum_norm_kernel(inv, scale, lambda2, white_proj, method):
+    """MNE/dSPM/sLORETA kernel rows in the operator's frame, noise-normalised.
+
+    ``K = diag(sqrt(source_cov)) V diag(reginv) U^T W P``, only the ``rank``
+    leading singular components (the others have ``reginv = 0``), computed per
+    block of sources on the workers together with the noise normalisation
+    (dSPM: ``1 / ||row of diag(sqrt(source_cov)) V diag(reginv)||`` per source,
+    sLORETA with ``reginv * sqrt(1 + s**2 / lambda2)``), so the kernel is
+    written once and no (n_components, n_channels) temporary is formed.
+    """
+    source_cov = inv.source_cov * scale
+    reginv = regularized_inverse_singular_values(inv.sing, inv.rank, lambda2)
+    r = min(int(inv.rank), reginv.size)
+    trans = (inv.eigen_fields[:r] * reginv[:r, None]) @ white_proj
+    weight2 = None
+    if method == "dSPM":
+        weight2 = reginv[:r] ** 2
+    elif method == "sLORETA":
+        weight2 = reginv[:r] ** 2 * (1.0 + inv.sing[:r] ** 2 / lambda2)
+    leads = inv.eigen_leads
+    n_rows, n_orient = leads.shape[0], inv.n_orient
+    kernel = np.empty((n_rows, white_proj.shape[1]))
+    with WorkerPool(kernel.size) as pool:
+        parts = row_blocks(n_rows, pool.n_workers, align=n_orient)
+        chunk = max(n_orient, (CHUNK_BYTES // (8 * leads.shape[1])) // n_orient * n_orient)
+
+        def part(i):
+            for lo in range(parts[i][0], parts[i][1], chunk):
+                hi = min(lo + chunk, parts[i][1])
+                v = leads[lo:hi, :r]
+                row_scale = np.sqrt(source_cov[lo:hi])
+                if weight2 is not None:
+                    nn2 = source_cov[lo:hi] * ((v * v) @ weight2)
+                    if n_orient == 3:
+                        nn2 = np.repeat(nn2.reshape(-1, 3).sum(axis=1), 3)
+                    row_scale /= np.sqrt(nn2)
+                np.matmul(v, trans, out=kernel[lo:hi])
+                kernel[lo:hi] *= row_scale[:, None]
+
+        pool.map(part, len(parts))
+    return kernel
 
 
 # ---------------------------------------------------------------------------
