@@ -1068,7 +1068,7 @@ def _minimum_norm_kernel(inv, scale, lambda2, white_proj, method):
         parts = row_blocks(n_rows, pool.n_workers, align=n_orient)
         chunk = max(n_orient, (CHUNK_BYTES // (8 * leads.shape[1])) // n_orient * n_orient)
 
-        def part(i):
+        def kernel_part(i):
             for lo in range(parts[i][0], parts[i][1], chunk):
                 hi = min(lo + chunk, parts[i][1])
                 v = leads[lo:hi, :r]
@@ -1081,7 +1081,7 @@ def _minimum_norm_kernel(inv, scale, lambda2, white_proj, method):
                 np.matmul(v, trans, out=kernel[lo:hi])
                 kernel[lo:hi] *= row_scale[:, None]
 
-        pool.map(part, len(parts))
+        pool.map(kernel_part, len(parts))
     return kernel
 
 
