@@ -1,89 +1,63 @@
 """Benchmark: exgsrc inverse vs MNE-Python, side by side.
 
-Run: ``.venv/bin/python benchmarks/bench_inverse.py [--grade 3] [--n-times 60000]``
+Run::
 
-Prints, for a 64-channel sphere model and an ico source space:
-- operator construction (loose 0.2 and fixed),
-- apply on 64 ch x 60 000 samples for dSPM fixed and sLORETA free
-  (ours: prepare once + apply; MNE: ``apply_inverse_raw``),
-- eLORETA on an evoked (loose 0.2),
-and the throughput of our apply relative to one plain ``kernel @ data``
-matrix product of the same shape (the goal is >= 80 %).
+    .venv/bin/python benchmarks/bench_inverse.py --grade 5 --channels 64 128 256 \
+        [--n-times 10000] [--repeat 5] [--sections operator eloreta apply] [--threads N]
 
-Short steps are timed round-robin (best of ``max(7, --repeat)``), the long-data
-rows back to back per callable (best of ``--repeat``); see ``_back_to_back``.
+For a sphere model (biosemi 64/128/256 montage) and an ico source space
+(grade 5: 10 242 sources), per channel count:
+
+* ``operator``: ``make_inverse_operator`` loose 0.2 and fixed, ours vs MNE,
+  round-robin (warm-up, then ``--repeat`` rounds), with the relative error of
+  the MNE, dSPM and sLORETA estimates on an evoked against MNE's;
+* ``eloreta``: eLORETA on an evoked (64-256 ch x 300 samples, loose 0.2):
+  weight fit + kernel + apply on both sides;
+* ``apply``: dSPM fixed (float64 and float32) and sLORETA free on
+  ``--n-times`` samples against one plain ``kernel @ data`` of the same shape and
+  MNE's ``apply_inverse_raw``. Each callable is timed back to back (its own
+  steady state) in two forms: ``fresh`` (a new output array per call, as
+  ``prep.apply(data)`` and MNE do) and ``reuse`` (into one preallocated ``out``
+  buffer; no page faults). With ``--first-call``, the first call of each
+  contender is also timed in its own new process (``first``): the cost of
+  touching memory the process never had, which on this virtual machine includes
+  the hypervisor backing the pages (see benchmarks/README.md).
+
+Every row prints median (min) in ms and the ratio of medians; the whole run is
+written to ``benchmarks/results/bench_inverse_<date>_<host>.json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as bc  # noqa: E402
 
-def _best(fn, repeat):
-    best = np.inf
-    out = None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
+LAMBDA2 = 1.0 / 9.0
 
 
-def _interleaved(fns, repeat):
-    """Best time of each callable, run round-robin so machine load hits all alike."""
-    best = [np.inf] * len(fns)
-    for _ in range(repeat):
-        for i, fn in enumerate(fns):
-            t0 = time.perf_counter()
-            res = fn()
-            best[i] = min(best[i], time.perf_counter() - t0)
-            del res
-    return best
-
-
-def _back_to_back(fns, repeat):
-    """Best time of each callable over ``repeat`` consecutive calls of that callable.
-
-    For the long-data rows, which allocate and free 0.3-2 GB per call: on this
-    kind of virtual machine, freeing ~1 GB keeps the kernel busy on one core for
-    a moment, and round-robin timing charged that to whichever call came next
-    (our sLORETA apply took 260 ms right after a plain ``kernel @ data`` had freed
-    its 0.9 GB, 215 ms after a pause). Consecutive calls of one callable pay
-    only for their own memory, as a user's repeated calls would.
-    """
-    return [_best(fn, repeat)[0] for fn in fns]
-
-
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--grade", type=int, default=3, help="ico grade of the source space")
-    ap.add_argument("--n-times", type=int, default=60_000)
-    ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument(
-        "--threads", type=int, default=None, help="limit BLAS threads (threadpoolctl), both sides"
-    )
-    args = ap.parse_args()
-
+def build_case(grade: int, n_channels: int, n_times: int, seed: int = 0) -> dict:
+    """MNE and exgsrc versions of the same forward, covariance and data."""
     import mne
     from mne.surface import _get_ico_surface
 
     from exgsrc.forward import Forward
-    from exgsrc.inverse import make_inverse_operator, prepare_inverse
     from exgsrc.source_space import SourceSpace
 
     mne.set_log_level("error")
-    if args.threads is not None:  # after the imports: limits only reach loaded libraries
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(args.threads)
-    unit = _get_ico_surface(args.grade)["rr"]
+    unit = _get_ico_surface(grade)["rr"]
     rr = unit * 0.06 + np.array([0.0, 0.0, 0.04])
     src = mne.setup_volume_source_space(pos=dict(rr=rr, nn=unit), sphere=(0, 0, 0.04, 0.09))
-    pos = mne.channels.make_standard_montage("biosemi64").get_positions()["ch_pos"]
+    pos = mne.channels.make_standard_montage(f"biosemi{n_channels}").get_positions()["ch_pos"]
     names = list(pos)
     info = mne.create_info(names, 1000.0, "eeg")
     info.set_montage(mne.channels.make_dig_montage(pos, coord_frame="head"))
@@ -92,7 +66,7 @@ def main():
         mne.make_forward_solution(info, trans=None, src=src, bem=sphere), surf_ori=True
     )
     n = len(names)
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, n)) @ rng.standard_normal((n, 5000)) * 1e-6
     cov_data = x @ x.T / x.shape[1]
     cov = mne.Covariance(cov_data, names, [], [], x.shape[1] - 1)
@@ -104,112 +78,283 @@ def main():
         SourceSpace(s["rr"][s["vertno"]], s["nn"][s["vertno"]], kind="discrete"),
         "free",
     )
-    raw_data = rng.standard_normal((n, args.n_times)) * 1e-6
+    raw_data = rng.standard_normal((n, n_times)) * 1e-6
     raw = mne.io.RawArray(raw_data, info)
     raw.set_eeg_reference(projection=True)
-    lam = 1.0 / 9.0
-    rows = []
+    evoked = mne.EvokedArray(raw_data[:, :300].copy(), raw.info, nave=30)
+    return dict(
+        fwd=fwd, cov=cov, cov_data=cov_data, ours_fwd=ours_fwd, raw=raw, raw_data=raw_data,
+        evoked=evoked, n_channels=n, n_sources=ours_fwd.n_sources,
+    )  # fmt: skip
 
-    def row(name, t_ours, t_mne, extra=""):
-        rows.append((name, t_ours, t_mne, extra))
-        print(
-            f"{name:<38s} ours {t_ours * 1e3:9.1f} ms   MNE {t_mne * 1e3:9.1f} ms   "
-            f"MNE/ours {t_mne / t_ours:6.2f}x  {extra}",
-            flush=True,
-        )
 
-    # steps of ~0.1 s jitter by 2-3x on a shared virtual machine: more repeats for them
-    short_repeat = max(7, args.repeat)
-    print(f"load average {os.getloadavg()}, {os.cpu_count()} CPUs")
-    print(
-        f"64 ch, {ours_fwd.n_sources} sources (ico {args.grade}), "
-        f"{args.n_times} samples; best of {args.repeat} (of {short_repeat} for operator "
-        "construction and eLORETA)"
+def _rel_err(a, b) -> float:
+    return float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
+
+
+def _operators(case, loose):
+    import mne
+
+    from exgsrc.inverse import make_inverse_operator
+
+    fixed = loose == 0.0
+    inv = make_inverse_operator(case["ours_fwd"], case["cov_data"], loose=loose, fixed=fixed)
+    minv = mne.minimum_norm.make_inverse_operator(
+        case["raw"].info, case["fwd"], case["cov"], loose=loose, fixed=True if fixed else "auto"
     )
-    # --- operator construction
+    return inv, minv
+
+
+def bench_operator(case, args, out):
+    import mne
+
+    from exgsrc.inverse import make_inverse_operator, prepare_inverse
+
     for loose in (0.2, 0.0):
         fixed = loose == 0.0
-        t_o, t_m = _interleaved(
-            [
-                lambda loose=loose, fixed=fixed: make_inverse_operator(
-                    ours_fwd, cov_data, loose=loose, depth=0.8, fixed=fixed
+        res = bc.interleaved(
+            {
+                "exgsrc": lambda loose=loose, fixed=fixed: make_inverse_operator(
+                    case["ours_fwd"], case["cov_data"], loose=loose, depth=0.8, fixed=fixed
                 ),
-                lambda loose=loose, fixed=fixed: mne.minimum_norm.make_inverse_operator(
-                    raw.info, fwd, cov, loose=loose, depth=0.8, fixed=True if fixed else "auto"
+                "mne": lambda loose=loose, fixed=fixed: mne.minimum_norm.make_inverse_operator(
+                    case["raw"].info,
+                    case["fwd"],
+                    case["cov"],
+                    loose=loose,
+                    depth=0.8,
+                    fixed=True if fixed else "auto",
                 ),
-            ],
-            short_repeat,
-        )
-        row(f"make_inverse_operator loose={loose}", t_o, t_m)
-
-    # --- long data: ours (float64, float32), MNE apply_inverse_raw, plain matmuls
-    d32 = raw_data.astype(np.float32)
-    for label, loose, method in (("dSPM fixed", 0.0, "dSPM"), ("sLORETA free", 1.0, "sLORETA")):
-        fixed = loose == 0.0
-        inv = make_inverse_operator(ours_fwd, cov_data, loose=loose, fixed=fixed)
-        minv = mne.minimum_norm.make_inverse_operator(
-            raw.info, fwd, cov, loose=loose, fixed=True if fixed else "auto"
-        )
-        t_prep, prep = _best(
-            lambda inv=inv, method=method: prepare_inverse(inv, 1, lam, method), short_repeat
-        )
-        prep32 = prepare_inverse(inv, 1, lam, method, dtype=np.float32)
-        k, k32 = prep.kernel, prep32.kernel
-        t_apply, t_mne, t_mm = _back_to_back(
-            [
-                lambda p=prep: p.apply(raw_data),
-                lambda minv=minv, method=method: mne.minimum_norm.apply_inverse_raw(
-                    raw, minv, lam, method
-                ),
-                lambda k=k: k @ raw_data,
-            ],
+            },
             args.repeat,
+            args.warmup,
         )
-        t32, t32_mm = _back_to_back(
-            [lambda p=prep32: p.apply(raw_data), lambda k=k32: k @ d32], args.repeat
-        )
-        head = raw_data[:, :2000]
-        ref = mne.minimum_norm.apply_inverse_raw(raw, minv, lam, method, stop=2000).data
-        err = np.max(np.abs(prep.apply(head) - ref)) / np.max(np.abs(ref))
-        err32 = np.max(np.abs(prep32.apply(head) - ref)) / np.max(np.abs(ref))
-        row(
-            f"apply {label} (prepare {t_prep * 1e3:.0f} ms)",
-            t_apply + t_prep,
-            t_mne,
-            f"apply-only vs plain matmul {k.shape[0]}x{k.shape[1]} @ data: "
-            f"{t_apply * 1e3:.1f} vs {t_mm * 1e3:.1f} ms -> throughput "
-            f"{100 * t_mm / t_apply:.0f}%; rel err {err:.1e}",
-        )
-        row(
-            f"apply {label} float32",
-            t32,
-            t_mne,
-            f"vs plain float32 matmul {t32_mm * 1e3:.1f} ms -> throughput "
-            f"{100 * t32_mm / t32:.0f}%; rel err {err32:.1e}",
-        )
+        inv, minv = _operators(case, loose)
+        ev = case["evoked"]
+        errs = {}
+        for method in ("MNE", "dSPM", "sLORETA"):
+            ref = mne.minimum_norm.apply_inverse(ev, minv, LAMBDA2, method).data
+            errs[method] = _rel_err(
+                prepare_inverse(inv, ev.nave, LAMBDA2, method).apply(ev.data), ref
+            )
+        name = f"make_inverse_operator loose={loose}"
+        bc.print_row(
+            name, res["exgsrc"], res["mne"],
+            extra="rel err " + " ".join(f"{k} {v:.1e}" for k, v in errs.items()),
+        )  # fmt: skip
+        out.append(_record("operator", name, case, res, rel_err=errs, loose=loose))
 
-    # --- eLORETA on an evoked (weight fit + apply, both sides)
-    ev = mne.EvokedArray(raw_data[:, :300], raw.info, nave=30)
-    inv = make_inverse_operator(ours_fwd, cov_data, loose=0.2)
-    minv = mne.minimum_norm.make_inverse_operator(raw.info, fwd, cov, loose=0.2)
-    t_o, t_m = _interleaved(
-        [
-            lambda: prepare_inverse(inv, 30, lam, "eLORETA").apply(ev.data),
-            lambda: mne.minimum_norm.apply_inverse(ev, minv, lam, "eLORETA"),
-        ],
-        short_repeat,
+
+def bench_eloreta(case, args, out):
+    import mne
+
+    from exgsrc.inverse import prepare_inverse
+
+    ev = case["evoked"]
+    for loose in args.eloreta_loose:
+        inv, minv = _operators(case, loose)
+        res = bc.interleaved(
+            {
+                "exgsrc": lambda inv=inv: prepare_inverse(inv, ev.nave, LAMBDA2, "eLORETA").apply(
+                    ev.data
+                ),
+                "mne": lambda minv=minv: mne.minimum_norm.apply_inverse(
+                    ev, minv, LAMBDA2, "eLORETA"
+                ),
+            },
+            args.eloreta_repeat,
+            args.warmup,
+        )
+        prep = prepare_inverse(inv, ev.nave, LAMBDA2, "eLORETA")
+        err = _rel_err(
+            prep.apply(ev.data), mne.minimum_norm.apply_inverse(ev, minv, LAMBDA2, "eLORETA").data
+        )
+        info = prep.eloreta_info
+        name = f"eLORETA loose={loose} evoked ({case['n_channels']} x {ev.data.shape[1]})"
+        bc.print_row(
+            name, res["exgsrc"], res["mne"],
+            extra=f"iterations {info['n_iter']}, rel err {err:.1e}",
+        )  # fmt: skip
+        out.append(
+            _record("eloreta", name, case, res, rel_err={"eLORETA": err}, loose=loose,
+                    n_iter=info["n_iter"])
+        )  # fmt: skip
+
+
+def _apply_contenders(case, label):
+    """Callables of one apply row: name -> (fresh-output callable, reuse-output callable|None)."""
+    import mne
+
+    from exgsrc.inverse import prepare_inverse
+
+    loose, method, dtype = {
+        "dSPM fixed float64": (0.0, "dSPM", np.float64),
+        "dSPM fixed float32": (0.0, "dSPM", np.float32),
+        "sLORETA free float64": (1.0, "sLORETA", np.float64),
+    }[label]
+    inv, minv = _operators(case, loose)
+    prep = prepare_inverse(inv, 1, LAMBDA2, method, dtype=dtype)
+    data = case["raw_data"]
+    data_cast = data.astype(dtype)
+    k = prep.kernel
+    # the plain product of the same shape: kernel rows x data, in the kernel's dtype
+    shape = (prep.n_sources, data.shape[1])
+    buf = np.empty(shape, dtype=dtype)
+    buf_mm = np.empty((k.shape[0], data.shape[1]), dtype=dtype)
+    fns = {
+        "exgsrc": (lambda: prep.apply(data), lambda: prep.apply(data, out=buf)),
+        "matmul": (lambda: k @ data_cast, lambda: np.matmul(k, data_cast, out=buf_mm)),
+        "mne": (
+            lambda: mne.minimum_norm.apply_inverse_raw(case["raw"], minv, LAMBDA2, method),
+            None,
+        ),
+    }
+    head = data[:, :2000]
+    ref = mne.minimum_norm.apply_inverse_raw(case["raw"], minv, LAMBDA2, method, stop=2000).data
+    err = _rel_err(prep.apply(head), ref)
+    return fns, err, k.shape
+
+
+APPLY_ROWS = ("dSPM fixed float64", "dSPM fixed float32", "sLORETA free float64")
+
+
+def bench_apply(case, args, out):
+    for label in APPLY_ROWS:
+        fns, err, kshape = _apply_contenders(case, label)
+        fresh = bc.back_to_back({k: v[0] for k, v in fns.items()}, args.repeat, args.warmup)
+        reuse = bc.back_to_back(
+            {k: v[1] for k, v in fns.items() if v[1] is not None}, args.repeat, args.warmup
+        )
+        first = {}
+        if args.first_call:
+            for name in ("exgsrc", "matmul"):
+                first[name] = _first_call_subprocess(args, case["n_channels"], label, name)
+        del fns
+        name = f"apply {label} ({case['n_channels']} ch x {args.n_times})"
+        r_fresh = fresh["exgsrc"]["median"] / fresh["matmul"]["median"]
+        r_reuse = reuse["exgsrc"]["median"] / reuse["matmul"]["median"]
+        bc.print_row(name + " fresh", fresh["exgsrc"], fresh["mne"], extra=f"rel err {err:.1e}")
+        bc.print_row(
+            name + " fresh", fresh["exgsrc"], fresh["matmul"], ref_name="matmul",
+            extra=f"exgsrc/matmul {r_fresh:.2f}",
+        )  # fmt: skip
+        bc.print_row(
+            name + " reuse out", reuse["exgsrc"], reuse["matmul"], ref_name="matmul",
+            extra=f"exgsrc/matmul {r_reuse:.2f}",
+        )  # fmt: skip
+        if first:
+            print(
+                f"{name} first call in a new process: exgsrc "
+                + ", ".join(f"{t * 1e3:.0f}" for t in first["exgsrc"])
+                + " ms; matmul "
+                + ", ".join(f"{t * 1e3:.0f}" for t in first["matmul"])
+                + " ms",
+                flush=True,
+            )
+        out.append(
+            _record(
+                "apply", name, case, fresh, rel_err={label.split()[0]: err},
+                kernel_shape=list(kshape), reuse=reuse, first_call=first,
+                exgsrc_over_matmul={"fresh": r_fresh, "reuse": r_reuse},
+            )
+        )  # fmt: skip
+
+
+def _first_call_subprocess(args, n_channels, label, who, rounds=2):
+    """First-call times of ``who`` in ``rounds`` new processes."""
+    times = []
+    for _ in range(rounds):
+        cmd = [
+            sys.executable, __file__, "--grade", str(args.grade), "--channels", str(n_channels),
+            "--n-times", str(args.n_times), "--_first-call", f"{label}|{who}",
+        ]  # fmt: skip
+        if args.threads is not None:
+            cmd += ["--threads", str(args.threads)]
+        res = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        times.append(json.loads(res.stdout.strip().splitlines()[-1])["first"])
+    return times
+
+
+def _first_call_child(args):
+    label, who = args.first_call_child.split("|")
+    case = build_case(args.grade, args.channels[0], args.n_times)
+    fns, _, _ = _apply_contenders(case, label)
+    fn = fns[who][0]
+    t0 = time.perf_counter()
+    res = fn()
+    dt = time.perf_counter() - t0
+    del res
+    print(json.dumps({"first": dt}))
+
+
+def _record(section, name, case, res, **extra):
+    rec = {
+        "section": section,
+        "name": name,
+        "n_channels": case["n_channels"],
+        "n_sources": case["n_sources"],
+        "timings": res,
+        "ratio_median": res["mne"]["median"] / res["exgsrc"]["median"],
+        "ratio_min": res["mne"]["min"] / res["exgsrc"]["min"],
+        "load_average": bc.load_average(),
+    }
+    rec.update(extra)
+    return rec
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--grade", type=int, default=5, help="ico grade of the source space")
+    ap.add_argument("--channels", type=int, nargs="+", default=[64], choices=(64, 128, 256))
+    ap.add_argument("--n-times", type=int, default=10_000, help="samples of the apply rows")
+    ap.add_argument("--repeat", type=int, default=5, help="timed rounds (after --warmup)")
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--eloreta-repeat", type=int, default=None, help="default: --repeat")
+    ap.add_argument("--eloreta-loose", type=float, nargs="+", default=[0.2])
+    ap.add_argument(
+        "--sections", nargs="+", default=["operator", "eloreta", "apply"],
+        choices=("operator", "eloreta", "apply"),
+    )  # fmt: skip
+    ap.add_argument("--first-call", action="store_true", help="also time first calls (apply)")
+    ap.add_argument(
+        "--threads", type=int, default=None, help="limit BLAS threads (threadpoolctl), both sides"
     )
-    prep = prepare_inverse(inv, 30, lam, "eLORETA")
-    sol = prep.apply(ev.data)
-    stc = mne.minimum_norm.apply_inverse(ev, minv, lam, "eLORETA")
-    err = np.max(np.abs(sol - stc.data)) / np.max(np.abs(stc.data))
-    info_ = prep.eloreta_info
-    row(
-        "eLORETA loose=0.2 evoked (64 x 300)",
-        t_o,
-        t_m,
-        f"iterations {info_['n_iter']}, final change {info_['delta']:.1e}, rel err {err:.1e}",
-    )
+    ap.add_argument("--_first-call", dest="first_call_child", default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.eloreta_repeat is None:
+        args.eloreta_repeat = args.repeat
+
+    import mne  # noqa: F401  (loaded before threadpool_limits, which only reaches loaded libraries)
+
+    import exgsrc.inverse  # noqa: F401
+
+    if args.threads is not None:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(args.threads)
+    if args.first_call_child:
+        _first_call_child(args)
+        return
+
+    print(f"load average {bc.load_average()}, {os.cpu_count()} CPUs", flush=True)
+    results = []
+    for n_ch in args.channels:
+        t0 = time.perf_counter()
+        case = build_case(args.grade, n_ch, args.n_times)
+        print(
+            f"--- {case['n_channels']} ch, {case['n_sources']} sources (ico {args.grade}); "
+            f"median (min) of {args.repeat} after {args.warmup} warm-up "
+            f"(setup {time.perf_counter() - t0:.1f} s, load {bc.load_average()})",
+            flush=True,
+        )
+        if "operator" in args.sections:
+            bench_operator(case, args, results)
+        if "eloreta" in args.sections:
+            bench_eloreta(case, args, results)
+        if "apply" in args.sections:
+            bench_apply(case, args, results)
+        del case
+    bc.write_json("bench_inverse", vars(args), results)
 
 
 if __name__ == "__main__":

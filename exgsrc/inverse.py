@@ -28,11 +28,17 @@ import numpy as np
 from ._system import thread_budget
 from .eloreta import compute_eloreta_kernel
 from .linalg import (
+    CHUNK_BYTES,
+    WorkerPool,
     average_reference_projector,
     eigh_whitening,
     normal_tangent_basis,
     regularized_inverse_singular_values,
+    row_blocks,
+    run_workers,
     svd_economy,
+    svd_gram,
+    sym3_eigh,
     whitener_from_eig,
 )
 from .source_space import SourceSpace
@@ -248,10 +254,12 @@ _INVERSE_ARRAY_DIMS = {
 }
 
 
-# Tiling of the free-orientation apply (PreparedInverse.apply), tuned with
-# benchmarks/bench_inverse.py on 642-10 242 sources x 64 channels.
-_SOURCES_PER_PART = 96
-_PRODUCT_BLOCK_BYTES = 16 << 20
+# Tiling of the free-orientation apply (PreparedInverse.apply): parts of 48
+# sources x ~512 kB of product, so the x/y/z tile stays in the core's L2 cache
+# between the product and the norm (benchmarks/bench_inverse.py at 10 242
+# sources x 64 channels: ~15 % faster than 96 sources x 16 MB tiles).
+_SOURCES_PER_PART = 48
+_PRODUCT_BLOCK_BYTES = 512 << 10
 # Outputs smaller than this many values are computed on the calling thread
 # (thread start-up would cost more than it saves).
 _THREADED_MIN_VALUES = 4_000_000
@@ -413,10 +421,15 @@ class PreparedInverse:
                     n_part = stop_src - first
                     xyz = np.matmul(rows, chunk, out=prod[: 3 * n_part, :width])
                     xyz = xyz.reshape(3, n_part, width)
-                    np.einsum("kvt,kvt->vt", xyz, xyz, out=power[:n_part, :width])
-                    np.sqrt(power[:n_part, :width], out=out[first:stop_src, start:stop])
+                    # x^2 + y^2 + z^2 with SIMD ufuncs on the cache-resident tile
+                    # (2x faster than the equivalent einsum)
+                    np.square(xyz, out=xyz)
+                    pw = power[:n_part, :width]
+                    np.add(xyz[0], xyz[1], out=pw)
+                    np.add(pw, xyz[2], out=pw)
+                    np.sqrt(pw, out=out[first:stop_src, start:stop])
 
-        _run_workers(run, n_workers)
+        run_workers(run, n_workers)
         return out
 
     def _apply_rows(self, data: np.ndarray, out: np.ndarray | None) -> np.ndarray:
@@ -441,27 +454,10 @@ class PreparedInverse:
                 first, stop = bounds[worker], bounds[worker + 1]
                 np.matmul(self.kernel[first:stop], data, out=rows_out[first:stop])
 
-            _run_workers(run, n_workers)
+            run_workers(run, n_workers)
         if out is None and self.n_orient == 3:
             return result.reshape(self.n_sources, 3, n_t)
         return result
-
-
-def _run_workers(run, n_workers: int) -> None:
-    """Call ``run(worker)`` for each worker index, on threads when there are several.
-
-    Each thread runs single-threaded BLAS: the workers replace BLAS's own
-    threading (``n_workers`` comes from :func:`exgsrc._system.thread_budget`).
-    """
-    if n_workers == 1:
-        run(0)
-        return
-    from concurrent.futures import ThreadPoolExecutor
-
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(n_workers) as pool:
-        list(pool.map(run, range(n_workers)))
 
 
 @dataclass(frozen=True)
@@ -652,14 +648,36 @@ def compute_depth_prior(
         orientations for ``n_orient == 3``.
     """
     g = np.asarray(gain, dtype=np.float64)
+    return _depth_prior_rows(np.ascontiguousarray(g.T), n_orient, exp, limit)
+
+
+def _depth_prior_rows(
+    gain_t: np.ndarray, n_orient: int, exp: float, limit: float | None
+) -> np.ndarray:
+    """:func:`compute_depth_prior` from the transposed gain (one row per source component)."""
     if n_orient == 1:
-        d = np.sum(g * g, axis=0)
-        if np.any(d == 0):
-            d[d == 0.0] = np.min(d[d != 0.0])
+        d = np.einsum("vc,vc->v", gain_t, gain_t)
     else:
-        g3 = g.reshape(g.shape[0], -1, 3)
-        gtg = np.einsum("cvj,cvk->vjk", g3, g3)
-        d = np.linalg.eigvalsh(gtg)[:, -1]
+        g3 = gain_t.reshape(-1, 3, gain_t.shape[1])
+        # largest eigenvalue of each source's 3x3 G_k^T G_k (= squared spectral norm)
+        d = sym3_eigh(np.matmul(g3, g3.transpose(0, 2, 1)), vectors=False)[:, -1]
+    prior = _depth_prior_from_norms(d, exp, limit, fix_zeros=n_orient == 1)
+    if n_orient == 3:
+        prior = np.repeat(prior, 3)
+    return prior
+
+
+def _depth_prior_from_norms(
+    d: np.ndarray, exp: float, limit: float | None, fix_zeros: bool
+) -> np.ndarray:
+    """Depth prior per source from its squared gain norm ``d`` (MNE's limit and exponent).
+
+    ``fix_zeros``: zero norms take the smallest nonzero one (MNE does this for
+    fixed-orientation gains only).
+    """
+    d = np.array(d, dtype=np.float64)
+    if fix_zeros and np.any(d == 0):
+        d[d == 0.0] = np.min(d[d != 0.0])
     w = 1.0 / d
     if limit is not None:
         ws = np.sort(w)
@@ -669,10 +687,7 @@ def compute_depth_prior(
             ind = np.where(ws > weight_limit * ws[0])[0][0]
             lim = ws[ind]
         w = np.minimum(w / lim, 1.0)
-    prior = w**exp
-    if n_orient == 3:
-        prior = np.repeat(prior, 3)
-    return prior
+    return w**exp
 
 
 def _parse_depth(depth):
@@ -747,13 +762,25 @@ def make_inverse_operator(
         Always models average-referenced EEG: the average-reference projector
         is part of the operator, so referenced and unreferenced data give the
         same estimate.
+
+    Notes
+    -----
+    Cost for ``n`` channels and ``c`` gain columns: ~5 n^2 c flops, all in
+    BLAS-3 (whitening GEMM 2 n^2 c; SVD of the whitened, weighted gain through
+    its (n-1) x (n-1) Gram matrix, n^2 c + 2 n^2 c, see
+    :func:`exgsrc.linalg.svd_gram` for its precision), computed per
+    cache-sized chunk of sources on one worker per CPU; the only gain-sized
+    arrays are the two outputs ``gain_white`` and ``eigen_leads``
+    (benchmarks/README.md).
     """
     ch_names = tuple(fwd.ch_names)
     gain = np.asarray(fwd.gain, dtype=np.float64)
     n_ch = len(ch_names)
     if gain.ndim != 2 or gain.shape[0] != n_ch:
         raise ValueError(f"forward gain shape {gain.shape} does not match {n_ch} channel names")
-    if not np.all(np.isfinite(gain)):
+    # one pass without a temporary: a sum is finite iff no entry is inf or NaN
+    # (barring overflow, which the exact test then rules out)
+    if not np.isfinite(gain.sum()) and not np.all(np.isfinite(gain)):
         raise ValueError("forward gain contains NaN or infinite values")
     src = fwd.src
     n_src = src.n_sources
@@ -804,28 +831,19 @@ def make_inverse_operator(
             f"{src.kind!r}; use loose=1 (free orientation)"
         )
 
-    # --- depth prior, computed on the unwhitened gain
-    depth_prior = None
-    if depth_opts is not None:
-        depth_prior = compute_depth_prior(
-            gain, 3 if fwd_orient == "free" else 1, depth_opts["exp"], depth_opts["limit"]
-        )
-
+    # --- orientation: columns in the operator's frame
     basis = None
     orient_prior = None
-    nn = np.asarray(src.nn, dtype=np.float64)
+    nn_unit = None
+    n_fwd_orient = 3 if fwd_orient == "free" else 1
     if loose == 0.0:
         n_orient, frame = 1, "normal"
         if fwd_orient == "free":
+            nn = np.asarray(src.nn, dtype=np.float64)
             nn_unit = nn / np.linalg.norm(nn, axis=1)[:, None]
-            gain = np.einsum("cvk,vk->cv", gain.reshape(n_ch, n_src, 3), nn_unit)
-            if depth_prior is not None:
-                depth_prior = depth_prior[2::3]
     elif loose < 1.0:
         n_orient, frame = 3, "local"
-        basis = normal_tangent_basis(nn)
-        # columns in the local frame: G_local[:, i, a] = sum_k G[:, i, k] basis[i, a, k]
-        gain = np.einsum("cvk,vak->cva", gain.reshape(n_ch, n_src, 3), basis).reshape(n_ch, -1)
+        basis = normal_tangent_basis(np.asarray(src.nn, dtype=np.float64))
         orient_prior = np.ones(3 * n_src)
         orient_prior[0::3] = loose
         orient_prior[1::3] = loose
@@ -833,33 +851,90 @@ def make_inverse_operator(
         n_orient, frame = 3, "xyz"
         orient_prior = np.ones(3 * n_src)
 
-    # --- whitening (average reference projected, rank reduced)
+    # --- whitening (average reference projected, rank reduced). The whitener's
+    # rows beyond the rank are zero, so are the matching columns of the whitened
+    # gain: the SVD runs on the n_nzero others.
     noise_eig, noise_eigvec, rank = eigh_whitening(cov_data, rank=rank, avg_ref=True)
-    whitener = whitener_from_eig(noise_eig, noise_eigvec)
-    gain_white = whitener @ gain
-
-    source_std = np.ones(gain.shape[1])
-    if depth_prior is not None:
-        source_std *= depth_prior
-    if orient_prior is not None:
-        source_std *= orient_prior
-    source_std = np.sqrt(source_std)
-    weighted = gain_white * source_std
-    trace_grgt = np.linalg.norm(weighted, "fro") ** 2
+    whitener_t = np.ascontiguousarray(whitener_from_eig(noise_eig, noise_eigvec).T)
+    keep = _nonzero_columns(noise_eig > 0)
     n_nzero = int(np.sum(noise_eig > 0))
-    scale = np.sqrt(n_nzero / trace_grgt)
-    source_std *= scale
-    weighted *= scale
 
-    u, s, vt = svd_economy(weighted)
+    with WorkerPool(gain.size) as pool:
+        # The whitened gain in the tall layout (one row per source component),
+        # built per worker in cache-sized chunks of sources: transpose, depth
+        # Gram (unwhitened, free), rotation to the local frame or projection on
+        # the normal, whitening. No gain-sized temporary.
+        gain_white_t = np.empty((n_src * n_orient, n_ch))
+        gtg = np.empty((n_src, 3, 3)) if depth_opts is not None and n_fwd_orient == 3 else None
+        col_norm2 = np.empty(n_src) if depth_opts is not None and n_fwd_orient == 1 else None
+        parts = row_blocks(n_src, pool.n_parts)
+        chunk = max(64, CHUNK_BYTES // (8 * 3 * n_ch))
+
+        def whiten_part(i):
+            for lo in range(parts[i][0], parts[i][1], chunk):
+                hi = min(lo + chunk, parts[i][1])
+                g = np.ascontiguousarray(gain[:, lo * n_fwd_orient : hi * n_fwd_orient].T)
+                if gtg is not None:
+                    g3 = g.reshape(hi - lo, 3, n_ch)
+                    np.matmul(g3, g3.transpose(0, 2, 1), out=gtg[lo:hi])
+                elif col_norm2 is not None:
+                    col_norm2[lo:hi] = np.einsum("vc,vc->v", g, g)
+                if basis is not None:
+                    g = np.matmul(basis[lo:hi], g.reshape(hi - lo, 3, n_ch)).reshape(-1, n_ch)
+                elif nn_unit is not None:
+                    g = np.einsum("vk,vkc->vc", nn_unit[lo:hi], g.reshape(hi - lo, 3, n_ch))
+                np.matmul(g, whitener_t, out=gain_white_t[lo * n_orient : hi * n_orient])
+
+        pool.map(whiten_part, len(parts))
+
+        # --- depth prior, from the unwhitened gain
+        depth_prior = None
+        if depth_opts is not None:
+            if gtg is not None:  # squared spectral norm of each source's 3 columns
+                d = sym3_eigh(gtg, vectors=False)[:, -1]
+            else:
+                d = col_norm2
+            depth_prior = _depth_prior_from_norms(
+                d, depth_opts["exp"], depth_opts["limit"], fix_zeros=gtg is None
+            )
+            if n_orient == 3:
+                depth_prior = np.repeat(depth_prior, 3)
+
+        source_std = np.ones(gain_white_t.shape[0])
+        if depth_prior is not None:
+            source_std *= depth_prior
+        if orient_prior is not None:
+            source_std *= orient_prior
+        source_std = np.sqrt(source_std)
+        if gain_white_t.shape[0] < n_nzero:  # fewer source components than channels
+            u, s, vt = svd_economy(gain_white_t.T * source_std)
+            scale = np.sqrt(n_nzero / np.sum(s**2))
+            source_std *= scale
+            sing, eigen_fields, eigen_leads = s * scale, u.T.copy(), vt.T.copy()
+        else:
+            # SVD of the whitened, weighted gain through its n_nzero^2 Gram
+            # matrix, scaled afterwards so that trace(G R G^T) = sum(s**2) = n_nzero
+            eigen_leads = np.zeros((gain_white_t.shape[0], n_ch))
+            u, s, _ = svd_gram(
+                gain_white_t[:, keep], row_scale=source_std, out=eigen_leads, pool=pool
+            )
+            scale = np.sqrt(n_nzero / np.sum(s**2))
+            source_std *= scale
+            sing = np.zeros(n_ch)
+            sing[:n_nzero] = s * scale
+            eigen_fields = np.zeros((n_ch, n_ch))
+            eigen_fields[:n_nzero, keep] = u.T
+            # null directions of the whitened data: the zero rows of the whitener
+            null = np.flatnonzero(noise_eig <= 0)
+            eigen_fields[n_nzero + np.arange(null.size), null] = 1.0
     return InverseOperator(
         ch_names=ch_names,
         src=src,
-        eigen_fields=u.T.copy(),
-        sing=s,
-        eigen_leads=vt.T.copy(),
+        eigen_fields=eigen_fields,
+        sing=sing,
+        eigen_leads=eigen_leads,
         source_cov=source_std**2,
-        gain_white=gain_white,
+        gain_white=gain_white_t.T,
         noise_eig=noise_eig,
         noise_eigvec=noise_eigvec,
         proj=average_reference_projector(n_ch),
@@ -874,6 +949,14 @@ def make_inverse_operator(
         noise_cov=cov_data,
         nave=1,
     )
+
+
+def _nonzero_columns(mask: np.ndarray):
+    """Index for ``mask``'s columns: a slice when they are contiguous (no copy)."""
+    idx = np.flatnonzero(mask)
+    if idx.size and idx[-1] - idx[0] + 1 == idx.size:
+        return slice(int(idx[0]), int(idx[-1]) + 1)
+    return idx
 
 
 # ---------------------------------------------------------------------------
@@ -946,29 +1029,10 @@ def prepare_inverse(
         k_rows, eloreta_info = compute_eloreta_kernel(
             inv, lambda2, white_proj, np.sqrt(1.0 / scale), eloreta_options
         )
-        noise_norm = None
     else:
-        source_cov = inv.source_cov * scale
-        reginv = regularized_inverse_singular_values(inv.sing, inv.rank, lambda2)
-        trans = (inv.eigen_fields * reginv[:, None]) @ white_proj
-        k_rows = (inv.eigen_leads @ trans) * np.sqrt(source_cov)[:, None]
-        noise_norm = None
-        if method in ("dSPM", "sLORETA"):
-            if method == "dSPM":
-                weight = reginv
-            else:
-                weight = reginv * np.sqrt(1.0 + inv.sing**2 / lambda2)
-            nn2 = source_cov * np.sum((inv.eigen_leads * weight) ** 2, axis=1)
-            if inv.n_orient == 3:
-                nn2 = nn2.reshape(-1, 3).sum(axis=1)
-            noise_norm = 1.0 / np.sqrt(nn2)
+        k_rows = _minimum_norm_kernel(inv, scale, lambda2, white_proj, method)
 
     kernel, n_orient, combine = _orient_kernel(inv, k_rows, pick_ori)
-    if noise_norm is not None:
-        if n_orient == 3:
-            kernel *= np.repeat(noise_norm, 3)[:, None]
-        else:
-            kernel *= noise_norm[:, None]
     return PreparedInverse(
         kernel=np.ascontiguousarray(kernel, dtype=_check_dtype(dtype)),
         n_orient=n_orient,
@@ -1002,6 +1066,49 @@ def _orient_kernel(inv: InverseOperator, k: np.ndarray, pick_ori):
     if inv.frame == "local":
         k3 = np.einsum("vak,vac->vkc", inv.basis, k3)
     return k3.reshape(3 * n_src, n_ch), 3, False
+
+
+def _minimum_norm_kernel(inv, scale, lambda2, white_proj, method):
+    """MNE/dSPM/sLORETA kernel rows in the operator's frame, noise-normalised.
+
+    ``K = diag(sqrt(source_cov)) V diag(reginv) U^T W P``, only the ``rank``
+    leading singular components (the others have ``reginv = 0``), computed per
+    block of sources on the workers together with the noise normalisation
+    (dSPM: ``1 / ||row of diag(sqrt(source_cov)) V diag(reginv)||`` per source,
+    sLORETA with ``reginv * sqrt(1 + s**2 / lambda2)``), so the kernel is
+    written once and no (n_components, n_channels) temporary is formed.
+    """
+    source_cov = inv.source_cov * scale
+    reginv = regularized_inverse_singular_values(inv.sing, inv.rank, lambda2)
+    r = min(int(inv.rank), reginv.size)
+    trans = (inv.eigen_fields[:r] * reginv[:r, None]) @ white_proj
+    weight2 = None
+    if method == "dSPM":
+        weight2 = reginv[:r] ** 2
+    elif method == "sLORETA":
+        weight2 = reginv[:r] ** 2 * (1.0 + inv.sing[:r] ** 2 / lambda2)
+    leads = inv.eigen_leads
+    n_rows, n_orient = leads.shape[0], inv.n_orient
+    kernel = np.empty((n_rows, white_proj.shape[1]))
+    with WorkerPool(kernel.size) as pool:
+        parts = row_blocks(n_rows, pool.n_parts, align=n_orient)
+        chunk = max(n_orient, (CHUNK_BYTES // (8 * leads.shape[1])) // n_orient * n_orient)
+
+        def kernel_part(i):
+            for lo in range(parts[i][0], parts[i][1], chunk):
+                hi = min(lo + chunk, parts[i][1])
+                v = leads[lo:hi, :r]
+                row_scale = np.sqrt(source_cov[lo:hi])
+                if weight2 is not None:
+                    nn2 = source_cov[lo:hi] * ((v * v) @ weight2)
+                    if n_orient == 3:
+                        nn2 = np.repeat(nn2.reshape(-1, 3).sum(axis=1), 3)
+                    row_scale /= np.sqrt(nn2)
+                np.matmul(v, trans, out=kernel[lo:hi])
+                kernel[lo:hi] *= row_scale[:, None]
+
+        pool.map(kernel_part, len(parts))
+    return kernel
 
 
 # ---------------------------------------------------------------------------

@@ -10,8 +10,12 @@ All functions take plain numpy arrays (volts, volts squared) or any object with
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import numpy as np
 from scipy import linalg as scipy_linalg
+
+from ._system import thread_budget
 
 __all__ = [
     "average_reference_projector",
@@ -23,6 +27,11 @@ __all__ = [
     "normal_tangent_basis",
     "regularized_inverse_singular_values",
     "svd_economy",
+    "svd_gram",
+    "sym3_eigh",
+    "row_blocks",
+    "run_workers",
+    "WorkerPool",
 ]
 
 
@@ -293,6 +302,197 @@ def svd_economy(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return scipy_linalg.svd(a, full_matrices=False, lapack_driver="gesvd")
 
 
+def svd_gram(
+    at: np.ndarray,
+    row_scale: np.ndarray | None = None,
+    out: np.ndarray | None = None,
+    pool: WorkerPool | None = None,
+):
+    """Economy SVD of a wide matrix ``a``, given as its tall transpose, via the Gram matrix.
+
+    For ``a = (row_scale[:, None] * at).T`` of shape (m, n), ``m <= n``
+    (channels x source components): ``a a^T`` (symmetric products over
+    cache-sized row chunks, m^2 n flops), an m x m ``eigh`` giving ``u``, then
+    ``v = at_scaled @ u`` (2 m^2 n flops) with each column divided by its norm,
+    which is taken as the singular value. The row scaling (source weights) is
+    applied chunk by chunk, so the weighted matrix is never stored. LAPACK's
+    ``gesdd`` on the same matrix does ~6 m^2 n flops, much of it in
+    memory-bound QR panels, and is 5-15x slower here (benchmarks/README.md).
+
+    Precision. ``u`` is orthonormal and ``u @ diag(s) @ v.T`` reproduces ``a``
+    to rounding (``u u^T = I``), whatever the conditioning. The singular values
+    ``s_i = ||a^T u_i||`` are accurate to ``~eps * s_max**2 / s_i`` (the Gram
+    matrix squares the condition number; LAPACK: ``~eps * s_max``), and the
+    columns of ``v`` belonging to values below ``~sqrt(eps) * s_max`` are unit
+    vectors but not mutually orthogonal. Every regularised product built from
+    the factors, ``sum_i v_i f(s_i) u_i^T`` with ``f(s) = s / (s**2 + lambda2)``,
+    equals ``a^T u diag(1 / (s**2 + lambda2)) u^T`` and is as accurate as with a
+    LAPACK SVD (error ~ eps * s_max**2 / lambda2, relative): minimum-norm
+    kernels, dSPM/sLORETA noise normalisation and SNR estimates do not see the
+    difference (tests/test_linalg.py, tests/test_inverse.py).
+
+    Parameters
+    ----------
+    at : ndarray, shape (n, m)
+        The transposed wide matrix, ``n >= m`` (rows may be strided, e.g. a
+        column slice of a wider array).
+    row_scale : ndarray, shape (n,) | None
+        Scale of each row of ``at`` (None: 1).
+    out : ndarray, shape (n, k), k >= m | None
+        Optional C-ordered output for ``v``: its first ``m`` columns receive
+        ``v``, the others are left alone.
+    pool : WorkerPool | None
+        Workers to share the row blocks (default: a pool sized for ``at``).
+
+    Returns
+    -------
+    u : ndarray, shape (m, m)
+        Left singular vectors (columns) of ``a``.
+    s : ndarray, shape (m,)
+        Singular values, descending; exactly 0 for columns of ``at @ u`` that are
+        exactly zero.
+    v : ndarray, shape (n, m)
+        Right singular vectors (columns), unit norm (zero where ``s == 0``); a
+        view of ``out`` when given.
+    """
+    n, m = at.shape
+    if m > n:
+        raise ValueError(f"svd_gram needs a tall matrix (the wide one transposed), got {at.shape}")
+    with nullcontext(pool) if pool is not None else WorkerPool(at.size) as pool:
+        parts = row_blocks(n, pool.n_parts)
+        chunk = max(64, CHUNK_BYTES // (8 * m))
+
+        def gram_part(i):
+            g = np.zeros((m, m))
+            for lo in range(parts[i][0], parts[i][1], chunk):
+                hi = min(lo + chunk, parts[i][1])
+                x = at[lo:hi] if row_scale is None else at[lo:hi] * row_scale[lo:hi, None]
+                g += x.T @ x
+            return g
+
+        gram = np.sum(pool.map(gram_part, len(parts)), axis=0)
+        _, u = scipy_linalg.eigh(gram, overwrite_a=True, check_finite=False)
+        u = np.ascontiguousarray(u[:, ::-1])
+        v = np.empty((n, m)) if out is None else out[:, :m]
+
+        def v_part(i):
+            lo, hi = parts[i]
+            np.matmul(at[lo:hi], u, out=v[lo:hi])
+            if row_scale is not None:
+                v[lo:hi] *= row_scale[lo:hi, None]
+            return np.einsum("ij,ij->j", v[lo:hi], v[lo:hi])
+
+        s = np.sqrt(np.sum(pool.map(v_part, len(parts)), axis=0))
+        inv_s = np.zeros_like(s)
+        inv_s[s > 0] = 1.0 / s[s > 0]
+
+        def scale_part(i):
+            v[parts[i][0] : parts[i][1]] *= inv_s
+
+        pool.map(scale_part, len(parts))
+    order = np.argsort(-s, kind="stable")
+    if np.any(order != np.arange(m)):
+        u, s = u[:, order], s[order]
+        v[...] = v[:, order]
+    return u, s, v
+
+
+def sym3_eigh(a: np.ndarray, vectors: bool = True, max_sweeps: int = 12):
+    """Eigen-decomposition of many symmetric 3x3 matrices (vectorised cyclic Jacobi).
+
+    Same results as ``numpy.linalg.eigh`` to ~1e-15 relative (Jacobi rotations
+    are backward stable and accurate to the matrix norm; positive semi-definite
+    input keeps its small eigenvalues to high relative accuracy), 4-5x faster for
+    10 000 matrices since the rotations run as whole-array operations instead of
+    one LAPACK call per matrix.
+
+    Parameters
+    ----------
+    a : ndarray, shape (..., 3, 3)
+        Symmetric matrices; only the upper triangle is read.
+    vectors : bool
+        Also return the eigenvectors.
+    max_sweeps : int
+        Cap on the sweeps (3 rotations each); 4-6 reach convergence
+        (off-diagonal norm below ``eps * ||a||_F``).
+
+    Returns
+    -------
+    w : ndarray, shape (..., 3)
+        Eigenvalues, ascending.
+    v : ndarray, shape (..., 3, 3)
+        Eigenvectors as columns (``v[..., :, i]`` belongs to ``w[..., i]``);
+        only when ``vectors``.
+    """
+    a = np.asarray(a, dtype=np.float64)
+    if a.shape[-2:] != (3, 3):
+        raise ValueError(f"expected (..., 3, 3) matrices, got shape {a.shape}")
+    batch = a.shape[:-2]
+    flat = a.reshape(-1, 9)
+    n = flat.shape[0]
+    d = np.ascontiguousarray(flat[:, [0, 4, 8]].T)  # diagonal (3, n)
+    o = np.ascontiguousarray(flat[:, [1, 2, 5]].T)  # a01, a02, a12
+    # scale each matrix to max |entry| 1 (no overflow in the squares below)
+    scale = np.maximum(np.abs(d).max(axis=0), np.abs(o).max(axis=0))
+    scale[~(scale > 0)] = 1.0
+    d /= scale
+    o /= scale
+    v = None
+    if vectors:
+        v = np.zeros((3, 3, n))
+        v[0, 0] = v[1, 1] = v[2, 2] = 1.0
+    tol = np.finfo(np.float64).eps ** 2 * (
+        np.einsum("ij,ij->j", d, d) + 2.0 * np.einsum("ij,ij->j", o, o)
+    )
+    # rotation (p, q), third index k; rows of o holding a_pq, a_kp, a_kq
+    plan = ((0, 1, 0, 1, 2), (0, 2, 1, 0, 2), (1, 2, 2, 0, 1))
+    t = np.empty(n)
+    c = np.empty(n)
+    s = np.empty(n)
+    tmp = np.empty(n)
+    for _ in range(int(max_sweeps)):
+        if not np.any(np.einsum("ij,ij->j", o, o) > tol):
+            break
+        for p, q, i_pq, i_kp, i_kq in plan:
+            apq = o[i_pq]
+            diff = d[q] - d[p]
+            # t = tan(theta) of the smaller rotation zeroing a_pq
+            np.multiply(apq, apq, out=tmp)
+            tmp *= 4.0
+            tmp += diff * diff
+            np.sqrt(tmp, out=tmp)
+            np.copysign(tmp, diff, out=tmp)
+            tmp += diff
+            t.fill(0.0)
+            np.divide(apq, tmp, out=t, where=tmp != 0)
+            t *= 2.0
+            np.multiply(t, t, out=c)
+            c += 1.0
+            np.sqrt(c, out=c)
+            np.divide(1.0, c, out=c)
+            np.multiply(t, c, out=s)
+            t *= apq
+            d[p] -= t
+            d[q] += t
+            apq.fill(0.0)
+            kp = o[i_kp].copy()
+            kq = o[i_kq]
+            o[i_kp] = c * kp - s * kq
+            o[i_kq] = s * kp + c * kq
+            if vectors:
+                vp = v[:, p].copy()
+                vq = v[:, q]
+                v[:, p] = c * vp - s * vq
+                v[:, q] = s * vp + c * vq
+    d *= scale
+    order = np.argsort(d, axis=0)
+    w = np.take_along_axis(d, order, axis=0).T.reshape(batch + (3,))
+    if not vectors:
+        return w
+    vec = np.take_along_axis(v, order[None], axis=1)  # (row, column, n)
+    return w, np.ascontiguousarray(vec.transpose(2, 0, 1)).reshape(batch + (3, 3))
+
+
 def regularized_inverse_singular_values(sing: np.ndarray, rank: int, lambda2: float) -> np.ndarray:
     """Tikhonov-filtered inverse singular values ``s / (s**2 + lambda2)``.
 
@@ -313,3 +513,143 @@ def regularized_inverse_singular_values(sing: np.ndarray, rank: int, lambda2: fl
     s = sing[:rank]
     out[:rank] = np.where(s > 0, s / (s**2 + lambda2), 0.0)
     return out
+
+
+# ---------------------------------------------------------------------------
+# row-block parallelism
+#
+# OpenBLAS's own threads split the *output* of a product and meet at barriers
+# where idle threads spin; on a shared, oversubscribed machine (more runnable
+# threads than cores) a descheduled BLAS thread stalls the others, and products
+# with a small output (the r x r Gram of a tall matrix: 64 x 64 from 64 x 30 726)
+# ran 5-20x slower with 2 BLAS threads than with one (benchmarks/README.md).
+# Here each worker owns a contiguous block of rows of the tall operand and runs
+# single-threaded BLAS on it; the only synchronisation is the join.
+
+# Products touching fewer values than this run on the calling thread.
+PARALLEL_MIN_VALUES = 500_000
+# Parts per worker of a WorkerPool's row split (load balancing).
+PARTS_PER_WORKER = 4
+# Row chunks of about this size stay in the (L2/L3) cache between the steps
+# applied to them.
+CHUNK_BYTES = 1 << 20
+
+
+def run_workers(run, n_workers: int) -> None:
+    """Call ``run(worker)`` for ``worker in range(n_workers)``, on threads when several.
+
+    Each thread runs single-threaded BLAS: the workers replace BLAS's own
+    threading (pass ``n_workers`` from :func:`exgsrc._system.thread_budget`,
+    which is 1 inside another worker, so nested calls run serially).
+
+    Parameters
+    ----------
+    run : callable
+        ``run(worker_index)``; exceptions propagate.
+    n_workers : int
+    """
+    if n_workers <= 1:
+        run(0)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(n_workers) as pool:
+        list(pool.map(run, range(n_workers)))
+
+
+def row_blocks(n_rows: int, n_parts: int, align: int = 1) -> list[tuple[int, int]]:
+    """Contiguous ``(start, stop)`` row ranges, boundaries on multiples of ``align``.
+
+    Parameters
+    ----------
+    n_rows : int
+        Multiple of ``align``.
+    n_parts : int
+    align : int
+        E.g. 3 so that the three rows of a source stay together.
+
+    Returns
+    -------
+    list of (int, int)
+        Non-empty ranges covering ``range(n_rows)``.
+    """
+    units = n_rows // align
+    n_parts = max(1, min(int(n_parts), units))
+    bounds = (np.linspace(0, units, n_parts + 1).round().astype(int) * align).tolist()
+    return [(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
+
+
+def _n_workers(values: int, n_workers: int | None) -> int:
+    if n_workers is None:
+        n_workers = 1 if values < PARALLEL_MIN_VALUES else thread_budget()
+    return max(1, int(n_workers))
+
+
+class WorkerPool:
+    """Reusable workers for several parallel phases (one thread pool, BLAS at 1 thread).
+
+    ``with WorkerPool(values) as pool: pool.map(fn, n)`` calls ``fn(i)`` for
+    ``i in range(n)`` and returns the results in order; with one worker (small
+    problems, or a BLAS limit of 1) everything runs on the calling thread and
+    BLAS keeps its own threading.
+
+    Parameters
+    ----------
+    values : int
+        Size of the work (number of matrix entries); below
+        ``PARALLEL_MIN_VALUES`` one worker is used.
+    n_workers : int | None
+        Force a worker count.
+
+    Attributes
+    ----------
+    n_workers : int
+    n_parts : int
+        How many row blocks to split work into (``PARTS_PER_WORKER`` per
+        worker, 1 without workers); ``map`` hands them out as workers free up.
+    """
+
+    def __init__(self, values: int, n_workers: int | None = None):
+        self.n_workers = _n_workers(values, n_workers)
+        # Work split in a few parts per worker: a worker that the OS deschedules
+        # (shared machine) delays the join by one part, not by half the work.
+        self.n_parts = 1 if self.n_workers == 1 else PARTS_PER_WORKER * self.n_workers
+        self._pool = None
+        self._limits = nullcontext()
+
+    def __enter__(self):
+        if self.n_workers > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            from threadpoolctl import threadpool_limits
+
+            self._limits = threadpool_limits(1, user_api="blas")
+            self._pool = ThreadPoolExecutor(self.n_workers)
+        return self
+
+    def __exit__(self, *exc):
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._limits.__exit__(*exc)
+        return False
+
+    def map(self, fn, n: int) -> list:
+        """``[fn(i) for i in range(n)]``, in parallel when there are workers.
+
+        Parameters
+        ----------
+        fn : callable
+            ``fn(i)`` for one part ``i``.
+        n : int
+            Number of parts.
+
+        Returns
+        -------
+        list
+            The results, in part order.
+        """
+        if self._pool is None:
+            return [fn(i) for i in range(n)]
+        return list(self._pool.map(fn, range(n)))

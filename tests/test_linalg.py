@@ -117,3 +117,58 @@ def test_normal_tangent_basis():
     np.testing.assert_allclose(np.linalg.det(b), 1.0, atol=1e-12)
     with pytest.raises(ValueError, match="zero or not finite"):
         normal_tangent_basis(np.zeros((2, 3)))
+
+
+def test_sym3_eigh_matches_lapack():
+    from exgsrc.linalg import sym3_eigh
+
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((500, 3, 20))
+    m = x @ x.transpose(0, 2, 1)
+    q, _ = np.linalg.qr(rng.standard_normal((3, 3)))
+    m[0] = np.diag([1.0, 1.0, 2.0])  # degenerate pairs, zeros, huge ranges, indefinite
+    m[1] = q @ np.diag([1.0, 1.0 + 1e-13, 5.0]) @ q.T
+    m[2] = 0.0
+    m[3] = np.diag([1e200, 1e-100, 1.0])
+    m[4] = q @ np.diag([-3.0, 1e-12, 2.0]) @ q.T
+    w, v = sym3_eigh(m)
+    w0 = np.linalg.eigvalsh(m)
+    scale = np.abs(w0).max(axis=-1, keepdims=True).clip(1e-300)
+    assert np.max(np.abs(w - w0) / scale) < 1e-14
+    np.testing.assert_allclose(np.swapaxes(v, -1, -2) @ v, np.broadcast_to(np.eye(3), m.shape),
+                               atol=1e-14)  # fmt: skip
+    rebuilt = (v * w[:, None, :]) @ np.swapaxes(v, -1, -2)
+    assert np.max(np.abs(rebuilt - m) / scale[:, :, None]) < 1e-14
+    np.testing.assert_array_equal(sym3_eigh(m, vectors=False), w)
+    assert sym3_eigh(m.reshape(5, 100, 3, 3), vectors=False).shape == (5, 100, 3)
+
+
+def test_svd_gram_on_an_ill_conditioned_matrix():
+    """Condition number 1e9 (that of a whitened 256-channel gain): the Gram route
+    loses the small singular values' relative accuracy, but the factors still
+    reproduce the matrix and the regularised products equal LAPACK's."""
+    from exgsrc.linalg import WorkerPool, svd_gram
+
+    rng = np.random.default_rng(5)
+    m, n = 40, 3000
+    u0, _ = np.linalg.qr(rng.standard_normal((m, m)))
+    v0, _ = np.linalg.qr(rng.standard_normal((n, m)))
+    s0 = np.logspace(0, -9, m)
+    a = (u0 * s0) @ v0.T
+    scale = rng.uniform(0.5, 2.0, n)
+    at = np.ascontiguousarray((a / scale).T)  # the row scaling is undone inside
+    for n_workers in (1, 3):
+        with WorkerPool(at.size, n_workers) as pool:
+            u, s, v = svd_gram(at, row_scale=scale, pool=pool)
+        np.testing.assert_allclose(u.T @ u, np.eye(m), atol=1e-14)
+        np.testing.assert_allclose((u * s) @ v.T, a, rtol=0, atol=1e-14)
+        assert np.all(np.diff(s) <= 0)
+        np.testing.assert_allclose(s, s0, rtol=0, atol=1e-7)  # eps * s_max**2 / s_i
+        np.testing.assert_allclose(s[:10], s0[:10], rtol=1e-12)
+        np.testing.assert_allclose(np.linalg.norm(v, axis=0), 1.0, rtol=1e-14)
+        for lam in (1.0 / 9.0, 1e-4):
+            k = (v * (s / (s**2 + lam))) @ u.T
+            k0 = (v0 * (s0 / (s0**2 + lam))) @ u0.T
+            assert np.max(np.abs(k - k0)) / np.max(np.abs(k0)) < 1e-11
+    with pytest.raises(ValueError, match="tall"):
+        svd_gram(a)

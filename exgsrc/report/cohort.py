@@ -23,8 +23,8 @@ from . import _figmaps as M
 from . import _figures as F
 from ._data import MissingInput, StepFailed, failure_block, load, source_amplitude, stc_peak, xyz
 from ._html import Markup, esc, fig_to_img, notice, render_page, status_badge, table, worst_status
-from .statistics import statistics_sections
 from ._options import Options
+from .statistics import statistics_sections
 
 __all__ = ["cohort_report", "robust_z", "t_quantile", "OUTLIER_Z"]
 

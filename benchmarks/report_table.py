@@ -1,0 +1,101 @@
+"""Markdown rows for README's "Measured" table from the newest benchmark JSONs.
+
+Run: ``.venv/bin/python benchmarks/report_table.py [--bench bench_inverse ...]
+[--files a.json b.json]``
+
+Reads ``benchmarks/results/<bench>_<date>_<host>.json`` (written by
+bench_inverse.py, bench_covariance.py, bench_forward.py); when several runs
+measured the same row (same name and channel count), the newest wins, so partial
+runs (one channel count, one section) combine. Prints one row per measurement:
+exgsrc and MNE as ``median (min)`` and the ratio of medians (MNE / exgsrc);
+apply rows add the ratio to one plain ``kernel @ data`` product.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+BENCHES = ("bench_forward", "bench_covariance", "bench_inverse")
+
+
+def _t(s: float) -> str:
+    if s >= 1.0:
+        return f"{s:.3g} s"
+    return f"{s * 1e3:.3g} ms"
+
+
+def _mm(summary: dict) -> str:
+    return f"{_t(summary['median'])} ({_t(summary['min'])})"
+
+
+def load(bench: str, files=None) -> list[dict]:
+    """Newest record of each (name, n_channels, n_sources) over the bench's JSONs."""
+    paths = sorted(files) if files else sorted(RESULTS.glob(f"{bench}_*.json"))
+    rows: dict = {}
+    for path in paths:
+        rec = json.loads(Path(path).read_text())
+        if rec.get("bench") != bench:
+            continue
+        for r in rec["results"]:
+            key = (r["name"], r.get("n_channels"), r.get("n_sources"))
+            r = dict(r, _date=rec["date"], _host=rec["machine"]["host"], _args=rec["args"])
+            if key not in rows or rows[key]["_date"] <= r["_date"]:
+                rows[key] = r
+    return sorted(rows.values(), key=lambda r: (r.get("n_channels") or 0, r["_date"]))
+
+
+def row(bench: str, r: dict) -> str:
+    t = r["timings"]
+    n_src = r.get("n_sources")
+    src = ""
+    if n_src and "sources" not in r["name"]:
+        src = ", " + f"{n_src:,}".replace(",", " ") + " sources"
+    desc = f"`{bench}.py`: {r['name']}{src}"
+    ratio = f"{r['ratio_median']:.2g}x" if r["ratio_median"] < 10 else f"{r['ratio_median']:.0f}x"
+    extra = []
+    if r.get("rel_err"):
+        err = r["rel_err"]
+        if isinstance(err, dict):
+            err = max(err.values())
+        extra.append(f"rel. err {err:.0e}")
+    if "exgsrc_over_matmul" in r:
+        mm = r["timings"]["matmul"]["median"]
+        reuse = r["reuse"]
+        extra.append(
+            f"plain matmul {_t(mm)}: exgsrc/matmul {r['exgsrc_over_matmul']['fresh']:.2f} "
+            f"(into a reused `out`: {_t(reuse['exgsrc']['median'])} vs "
+            f"{_t(reuse['matmul']['median'])}, {r['exgsrc_over_matmul']['reuse']:.2f})"
+        )
+        if r.get("first_call"):
+            first = r["first_call"]
+            extra.append(
+                "first call in a new process "
+                + "/".join(_t(x) for x in first["exgsrc"])
+                + " (matmul "
+                + "/".join(_t(x) for x in first["matmul"])
+                + ")"
+            )
+    if r.get("n_iter"):
+        extra.append(f"{r['n_iter']} iterations")
+    if extra:
+        ratio += "; " + "; ".join(extra)
+    return f"| {desc} | {_mm(t['exgsrc'])} | {_mm(t['mne'])} | {ratio} |"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--bench", nargs="+", default=list(BENCHES), choices=BENCHES)
+    ap.add_argument("--files", nargs="+", default=None, help="use these JSONs only")
+    args = ap.parse_args()
+    print("| benchmark | exgsrc median (min) | MNE median (min) | MNE / exgsrc |")
+    print("|---|---|---|---|")
+    for bench in args.bench:
+        for r in load(bench, args.files):
+            print(row(bench, r))
+
+
+if __name__ == "__main__":
+    main()
