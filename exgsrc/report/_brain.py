@@ -379,10 +379,13 @@ def draw_brain(
 
 
 _MARKS = {
-    "peak": dict(marker="*", ms=17, mfc="#1f6fff", mec="white", mew=1.3, ls="none", zorder=6),
+    "peak": dict(marker="*", ms=17, mfc="#1f6fff", mec="white", mew=1.3, ls="none", zorder=9),
     "truth": dict(marker="o", ms=19, mfc="none", mec="black", mew=2.2, ls="none", zorder=7),
-    "other": dict(marker="o", ms=6, mfc="white", mec="black", mew=0.9, ls="none", zorder=4),
+    "other": dict(marker="o", ms=6, mfc="white", mec="black", mew=0.9, ls="none", zorder=8),
 }
+
+#: several true dipoles (a cohort's): thinner, smaller rings, so the dots show through
+_MANY_TRUTHS = dict(ms=12, mew=1.4)
 
 
 def mark(bv: BrainView, pos, kind: str):
@@ -405,7 +408,8 @@ def mark(bv: BrainView, pos, kind: str):
         return None
     xy, _ = project(p, bv.view, bv.center)
     vis = bv.visible(p)
-    return bv.ax.plot(xy[vis, 0], xy[vis, 1], **_MARKS[kind])[0]
+    style = dict(_MARKS[kind], **(_MANY_TRUTHS if kind == "truth" and len(p) > 2 else {}))
+    return bv.ax.plot(xy[vis, 0], xy[vis, 1], **style)[0]
 
 
 def move_mark(bv: BrainView, line, pos) -> None:

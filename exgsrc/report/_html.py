@@ -283,6 +283,7 @@ th.sorted-asc::after{content:" \\25B2"}th.sorted-desc::after{content:" \\25BC"}
 .tablebox td:first-child,.tablebox th:first-child{position:sticky;left:0;z-index:1;background:#fff}
 .tablebox th:first-child{z-index:3;background:#f0f0f0}
 .tablebox td.wrap{white-space:normal;min-width:18em;max-width:30em}
+.tablebox td.wrap-s{white-space:normal;min-width:8em;max-width:14em}
 td.outlier{background:#ffe0e0;font-weight:bold}
 tr.st-row-failed td:first-child{border-left:.3em solid var(--failed)}
 tr.st-row-warning td:first-child{border-left:.3em solid var(--warning)}

@@ -313,7 +313,7 @@ def _where(p, pos) -> str:
 
 def _spread_text(pos, i_src, peaks) -> str:
     """How far the subjects' own peaks lie from the group's (median, mm)."""
-    if not peaks:
+    if len(peaks) < 2:
         return ""
     d = np.linalg.norm(pos[list(peaks.values())] - pos[i_src], axis=1) * 1e3
     return (
@@ -477,7 +477,7 @@ def cohort_report(
                 )
             else:
                 cells.append(v)
-        row.append((esc("; ".join(flags)) if flags else None, len(flags)))
+        row.append((esc("; ".join(flags)) if flags else None, len(flags), "wrap-s"))
         row += cells
         row.append(_warn_cell(s))
         rows.append(row)

@@ -116,7 +116,7 @@ def console_line(what: str, status: str, out_html, details: str = "") -> str:
 
 def _say(line: str) -> None:
     """Print a line on the console (the job's stderr, which Snakemake shows) and log it."""
-    log.info(line)
+    log.info(line.removeprefix("exgsrc: "))
     print(line, file=sys.stderr, flush=True)
 
 
