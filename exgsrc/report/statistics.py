@@ -153,8 +153,29 @@ def _cluster_map(ds, k: int) -> Markup:
         f"{_fmt_ms(ds['cluster_tstop'].values[i])} ms; "
         f"{'mean effect' if eff else 't'} at {_fmt_ms(times[i_t])} ms"
     )
-    fig = F.fig_grand_average(times, data[:, s], pos, values, title=title, unit=unit, mark=pos[s])
+    fig = _cluster_figure(times, data[:, s], pos, values, title=title, unit=unit, mark=pos[s])
     return fig_to_img(fig, alt=f"statistics cluster {k}")
+
+
+def _cluster_figure(times, course, src_pos, values, *, title, unit, mark):
+    """The cluster's time course at its peak source and its extent seen from above."""
+    from matplotlib.figure import Figure
+
+    t = np.asarray(times) * 1e3
+    p = np.asarray(src_pos) * 1e3
+    fig = Figure(figsize=(11, 3.6), dpi=100, layout="constrained")
+    ax0, ax1 = fig.subplots(1, 2, width_ratios=[1.4, 1])
+    ax0.plot(t, course)
+    ax0.set_xlabel("time (ms)")
+    ax0.set_ylabel(unit)
+    v = np.asarray(values, float)
+    order = np.argsort(v)
+    sc = ax1.scatter(p[order, 0], p[order, 1], c=v[order], s=10, cmap="viridis")
+    ax1.plot(mark[0] * 1e3, mark[1] * 1e3, "*", ms=14, mfc="none", mec="r", mew=1.5)
+    F._spatial_axes(ax1, 0, 1)
+    fig.colorbar(sc, ax=ax1, shrink=0.8).set_label(unit)
+    fig.suptitle(title, fontsize=11)
+    return fig
 
 
 def _block(path) -> str:
