@@ -192,7 +192,7 @@ class _Fit:
         self.n_src = gt.shape[0] // n_orient
         self.full = n_orient == 3 and not force_equal  # 3x3 weight blocks
         self.pool = pool
-        self.parts = row_blocks(self.n_src, pool.n_parts)
+        self.parts = row_blocks(self.n_src, pool.n_workers)
 
     def _rows(self, i):
         a, b = self.parts[i]
@@ -393,7 +393,7 @@ def compute_eloreta_kernel(inv, lambda2: float, white_proj: np.ndarray, sqrt_nav
         y = _NoiseInverse(gram, lambda2, inv.rank).apply(white_proj[rows])
         r = res.weights
         kernel = np.empty((gt.shape[0], y.shape[1]))
-        parts = row_blocks(r.shape[0], pool.n_parts)
+        parts = row_blocks(r.shape[0], pool.n_workers)
         step = 3 if r.ndim == 3 else 1
 
         def kernel_part(i):
