@@ -80,6 +80,10 @@ def row(bench: str, r: dict) -> str:
             )
     if r.get("n_iter"):
         extra.append(f"{r['n_iter']} iterations")
+    if r.get("_args", {}).get("threads"):
+        extra.append(f"{r['_args']['threads']} BLAS thread(s) both sides")
+    if r.get("load_average"):
+        extra.append(f"load {r['load_average'][0]:.1f}")
     if extra:
         ratio += "; " + "; ".join(extra)
     return f"| {desc} | {_mm(t['exgsrc'])} | {_mm(t['mne'])} | {ratio} |"
