@@ -32,7 +32,7 @@ def _mm(summary: dict) -> str:
 
 
 def load(bench: str, files=None) -> list[dict]:
-    """Newest record of each (name, n_channels, n_sources) over the bench's JSONs."""
+    """Newest record of each (name, n_channels, n_sources, --threads) over the bench's JSONs."""
     paths = sorted(files) if files else sorted(RESULTS.glob(f"{bench}_*.json"))
     rows: dict = {}
     for path in paths:
@@ -40,7 +40,8 @@ def load(bench: str, files=None) -> list[dict]:
         if rec.get("bench") != bench:
             continue
         for r in rec["results"]:
-            key = (r["name"], r.get("n_channels"), r.get("n_sources"))
+            threads = rec["args"].get("threads")
+            key = (r["name"], r.get("n_channels"), r.get("n_sources"), threads)
             r = dict(r, _date=rec["date"], _host=rec["machine"]["host"], _args=rec["args"])
             if key not in rows or rows[key]["_date"] <= r["_date"]:
                 rows[key] = r
