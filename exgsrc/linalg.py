@@ -624,7 +624,20 @@ class WorkerPool:
         return False
 
     def map(self, fn, n: int) -> list:
-        """``[fn(i) for i in range(n)]``, in parallel when there are workers."""
+        """``[fn(i) for i in range(n)]``, in parallel when there are workers.
+
+        Parameters
+        ----------
+        fn : callable
+            ``fn(i)``; exceptions propagate.
+        n : int
+            Number of calls.
+
+        Returns
+        -------
+        list
+            The results, in order.
+        """
         if self._pool is None:
             return [fn(i) for i in range(n)]
         return list(self._pool.map(fn, range(n)))
