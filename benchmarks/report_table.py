@@ -54,7 +54,10 @@ def row(bench: str, r: dict) -> str:
     src = ""
     if n_src and "sources" not in r["name"]:
         src = ", " + f"{n_src:,}".replace(",", " ") + " sources"
-    desc = f"`{bench}.py`: {r['name']}{src}"
+    ch = ""
+    if r.get("n_channels") and " ch" not in r["name"]:
+        ch = f", {r['n_channels']} ch"
+    desc = f"`{bench}.py`: {r['name']}{ch}{src}"
     ratio = f"{r['ratio_median']:.2g}x" if r["ratio_median"] < 10 else f"{r['ratio_median']:.0f}x"
     extra = []
     if r.get("rel_err"):
