@@ -36,7 +36,7 @@ OPERATOR_STEPS = [
 ELORETA_STEPS = [
     ("G R G^T: F-weighted rows + SYRK (per iteration)", "gram_part",
      lambda n, r, m, c, it: (it + 2) * r * r * c),
-    ("M_k: copy + TRSM, 3x3 Grams, Jacobi (per iteration)", "update_part",
+    ("M_k: copy + TRMM, 3x3 Grams, Jacobi (per iteration)", "update_part",
      lambda n, r, m, c, it: it * r * r * c),
     ("  of which 3x3 Jacobi", "sym3_eigh", None),
     ("Cholesky of G R G^T + lambda2 I", "__init__", None),

@@ -32,7 +32,7 @@ def _mm(summary: dict) -> str:
 
 
 def load(bench: str, files=None) -> list[dict]:
-    """Newest record of each (name, n_channels, n_sources) over the bench's JSONs."""
+    """Newest record of each (name, n_channels, n_sources, --threads) over the bench's JSONs."""
     paths = sorted(files) if files else sorted(RESULTS.glob(f"{bench}_*.json"))
     rows: dict = {}
     for path in paths:
@@ -40,7 +40,8 @@ def load(bench: str, files=None) -> list[dict]:
         if rec.get("bench") != bench:
             continue
         for r in rec["results"]:
-            key = (r["name"], r.get("n_channels"), r.get("n_sources"))
+            threads = rec["args"].get("threads")
+            key = (r["name"], r.get("n_channels"), r.get("n_sources"), threads)
             r = dict(r, _date=rec["date"], _host=rec["machine"]["host"], _args=rec["args"])
             if key not in rows or rows[key]["_date"] <= r["_date"]:
                 rows[key] = r
@@ -53,7 +54,10 @@ def row(bench: str, r: dict) -> str:
     src = ""
     if n_src and "sources" not in r["name"]:
         src = ", " + f"{n_src:,}".replace(",", " ") + " sources"
-    desc = f"`{bench}.py`: {r['name']}{src}"
+    ch = ""
+    if r.get("n_channels") and " ch" not in r["name"]:
+        ch = f", {r['n_channels']} ch"
+    desc = f"`{bench}.py`: {r['name']}{ch}{src}"
     ratio = f"{r['ratio_median']:.2g}x" if r["ratio_median"] < 10 else f"{r['ratio_median']:.0f}x"
     extra = []
     if r.get("rel_err"):
@@ -80,6 +84,10 @@ def row(bench: str, r: dict) -> str:
             )
     if r.get("n_iter"):
         extra.append(f"{r['n_iter']} iterations")
+    if r.get("_args", {}).get("threads"):
+        extra.append(f"{r['_args']['threads']} BLAS thread(s) both sides")
+    if r.get("load_average"):
+        extra.append(f"load {r['load_average'][0]:.1f}")
     if extra:
         ratio += "; " + "; ".join(extra)
     return f"| {desc} | {_mm(t['exgsrc'])} | {_mm(t['mne'])} | {ratio} |"

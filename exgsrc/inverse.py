@@ -867,7 +867,7 @@ def make_inverse_operator(
         gain_white_t = np.empty((n_src * n_orient, n_ch))
         gtg = np.empty((n_src, 3, 3)) if depth_opts is not None and n_fwd_orient == 3 else None
         col_norm2 = np.empty(n_src) if depth_opts is not None and n_fwd_orient == 1 else None
-        parts = row_blocks(n_src, pool.n_parts)
+        parts = row_blocks(n_src, pool.n_workers)
         chunk = max(64, CHUNK_BYTES // (8 * 3 * n_ch))
 
         def whiten_part(i):
@@ -1091,7 +1091,7 @@ def _minimum_norm_kernel(inv, scale, lambda2, white_proj, method):
     n_rows, n_orient = leads.shape[0], inv.n_orient
     kernel = np.empty((n_rows, white_proj.shape[1]))
     with WorkerPool(kernel.size) as pool:
-        parts = row_blocks(n_rows, pool.n_parts, align=n_orient)
+        parts = row_blocks(n_rows, pool.n_workers, align=n_orient)
         chunk = max(n_orient, (CHUNK_BYTES // (8 * leads.shape[1])) // n_orient * n_orient)
 
         def kernel_part(i):

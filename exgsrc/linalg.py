@@ -359,7 +359,7 @@ def svd_gram(
     if m > n:
         raise ValueError(f"svd_gram needs a tall matrix (the wide one transposed), got {at.shape}")
     with nullcontext(pool) if pool is not None else WorkerPool(at.size) as pool:
-        parts = row_blocks(n, pool.n_parts)
+        parts = row_blocks(n, pool.n_workers)
         chunk = max(64, CHUNK_BYTES // (8 * m))
 
         def gram_part(i):
@@ -528,8 +528,6 @@ def regularized_inverse_singular_values(sing: np.ndarray, rank: int, lambda2: fl
 
 # Products touching fewer values than this run on the calling thread.
 PARALLEL_MIN_VALUES = 500_000
-# Parts per worker of a WorkerPool's row split (load balancing).
-PARTS_PER_WORKER = 4
 # Row chunks of about this size stay in the (L2/L3) cache between the steps
 # applied to them.
 CHUNK_BYTES = 1 << 20
@@ -602,20 +600,10 @@ class WorkerPool:
         ``PARALLEL_MIN_VALUES`` one worker is used.
     n_workers : int | None
         Force a worker count.
-
-    Attributes
-    ----------
-    n_workers : int
-    n_parts : int
-        How many row blocks to split work into (``PARTS_PER_WORKER`` per
-        worker, 1 without workers); ``map`` hands them out as workers free up.
     """
 
     def __init__(self, values: int, n_workers: int | None = None):
         self.n_workers = _n_workers(values, n_workers)
-        # Work split in a few parts per worker: a worker that the OS deschedules
-        # (shared machine) delays the join by one part, not by half the work.
-        self.n_parts = 1 if self.n_workers == 1 else PARTS_PER_WORKER * self.n_workers
         self._pool = None
         self._limits = nullcontext()
 
@@ -641,14 +629,14 @@ class WorkerPool:
         Parameters
         ----------
         fn : callable
-            ``fn(i)`` for one part ``i``.
+            ``fn(i)``; exceptions propagate.
         n : int
-            Number of parts.
+            Number of calls.
 
         Returns
         -------
         list
-            The results, in part order.
+            The results, in order.
         """
         if self._pool is None:
             return [fn(i) for i in range(n)]
