@@ -1126,15 +1126,28 @@ CASES = [
         "participants.tsv ragged",
         append_participant("sub-02"),
         "subjects",
-        "error",
-        ("participants.tsv: line 3 has 1 fields but the header has 2",),
+        "warning",
+        (
+            "participants.tsv: line 3 has 1 fields but the header has 2",
+            "participants.tsv ignored, subjects taken from the sub-* folders",
+        ),
+        check=_only_the_good_subject,
     ),
     Case(
         "participants.tsv id without sub-",
         append_participant("02", "90"),
         "subjects",
-        "error",
-        ("participants.tsv: line 3: participant_id '02' must start with 'sub-'",),
+        "warning",
+        ("participants.tsv: line 3: participant_id '02' must start with 'sub-'; row ignored",),
+        check=_only_the_good_subject,
+    ),
+    Case(
+        "participants.tsv id with an invalid label",
+        append_participant("sub-0_2", "90"),
+        "subjects",
+        "warning",
+        ("participants.tsv: line 3: invalid BIDS sub label 'sub-0_2'", "row ignored"),
+        check=_only_the_good_subject,
     ),
     # ---- a flat channel
     Case(

@@ -229,15 +229,13 @@ def trial_types(events_path) -> list[str]:
 
 
 def _subjects(root: Path, warnings: list[str]) -> list[str]:
+    # A malformed participants.tsv (ragged file, an id without ``sub-``) is a
+    # warning naming the file and line, not a stop: the subject folders are the
+    # recordings, and one bad row must not keep every other subject from running.
     folders = sorted(p.name[4:] for p in root.glob("sub-*") if p.is_dir())
     part = root / "participants.tsv"
-    if part.is_file():
-        cols = read_tsv(part, required=("participant_id",))
-        listed = []
-        for i, pid in enumerate(cols["participant_id"], start=2):
-            if not pid.startswith("sub-"):
-                raise BidsError(f"{part}: line {i}: participant_id {pid!r} must start with 'sub-'")
-            listed.append(validate_label(pid, "sub"))
+    listed = _listed_participants(part, warnings) if part.is_file() else None
+    if listed is not None:
         for s in listed:
             if s not in folders:
                 warnings.append(
@@ -258,6 +256,27 @@ def _subjects(root: Path, warnings: list[str]) -> list[str]:
                 f"{root / ('sub-' + s)}: invalid subject label {s!r} (must be alphanumeric); skipped"
             )
     return good
+
+
+def _listed_participants(part: Path, warnings: list[str]) -> list[str] | None:
+    """Subject labels of ``participants.tsv`` in its order; None if it is unreadable."""
+    try:
+        cols = read_tsv(part, required=("participant_id",))
+    except BidsError as err:
+        warnings.append(f"{err}; participants.tsv ignored, subjects taken from the sub-* folders")
+        return None
+    listed = []
+    for i, pid in enumerate(cols["participant_id"], start=2):
+        if not pid.startswith("sub-"):
+            warnings.append(
+                f"{part}: line {i}: participant_id {pid!r} must start with 'sub-'; row ignored"
+            )
+            continue
+        try:
+            listed.append(validate_label(pid, "sub"))
+        except BidsError as err:
+            warnings.append(f"{part}: line {i}: {err}; row ignored")
+    return list(dict.fromkeys(listed))
 
 
 def discover(
