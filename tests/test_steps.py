@@ -569,3 +569,23 @@ def test_landmarks_give_the_same_sources_as_captrak(captrak_runs, tmp_path, fram
         np.testing.assert_allclose(
             mont.attrs["fiducials"][k], ref[0].attrs["fiducials"][k], rtol=0, atol=1e-12
         )
+
+
+def test_qc_table_warnings_of_every_step_once():
+    """The QC table's warnings column holds every loaded step's warnings, each once
+    (the montage and the epochs steps both carry the reader's warnings)."""
+    import xarray as xr
+
+    from exgsrc.steps.cohort import _qc_figures
+
+    reader = "coordsystem.json missing: positions assumed in CapTrak"
+    montage = xr.Dataset(
+        {"used": ("channel", [True, True]), "status": ("channel", ["good", "bad"])},
+        coords={"channel": ["Fz", "Cz"]},
+        attrs={"warnings": [reader]},
+    )
+    epochs = xr.Dataset(attrs={"warnings": [reader, "12 events outside the recording"]})
+    row: dict = {}
+    warns = _qc_figures(row, {"montage": montage, "epochs": epochs}, {}, [])
+    assert warns == [reader, "12 events outside the recording"]
+    assert row["bads"] == "Cz" and row["n_eeg_used"] == 2

@@ -62,7 +62,8 @@ def _recording_info(ctx: Ctx, ep) -> tuple[dict, list]:
         if "sfreq" not in info and "sfreq" in mont.attrs:
             info["sfreq"] = mont.attrs["sfreq"]
         warns += [str(w) for w in mont.attrs.get("warnings") or []]
-    return info, warns
+    # the montage and the epochs step read the same recording: one line per warning
+    return info, list(dict.fromkeys(warns))
 
 
 def _epochs_part(ctx: Ctx, res: Result) -> tuple[list, dict]:

@@ -224,7 +224,8 @@ def _qc_figures(row: dict, loaded: dict, conds: dict, res_methods: list) -> list
             if s == "bad"
         ]
         row["bads"] = ",".join(bads) if bads else "none"
-        warns += [str(w) for w in m.attrs.get("warnings", [])]
+    for ds in loaded.values():  # every step's warnings; the reader's appear once
+        warns += [str(w) for w in ds.attrs.get("warnings", [])]
     if "epochs" in loaded:
         counts = loaded["epochs"].attrs.get("epoch_counts", {})
         for lab, cond in conds.items():
@@ -244,7 +245,7 @@ def _qc_figures(row: dict, loaded: dict, conds: dict, res_methods: list) -> list
             if "psf_peak_err" in r and m in r["inverse_method"].values:
                 v = float(np.median(r["psf_peak_err"].sel(inverse_method=m).values)) * 1000
                 row[f"psf_peak_err_mm_median_{m}"] = f"{v:.2f}"
-    return warns
+    return list(dict.fromkeys(warns))
 
 
 def _qc_localisation(row: dict, truth: dict, stc_files: list, conds: dict, methods: list) -> None:
