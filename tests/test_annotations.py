@@ -247,7 +247,8 @@ def test_events_tsv_segments_are_not_conditions(tmp_path):
 
 def test_discovery_leaves_the_same_segment_markers_out_of_conditions(tmp_path):
     from exgsrc.annotations import DISCONTINUITIES
-    from exgsrc.io.discovery import SEGMENT_MARKERS, trial_types
+    from exgsrc.io.discovery import SEGMENT_MARKERS
+    from exgsrc.io.events import event_codes
 
     assert SEGMENT_MARKERS == DISCONTINUITIES
     path = tmp_path / "sub-01_task-x_events.tsv"
@@ -255,4 +256,4 @@ def test_discovery_leaves_the_same_segment_markers_out_of_conditions(tmp_path):
     path.write_text(
         "onset\tduration\ttrial_type\n" + "".join(f"{i}\t0\t{t}\n" for i, t in enumerate(rows))
     )
-    assert trial_types(path) == ["go"]
+    assert event_codes(path) == ["go"]

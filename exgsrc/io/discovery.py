@@ -26,7 +26,6 @@ __all__ = [
     "BidsRecording",
     "discover",
     "list_subjects",
-    "trial_types",
     "validate_label",
 ]
 
@@ -201,31 +200,6 @@ def list_subjects(bids_root) -> tuple[list[str], list[str]]:
         raise BidsError(f"{root}: BIDS root folder not found")
     warnings: list[str] = []
     return _subjects(root, warnings), warnings
-
-
-def trial_types(events_path) -> list[str]:
-    """Distinct ``trial_type`` values of an ``events.tsv`` that can be conditions.
-
-    ``n/a``, empty values and bad-segment or discontinuity markers
-    (:data:`SEGMENT_MARKERS`: ``BAD...``, ``EDGE...``, ``boundary``, ``New Segment...``)
-    are left out.
-
-    Parameters
-    ----------
-    events_path : path-like
-
-    Returns
-    -------
-    list of str
-        In first-seen order; empty if the file has no ``trial_type`` column.
-    """
-    cols = read_tsv(events_path)
-    values = [
-        v
-        for v in cols.get("trial_type", [])
-        if v not in ("n/a", "") and not v.lower().startswith(SEGMENT_MARKERS)
-    ]
-    return list(dict.fromkeys(values))
 
 
 def _subjects(root: Path, warnings: list[str]) -> list[str]:
