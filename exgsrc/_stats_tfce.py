@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy import sparse
+from scipy.sparse.csgraph import connected_components
 
 from ._stats_adjacency import _SourceGraph
 from ._stats_engine import (
     _BYTES_PER_NODE_TFCE,
     _DEFAULT_BATCH_BYTES,
+    _collect_flips,
+    _collect_flips_dense,
     _collect_maps,
-    _components,
     _null_fraction,
     _p_values,
     _permutation_maxima,
@@ -25,6 +28,10 @@ from ._stats_ttest import (
     _check_tail,
     _t_values,
 )
+
+#: Expected supra-threshold fraction of a null t-map above which flips are collected
+#: on the whole grid (:func:`_collect_flips_dense`) rather than time point by time point.
+_DENSE_FRACTION = 0.25
 
 
 def _tfce_ladder(start, step, stop):
@@ -43,38 +50,97 @@ def _tfce_scores(t_abs, u, v, heights, dh, e_power, h_power):
     """TFCE score of every node: sum over heights of ``|h|**H * dh * size**E``.
 
     ``heights`` are magnitudes in increasing order; ``size`` is the number of
-    nodes of the node's cluster among the nodes with ``|t| > h``. The node and
-    edge sets shrink as ``h`` rises (an edge lives while both of its ends
-    do). A node left without a live edge stays alone at every higher step,
-    so it is retired at once with the sum of its remaining step factors
-    (size 1), and only linked nodes are labelled.
+    nodes of the node's cluster among the nodes with ``|t| > h``, an edge
+    ``(u, v)`` living while both of its ends do.
+
+    Clusters only merge as ``h`` drops, so the steps are taken from the top
+    down: a node enters at the highest step below its ``|t|``, an edge at the
+    highest step below the smaller ``|t|`` of its ends, and each step joins
+    only the clusters that its entering edges touch (one
+    :func:`scipy.sparse.csgraph.connected_components` call on those clusters,
+    not on all live nodes). Nodes are kept in order of entry, so the live
+    nodes are a prefix of the arrays: each step relabels that prefix with one
+    gather and keeps ``size**E`` of each live node's cluster; the terms
+    ``factor * size**E`` are then summed from the lowest height up, in MNE's
+    order, so that scores equal in exact arithmetic are equal to the last bit
+    (permutation maxima tie with observed scores: ``>=`` sees the last bit).
+
+    Parameters
+    ----------
+    t_abs : ndarray, shape (n_nodes,)
+        |t| of the nodes (dimensionless).
+    u, v : ndarray of int, shape (n_edges,)
+        Edges (0-based node ids).
+    heights, dh : ndarray, shape (n_steps,)
+        Ladder of :func:`_tfce_ladder` (magnitudes, increasing).
+    e_power, h_power : float
+        Extent and height exponents.
+
+    Returns
+    -------
+    scores : ndarray, shape (n_nodes,)
     """
-    scores = np.zeros(t_abs.size)
+    n, n_steps = t_abs.size, heights.size
+    scores = np.zeros(n)
+    if n == 0 or n_steps == 0:
+        return scores
     factors = np.array([abs(h) ** h_power * d for h, d in zip(heights, dh, strict=True)])
-    prefix = np.concatenate([[0.0], np.cumsum(factors)])
-    n_above = np.searchsorted(heights, t_abs, side="left")  # steps with h < |t|
-    idx = np.arange(t_abs.size)
-    ta = t_abs
-    w = np.minimum(t_abs[u], t_abs[v]) if u.size else np.zeros(0)
-    for i, (h, factor) in enumerate(zip(heights, factors, strict=True)):
-        if factor == 0:
-            continue  # adds exactly 0 (MNE runs it anyway)
-        live = w > h
-        linked = np.zeros(idx.size, bool)
-        linked[u[live]] = True
-        linked[v[live]] = True
-        alone = np.flatnonzero((ta > h) & ~linked)
-        if alone.size:
-            scores[idx[alone]] += prefix[n_above[alone]] - prefix[i]
-        if not linked.all():
-            new_id = np.cumsum(linked, dtype=np.int64) - 1
-            u, v, w = new_id[u[live]].astype(np.int32), new_id[v[live]].astype(np.int32), w[live]
-            idx, ta, n_above = idx[linked], ta[linked], n_above[linked]
-        if idx.size == 0:
-            break
-        n_c, lab = _components(idx.size, u, v)
-        size = np.bincount(lab, minlength=n_c)
-        scores[idx] += (factor * size.astype(float) ** e_power)[lab]
+    # steps 0 .. top are those with h < |t| (top = -1: never above a step)
+    top = np.searchsorted(heights, t_abs, side="left") - 1
+    key = (n_steps - 1 - top).astype(np.int16 if n_steps < 2**15 else np.int64)
+    order = np.argsort(key, kind="stable")  # by step of entry, the highest first
+    n_live = np.cumsum(np.bincount(key, minlength=n_steps + 1)[:n_steps])  # live after step
+    rank = np.empty(n, np.int32)
+    rank[order] = np.arange(n, dtype=np.int32)
+    if u.size:
+        e_top = np.minimum(top[u], top[v])
+        keep = np.flatnonzero(e_top >= 0)
+        e_key = key.dtype.type(n_steps - 1) - e_top[keep].astype(key.dtype)
+        e_order = keep[np.argsort(e_key, kind="stable")]
+        eu, ev = rank[u[e_order]], rank[v[e_order]]
+        bounds = np.concatenate([[0], np.cumsum(np.bincount(e_key, minlength=n_steps))])
+    else:
+        eu = ev = np.zeros(0, np.int32)
+        bounds = np.zeros(n_steps + 1, np.int64)
+    label = np.arange(n, dtype=np.int32)  # cluster of each node: one of its nodes
+    redirect = np.arange(n, dtype=np.int32)
+    size = np.ones(n)
+    size_e = np.ones(n)  # size ** E
+    local = np.empty(n, np.int32)  # scratch: cluster -> position among a step's clusters
+    terms = []  # per step with a factor: size**E of each live node's cluster
+    for j in range(n_steps):
+        i = n_steps - 1 - j  # steps from the top down
+        live = int(n_live[j])
+        a, b = bounds[j], bounds[j + 1]
+        if b > a:
+            cu, cv = label[eu[a:b]], label[ev[a:b]]
+            differ = np.flatnonzero(cu != cv)
+            if differ.size:
+                d = differ.size
+                both = np.concatenate([cu[differ], cv[differ]])
+                local[both] = np.arange(2 * d, dtype=np.int32)  # one position per cluster
+                pos = local[both]
+                graph = sparse.coo_array((np.ones(d), (pos[:d], pos[d:])), shape=(2 * d, 2 * d))
+                _, comp = connected_components(graph, directed=False)
+                first = np.flatnonzero(pos == np.arange(2 * d))  # each cluster once
+                merging, comp = both[first], comp[first]
+                keeper = np.empty(2 * d, np.int32)
+                keeper[comp] = merging  # one cluster of each group names the group
+                new_size = np.bincount(comp, weights=size[merging])
+                target = keeper[comp]
+                redirect[merging] = target
+                label[:live] = redirect[label[:live]]
+                redirect[merging] = merging
+                size[target] = new_size[comp]
+                size_e[target] = new_size[comp] ** e_power
+        if factors[i] != 0:
+            terms.append((factors[i], size_e[label[:live]]))
+    # summed from the lowest height up, as MNE sums them (equal scores stay equal to
+    # the last bit, which the ">=" of the p-values sees)
+    acc = np.zeros(n)  # scores in entry order
+    for factor, size_e_live in reversed(terms):
+        acc[: size_e_live.size] += factor * size_e_live
+    scores[order] = acc
     return scores
 
 
@@ -216,6 +282,7 @@ def tfce_permutation_test(
         max_batch_bytes,
         1.5 * frac,
         _BYTES_PER_NODE_TFCE,
+        _collect_flips_dense if frac > _DENSE_FRACTION else _collect_flips,
     )
     h0 = np.concatenate([[scores.max()], h0_perm])
     p = _p_values(scores, h0, False)

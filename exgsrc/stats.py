@@ -70,6 +70,14 @@ one :func:`scipy.sparse.csgraph.connected_components` call. Batches run in
 ``exgsrc._system.thread_budget()`` threads with single-threaded BLAS; memory
 per batch is bounded by ``max_batch_bytes``.
 
+TFCE thresholds low (most points are nodes), so its flips are collected on the
+whole (time, flip, source) grid at once, and the scores come from one pass down
+the height ladder: clusters only merge as the height drops, so each step joins
+just the clusters its entering edges touch (a union-find over the live nodes,
+kept as a prefix in order of entry) instead of labelling every live node again
+at every height; the terms ``|h|**H * dh * size**E`` are summed from the lowest
+height up as MNE sums them, so the scores equal MNE's to the last bit.
+
 Layout
 ------
 This module is the public face; the code sits in private flat modules beside it
