@@ -26,6 +26,13 @@ CORE = {
     "exgsrc.resolution",
     "exgsrc.snr",
     "exgsrc.stats",
+    "exgsrc._stats_adjacency",
+    "exgsrc._stats_cluster",
+    "exgsrc._stats_engine",
+    "exgsrc._stats_results",
+    "exgsrc._stats_tfce",
+    "exgsrc._stats_tmax",
+    "exgsrc._stats_ttest",
     "exgsrc._system",
 }
 UPPER = ("exgsrc.store", "exgsrc.steps", "exgsrc.io", "exgsrc.report", "exgsrc.cli")

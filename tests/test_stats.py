@@ -310,6 +310,33 @@ def test_tfce_matches_mne(small_cohort, tail, threshold):
 
 @pytest.mark.parity
 @pytest.mark.skipif(not MNE_TFCE_FIXED, reason="MNE < 1.13 scores TFCE differently")
+def test_tfce_options_match_mne(small_cohort):
+    """max_step 2 and the hat variance (the flips' per-map variance floor) in TFCE."""
+    _, adj, X = small_cohort
+    sigma = 1e-3
+    res = tfce_permutation_test(
+        X, adj, start=0.0, step=0.2, max_step=2, sigma=sigma, n_permutations=1024
+    )
+    stat_fun = partial(mne.stats.ttest_1samp_no_p, sigma=sigma)
+    tfce, _, p, h0 = _mne_cluster(
+        X,
+        adj,
+        dict(start=0.0, step=0.2),
+        0,
+        1024,
+        max_step=2,
+        stat_fun=stat_fun,
+        buffer_size=None,
+    )
+    assert res.exhaustive and len(res.h0) == len(h0)
+    assert_allclose(res.tfce, tfce, rtol=RTOL, atol=0)
+    assert_allclose(res.h0, h0, rtol=RTOL, atol=0)
+    assert_array_equal(res.p_values.ravel(), p)
+    assert res.p_values.min() < 0.05
+
+
+@pytest.mark.parity
+@pytest.mark.skipif(not MNE_TFCE_FIXED, reason="MNE < 1.13 scores TFCE differently")
 def test_tfce_lower_tail_is_upper_tail_of_negated_data(small_cohort):
     """Scores and h0 as MNE's tail=-1; p-values those of tail=1 on -X.
 

@@ -10,6 +10,7 @@ a baseline cluster test of auditory one cluster at the auditory dipole.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
@@ -320,20 +321,20 @@ def test_statistics_section_of_cohort_report(stats_run):
     assert "significant cluster(s)" in html
 
 
-@pytest.mark.workflow
-def test_fewer_than_3_usable_subjects_fails_the_step(stats_run, tmp_path):
-    """Failed-status estimates leave 2 subjects: the step records a clear failure."""
+def _few_subjects_failure(stats_run, folder):
+    """Run the step with failed-status estimates for all but 2 subjects; its output path."""
     from exgsrc.steps._run import run_step
     from exgsrc.steps.statistics import step_statistics
-    from exgsrc.store import read_status, write_failed
+    from exgsrc.store import write_failed
 
+    folder.mkdir(parents=True, exist_ok=True)
     subjects = ["01", "02", "03", "04", "05", "06"]
     res = stats_run / "results"
-    stc, src = [], []
+    stc = []
     for cond in ("auditory", "visual"):
         for s in subjects:
             name = f"sub-{s}_task-demo_cond-{cond}_desc-sLORETA_stc.nc"
-            dst = tmp_path / name
+            dst = folder / name
             if s in ("01", "02"):
                 shutil.copy(res / f"sub-{s}" / "eeg" / name, dst)
             else:
@@ -342,7 +343,7 @@ def test_fewer_than_3_usable_subjects_fails_the_step(stats_run, tmp_path):
     src = [str(res / f"sub-{s}" / "eeg" / f"sub-{s}_task-demo_src.nc") for s in subjects]
     test = yaml.safe_load(STATS_CFG.read_text())["statistics"][0]
     test = _config(test)["statistics"][0]
-    out = tmp_path / "stats.nc"
+    out = folder / "stats.nc"
     fake = SimpleNamespace(
         input=SimpleNamespace(stc=stc, src=src),
         output=[str(out)],
@@ -356,10 +357,130 @@ def test_fewer_than_3_usable_subjects_fails_the_step(stats_run, tmp_path):
         wildcards={"test": "audvis"},
         config={"on_error": "record"},
         rule="statistics",
-        log=[str(tmp_path / "stats.log")],
+        log=[str(folder / "stats.log")],
     )
     run_step(fake, step_statistics)
-    ok, why = read_status(out)
+    return out
+
+
+@pytest.mark.workflow
+def test_fewer_than_3_usable_subjects_fails_the_step(stats_run, tmp_path):
+    """Failed-status estimates leave 2 subjects: the step records a clear failure."""
+    from exgsrc.store import read_status
+
+    ok, why = read_status(_few_subjects_failure(stats_run, tmp_path))
     assert not ok
     assert "2 usable subject(s), a cohort test needs at least 3" in why
     assert "sub-03: sub-03_task-demo_cond-auditory_desc-sLORETA_stc.nc: simulated failure" in why
+
+
+# ----------------------------------------------------------------- the cohort report
+
+
+def _statistics_section(html: str) -> str:
+    sections = re.findall(r'<section id="statistics">(.*?)</section>', html, flags=re.S)
+    assert len(sections) == 1, len(sections)
+    return sections[0]
+
+
+def _nav(html: str) -> str:
+    navs = re.findall(r"<nav>(.*?)</nav>", html, flags=re.S)
+    assert len(navs) == 1, navs
+    return navs[0]
+
+
+def _test_blocks(section: str) -> dict[str, str]:
+    """{test name: its block} of the statistics section (blocks start at their <h3>)."""
+    parts = re.split(r"<h3>", section)[1:]
+    return {re.split(r"[:( ]", part.split("</h3>", 1)[0], maxsplit=1)[0]: part for part in parts}
+
+
+def _cluster_rows(block: str) -> dict[int, tuple[float, bool]]:
+    """{cluster number: (p-value from the cell's sort key, shown in bold)} of a block's table."""
+    tables = re.findall(r'<table class="sortable">(.*?)</table>', block, flags=re.S)
+    assert len(tables) == 1, len(tables)
+    rows = {}
+    for row in re.findall(r"<tr[^>]*>(.*?)</tr>", tables[0], flags=re.S):
+        cells = re.findall(r"<td([^>]*)>(.*?)</td>", row, flags=re.S)
+        if not cells:
+            continue  # the header row
+        p_attrs, p_text = cells[2]
+        key = float(re.search(r'data-sort="([^"]+)"', p_attrs).group(1))
+        rows[int(re.sub(r"<[^>]+>", "", cells[0][1]))] = (key, p_text.startswith("<strong>"))
+    return rows
+
+
+@pytest.fixture(scope="module")
+def cohort_html(stats_run):
+    """The workflow's cohort report (rule report_cohort) of the statistics cohort."""
+    from test_workflow import snakemake
+
+    target = "results/group/cohort_report.html"
+    snakemake(stats_run, "--config", "on_error=raise", "--", target, configfile=STATS_CFG)
+    return (stats_run / target).read_text()
+
+
+@pytest.mark.workflow
+def test_report_cohort_rule_shows_each_test(stats_run, cohort_html):
+    """The cohort report: a nav link, each test's name, its clusters' p-values, cluster maps."""
+    from exgsrc.report.statistics import MAX_MAPS, MAX_OTHER_ROWS
+    from exgsrc.store import open_dataset
+
+    assert '<a href="#statistics">Statistics</a>' in _nav(cohort_html)
+    blocks = _test_blocks(_statistics_section(cohort_html))
+    assert set(blocks) == {"audvis", "aud"}
+    for name in ("audvis", "aud"):
+        block = blocks[name]
+        assert block.startswith(f"{name}: cluster test, sLORETA</h3>")
+        ds = open_dataset(stats_run / "results" / "group" / f"task-demo_stat-{name}_stats.nc")
+        p = np.asarray(ds["cluster_p_value"].values)
+        number = np.asarray(ds["cluster"].values)
+        sig = number[p < 0.05]
+        assert sig.size >= 1, name
+        rows = _cluster_rows(block)
+        # every significant cluster in bold with the file's p-value; the others up to the cap
+        assert len(rows) == sig.size + min(MAX_OTHER_ROWS, p.size - sig.size)
+        for k, pk in zip(number, p, strict=True):
+            if k in rows:
+                assert rows[k] == (pk, pk < 0.05), (name, k)
+            else:
+                assert pk >= 0.05, (name, k)
+        assert f"{sig.size} significant cluster(s)" in block
+        for k in sig[:MAX_MAPS]:
+            img = re.search(rf'<img [^>]*alt="statistics cluster {k}"[^>]*>', block)
+            assert img is not None, (name, k)
+            assert 'src="data:image/png;base64,' in img.group(0)
+        assert block.count("<img ") == min(sig.size, MAX_MAPS)
+
+
+@pytest.mark.workflow
+def test_failed_test_shows_its_reason_in_the_cohort_report(stats_run, tmp_path):
+    """A failed test's file gives a notice with the reason; the other tests are still shown."""
+    from exgsrc.report.cohort import cohort_report
+
+    failed = _few_subjects_failure(stats_run, tmp_path / "run")
+    group = tmp_path / "group"
+    group.mkdir()
+    shutil.copy(failed, group / "task-demo_stat-few_stats.nc")
+    ok_file = "task-demo_stat-audvis_stats.nc"
+    shutil.copy(stats_run / "results" / "group" / ok_file, group / ok_file)
+    out = group / "cohort_report.html"
+    html = cohort_report([{"subject": "01", "status": "ok"}], out=out)
+    assert out.read_text() == html
+    assert '<a href="#statistics">Statistics</a>' in _nav(html)
+    blocks = _test_blocks(_statistics_section(html))
+    assert set(blocks) == {"audvis", "few"}
+    few = blocks["few"]
+    assert few.startswith("few (task-demo_stat-few_stats.nc)</h3>")
+    assert "failed: statistics task-demo_stat-few_stats.nc" in few
+    assert "2 usable subject(s), a cohort test needs at least 3" in few
+    assert "sub-03: sub-03_task-demo_cond-auditory_desc-sLORETA_stc.nc: simulated failure" in few
+    assert "<table" not in few and "<img" not in few
+    assert blocks["audvis"].count('alt="statistics cluster') >= 1
+
+
+def test_no_statistics_no_nav_link(tmp_path):
+    from exgsrc.report.cohort import cohort_report
+
+    html = cohort_report([{"subject": "01", "status": "ok"}], out=tmp_path / "cohort_report.html")
+    assert "#statistics" not in html and 'id="statistics"' not in html

@@ -486,11 +486,14 @@ def cohort_report(
         headers, rows, table_id="cohort", sortable=True, row_classes=row_cls, box="tablebox"
     )
     title = title or ("exgsrc cohort report" + (f": task-{task}" if task else ""))
+    stats_html = statistics_sections(out)  # cohort tests: *_stats.nc beside the report
     body = [
         f"<h1>{esc(title)}</h1>",
         _banner(summaries, outliers, outlier_z),
         '<nav><a href="#subjects">Subjects</a><a href="#outliers">Outliers</a>'
-        '<a href="#grandavg">Grand averages</a></nav>',
+        '<a href="#grandavg">Grand averages</a>'
+        + ('<a href="#statistics">Statistics</a>' if stats_html else "")
+        + "</nav>",
         '<section id="subjects"><h2>Subjects</h2>'
         '<p class="caption">Click a column header to sort; type to filter rows; the '
         "table scrolls inside its box (subject names stay on the left). Values flagged "
@@ -543,5 +546,5 @@ def cohort_report(
     else:
         body.append(notice("missing", "grand averages", "no grand-average files were given"))
     body.append("</section>")
-    body.append(statistics_sections(out))  # cohort tests: *_stats.nc beside the report
+    body.append(stats_html)
     return render_page(title, body, out)

@@ -10,6 +10,7 @@ effect (cluster sources only) with that source's time course.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -207,7 +208,9 @@ def _block(path) -> str:
             parts.append(f"<p>Maps of the first {MAX_MAPS} significant clusters shown.</p>")
         return "".join(str(p) for p in parts)
     except Exception as err:  # noqa: BLE001 - shown in the report
-        return f"<h3>{esc(name)}</h3>" + failure_block(err, f"statistics {name}")[1]
+        test = re.search(r"_stat-([A-Za-z0-9]+)_stats\.nc$", name)
+        heading = f"{test.group(1)} ({name})" if test else name
+        return f"<h3>{esc(heading)}</h3>" + failure_block(err, f"statistics {name}")[1]
 
 
 def statistics_sections(files: Iterable[os.PathLike | str] | os.PathLike | str | None) -> Markup:
