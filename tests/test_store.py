@@ -151,3 +151,30 @@ def test_write_text_atomic_complete_or_untouched(tmp_path):
         store.write_text_atomic(path, b"not text")
     assert path.read_text(encoding="utf-8") == "µV\n"
     assert sorted(p.name for p in path.parent.iterdir()) == ["table.tsv"]
+
+
+def test_read_cohort_estimates_sets_aside_failed_and_mismatched_subjects(tmp_path):
+    def stc(name, n_src=4, n_t=5, shift=0.0):
+        ds = xr.Dataset(
+            {"stc": (("source", "time"), np.full((n_src, n_t), shift))},
+            coords={
+                "time": np.arange(n_t) / 100.0,
+                **{c: ("source", np.arange(n_src) + shift) for c in "xyz"},
+            },
+        )
+        store.write_netcdf(ds, tmp_path / name)
+        return tmp_path / name
+
+    paths = {
+        "01": [stc("a1.nc", shift=1.0), stc("b1.nc", shift=1.0)],
+        "02": [stc("a2.nc", shift=3.0), stc("b2.nc", shift=3.0)],
+        "03": [stc("a3.nc"), tmp_path / "b3.nc"],
+        "04": [stc("a4.nc", n_src=3), stc("b4.nc", n_src=3)],
+    }
+    store.write_failed_outputs([tmp_path / "b3.nc"], "ValueError: no events")
+    usable, left_out = store.read_cohort_estimates(paths)
+    assert list(usable) == ["01", "02"] and [len(v) for v in usable.values()] == [2, 2]
+    assert "b3.nc" in left_out["03"] and "no events" in left_out["03"]
+    assert "(3, 5) differs from (4, 5)" in left_out["04"]
+    pos = store.mean_source_positions([usable["01"][0], usable["02"][0]])
+    np.testing.assert_array_equal(pos[:, 0], np.arange(4) + 2.0)

@@ -11,7 +11,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..store import open_dataset, read_status, write_tsv
+from ..store import (
+    mean_source_positions,
+    open_dataset,
+    read_cohort_estimates,
+    read_status,
+    write_tsv,
+)
 from ._run import StepContext, flatten
 
 __all__ = ["step_grand_average", "step_localisation_error", "step_qc_table"]
@@ -31,26 +37,15 @@ def step_grand_average(ctx: StepContext) -> None:
         The job's inputs, outputs, params and wildcards (see :func:`run_step`);
         outputs are written through ``ctx.write`` (atomic, with provenance).
     """
-    used, failed, arrays, coords = [], {}, [], []
-    ref = None
-    for sub, path in zip(ctx.params.subjects, flatten(ctx.input), strict=True):
-        ok, why = read_status(path)
-        if not ok:
-            failed[sub] = why
-            continue
-        ds = open_dataset(path)
-        if ref is None:
-            ref = ds
-        elif ds["stc"].shape != ref["stc"].shape or not np.allclose(
-            ds["time"].values, ref["time"].values
-        ):
-            failed[sub] = f"shape/time axis {ds['stc'].shape} differs from {ref['stc'].shape}"
-            continue
-        used.append(sub)
-        arrays.append(ds["stc"].values)
-        coords.append(np.stack([ds["x"].values, ds["y"].values, ds["z"].values], axis=1))
-    if ref is None:
+    paths = flatten(ctx.input)
+    usable, failed = read_cohort_estimates(
+        {sub: [path] for sub, path in zip(ctx.params.subjects, paths, strict=True)}
+    )
+    if not usable:
         raise ValueError(f"no subject has a usable source estimate: {failed}")
+    used = list(usable)
+    ref = usable[used[0]][0]
+    arrays = [usable[s][0]["stc"].values for s in used]
     out = ref.copy()
     out["stc"] = (ref["stc"].dims, np.mean(arrays, axis=0), dict(ref["stc"].attrs))
     out["stc"].attrs["long_name"] = f"grand average of {len(used)} subjects"
@@ -59,7 +54,7 @@ def step_grand_average(ctx: StepContext) -> None:
         np.std(arrays, axis=0, ddof=1) if len(arrays) > 1 else np.zeros_like(arrays[0]),
         {"units": ref["stc"].attrs.get("units", ""), "long_name": "between-subject SD"},
     )
-    mean_pos = np.mean(coords, axis=0)
+    mean_pos = mean_source_positions([usable[s][0] for s in used])
     out = out.assign_coords(
         x=("source", mean_pos[:, 0], {"units": "m"}),
         y=("source", mean_pos[:, 1], {"units": "m"}),

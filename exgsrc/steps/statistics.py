@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..store import load_source_space, open_dataset, read_status
+from ..store import (
+    load_source_space,
+    mean_source_positions,
+    read_cohort_estimates,
+)
 from ._run import StepContext, flatten
 
 __all__ = [
@@ -298,34 +302,6 @@ def _significant_clusters(ds, p, adjacency, alpha):
     return ds
 
 
-def _stc_by_subject(paths_per_cond, subjects):
-    """{subject: [dataset per condition]} of usable subjects, {subject: why} of the others."""
-    per_sub, failed, ref = {}, {}, None
-    n = len(subjects)
-    for i, sub in enumerate(subjects):
-        dss, why = [], None
-        for paths in paths_per_cond:
-            ok, reason = read_status(paths[i])
-            if not ok:
-                why = f"{paths[i].rsplit('/', 1)[-1]}: {reason}"
-                break
-            ds = open_dataset(paths[i])
-            if ref is None:
-                ref = ds
-            if ds["stc"].shape != ref["stc"].shape or not np.allclose(
-                ds["time"].values, ref["time"].values
-            ):
-                why = f"shape/time axis {ds['stc'].shape} differs from {ref['stc'].shape}"
-                break
-            dss.append(ds)
-        if why is None and len(dss) == len(paths_per_cond):
-            per_sub[sub] = dss
-        else:
-            failed[sub] = why or "missing"
-    assert len(per_sub) + len(failed) == n
-    return per_sub, failed
-
-
 def _adjacency(src_paths, subjects, usable):
     """Adjacency from the first usable subject's source space (triangles, else grid)."""
     from ..stats import source_adjacency
@@ -381,8 +357,10 @@ def _load_cohort(ctx, test, subjects):
     n_cond = len(test["conditions"])
     stc_paths = flatten(ctx.input.stc)
     per_cond = [stc_paths[k * len(subjects) : (k + 1) * len(subjects)] for k in range(n_cond)]
-    per_sub, failed = _stc_by_subject(per_cond, subjects)
-    used = [s for s in subjects if s in per_sub]
+    per_sub, failed = read_cohort_estimates(
+        {sub: [paths[i] for paths in per_cond] for i, sub in enumerate(subjects)}
+    )
+    used = list(per_sub)
     if len(used) < MIN_SUBJECTS:
         raise ValueError(
             f"statistics {test['name']!r}: {len(used)} usable subject(s), a cohort test needs "
@@ -420,9 +398,7 @@ def step_statistics(ctx: StepContext) -> None:
             f"sub-{adj_sub}'s source space has {adjacency.shape[0]} sources, the estimates "
             f"{X.shape[2]}"
         )
-    pos = np.mean(
-        [np.stack([per_sub[s][0][c].values for c in "xyz"], axis=1) for s in used], axis=0
-    )
+    pos = mean_source_positions([per_sub[s][0] for s in used])
     ds = run_test(X, adjacency, test, times[win])
     ds = ds.assign_coords(
         source=("source", np.arange(X.shape[2])),

@@ -31,7 +31,7 @@ Attributes that netCDF cannot hold natively (dicts, lists of mixed types,
 back.
 """
 
-from ._cohort import open_source_estimates
+from ._cohort import mean_source_positions, open_source_estimates, read_cohort_estimates
 from ._format import (
     CONTRAST_ATTRS,
     ERROR_ATTR,
@@ -67,6 +67,8 @@ from ._loaders import (
 )
 
 __all__ = [
+    "mean_source_positions",
+    "read_cohort_estimates",
     "CONTRAST_ATTRS",
     "ERROR_ATTR",
     "FILE_SUFFIXES",

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from ._format import failure_reason, is_failed, open_dataset
+from ._format import failure_reason, is_failed, open_dataset, read_status
 
-__all__ = ["open_source_estimates"]
+__all__ = ["mean_source_positions", "open_source_estimates", "read_cohort_estimates"]
 
 
 _STC_NAME = re.compile(
@@ -153,3 +153,64 @@ def open_source_estimates(
         coords=coords,
         attrs={"output": str(root), "task": tasks[0] if task is None else task},
     )
+
+
+def read_cohort_estimates(paths_per_subject) -> tuple[dict, dict]:
+    """Open each subject's source-estimate files; set aside subjects that cannot be used.
+
+    A subject is usable when every one of its files is complete (not failed-status)
+    and has the same shape and time axis as the first usable file of the cohort.
+    Cohort steps (grand averages, statistics) read their subjects through this, so
+    they agree on who is left out and why.
+
+    Parameters
+    ----------
+    paths_per_subject : mapping of str to sequence of path
+        Subject label -> its ``..._stc.nc`` files (e.g. one per condition), in the
+        cohort's order.
+
+    Returns
+    -------
+    usable : dict of str to list of xarray.Dataset
+        Subject -> its datasets, in the order of the paths.
+    left_out : dict of str to str
+        Subject -> why it was left out (the file name and the reason it failed, or
+        the shape that differs).
+    """
+    usable, left_out, ref = {}, {}, None
+    for subject, paths in paths_per_subject.items():
+        datasets, why = [], None
+        for path in paths:
+            ok, reason = read_status(path)
+            if not ok:
+                why = f"{Path(path).name}: {reason}"
+                break
+            ds = open_dataset(path)
+            ref = ds if ref is None else ref
+            if ds["stc"].shape != ref["stc"].shape or not np.allclose(
+                ds["time"].values, ref["time"].values
+            ):
+                why = f"shape/time axis {ds['stc'].shape} differs from {ref['stc'].shape}"
+                break
+            datasets.append(ds)
+        if why is None and datasets:
+            usable[subject] = datasets
+        else:
+            left_out[subject] = why or "no source estimate"
+    return usable, left_out
+
+
+def mean_source_positions(datasets) -> np.ndarray:
+    """Mean over subjects of the source positions of their estimates.
+
+    Parameters
+    ----------
+    datasets : sequence of xarray.Dataset
+        One source estimate per subject (coordinates ``x, y, z`` on ``source``, m).
+
+    Returns
+    -------
+    pos : ndarray, shape (n_sources, 3)
+        Metres. Sources are matched by index (the same template in every head).
+    """
+    return np.mean([np.stack([ds[c].values for c in "xyz"], axis=1) for ds in datasets], axis=0)
