@@ -17,6 +17,8 @@ import io
 import json
 from collections.abc import Iterable, Sequence
 
+import numpy as np
+
 __all__ = [
     "DPI",
     "FIGURE_HOOKS",
@@ -82,31 +84,40 @@ def fig_to_img(fig, alt: str = "figure", dpi: int = DPI) -> Markup:
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-    FigureCanvasAgg(fig)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
+    canvas = FigureCanvasAgg(fig)
+    # drawn at the embedding resolution (layout included, as savefig does) and
+    # encoded once from the raw pixels: no full-colour PNG written and re-read
+    fig.set_dpi(dpi)
+    canvas.draw()
+    rgba = np.asarray(canvas.buffer_rgba())
     for hook in FIGURE_HOOKS:
         hook(fig)
-    w, h = (int(round(v * dpi)) for v in fig.get_size_inches())
-    data = base64.b64encode(_palette_png(buf.getvalue())).decode("ascii")
+    h, w = rgba.shape[:2]
+    data = base64.b64encode(_palette_png(rgba)).decode("ascii")
     return Markup(
         f'<img class="fig" alt="{esc(alt)}" width="{w}" height="{h}" '
         f'src="data:image/png;base64,{data}">'
     )
 
 
-def _palette_png(png: bytes) -> bytes:
-    """The PNG with 256 colours (no dithering): a third of the size, no visible change."""
-    try:
-        from PIL import Image
+def _palette_png(rgba) -> bytes:
+    """PNG with 256 colours (no dithering) of an RGBA pixel array (rows, columns, 4).
 
-        im = Image.open(io.BytesIO(png)).convert("RGB")
+    A third of the size of a full-colour PNG, no visible change (median-cut
+    palette; the faster octree one bands the shaded surfaces).
+    """
+    from PIL import Image
+
+    im = Image.fromarray(np.ascontiguousarray(rgba[..., :3]))
+    out = io.BytesIO()
+    try:
         q = im.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+        # zlib level 6, not optimize=True (level 9): ~10x faster, files ~5 % larger
+        q.save(out, "PNG")
+    except Exception:  # noqa: BLE001 - keep the full colours
         out = io.BytesIO()
-        q.save(out, "PNG", optimize=True)
-    except Exception:  # noqa: BLE001 - keep the full-colour PNG
-        return png
-    return out.getvalue() if len(out.getvalue()) < len(png) else png
+        im.save(out, "PNG")
+    return out.getvalue()
 
 
 def slider(frames, alt: str, start: int = 0, what: str = "time") -> Markup:
