@@ -108,8 +108,8 @@ def test_dry_run_dag(tmp_path):
     for rule in ("montage", "head_model", "source_space", "forward", "epochs", "noise_cov"):
         assert counts[rule] == 2, rule  # once per subject, shared by conditions
     assert counts["inverse_operator"] == 2
-    assert counts["evoked"] == 4  # 2 subjects x 2 conditions
-    assert counts["source_estimate"] == 8  # x 2 methods
+    assert counts["evoked"] == 2  # one job per subject: both conditions
+    assert counts["source_estimate"] == 4  # 2 subjects x 2 conditions, both methods per job
     assert counts["grand_average"] == 4
     assert counts["qc_table"] == 1
     assert counts["total"] == sum(v for k, v in counts.items() if k != "total")
@@ -290,7 +290,7 @@ def test_parameter_change_reruns_only_downstream(run, tmp_path):
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=run)
     assert res.returncode == 0, res.stderr[-3000:]
     counts = _rule_counts(res.stdout)
-    assert counts["source_estimate"] == 8 and counts["resolution"] == 2
+    assert counts["source_estimate"] == 4 and counts["resolution"] == 2
     upstream = {"demo_bids", "montage", "head_model", "source_space", "forward", "epochs"}
     upstream |= {"noise_cov", "evoked", "inverse_operator", "snr"}
     assert not upstream & set(counts), counts
