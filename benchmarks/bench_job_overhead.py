@@ -16,9 +16,9 @@ processes:
   Snakemake alone: the floor while the workflow uses ``script:``);
 * ``step``: ``total - preamble``, what the script's own imports add;
 
-and, from one ``python -X importtime`` run per script, the heaviest packages
-the script imports beyond the preamble (cumulative, nested ones counted in their
-parents too).
+and, from one ``python -X importtime`` run per script, the heaviest top-level
+packages the script imports beyond the preamble (the sum of their modules' own
+import times).
 The machine is shared: check ``uptime``, and compare numbers of one run.
 """
 
@@ -67,9 +67,10 @@ def wall(code: str, repeat: int) -> list[float]:
 
 
 def import_profile(code: str, after: str = PREAMBLE) -> dict[str, int]:
-    """Cumulative import time (us) of each package (not exgsrc) ``code`` imports after ``after``.
+    """Import time (us) of each top-level package ``code`` imports after ``after``.
 
-    A package imported inside another one counts in both (numpy inside scipy).
+    The sum of the ``self`` times of the package's modules (``scipy.linalg`` counts
+    for ``scipy``), so that nothing is counted twice.
     """
     res = subprocess.run(
         [sys.executable, "-X", "importtime", "-c", after + code],
@@ -90,12 +91,11 @@ def import_profile(code: str, after: str = PREAMBLE) -> dict[str, int]:
     seen = set(base)
     out: dict[str, int] = {}
     for line in res.stderr.splitlines():
-        m = re.match(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)", line)
-        if not m or m.group(4) in seen:
+        m = re.match(r"import time:\s+(\d+) \|\s+(\d+) \|\s*(\S+)", line)
+        if not m or m.group(3) in seen:
             continue
-        name = m.group(4)
-        if "." not in name and name != "exgsrc":  # a package, at whatever depth
-            out[name] = out.get(name, 0) + int(m.group(2))
+        top = m.group(3).split(".")[0]
+        out[top] = out.get(top, 0) + int(m.group(1))
     return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
 
