@@ -4,9 +4,11 @@ A module-scoped fixture starts a private single-node cluster from Debian's
 packages (munged with a fresh key, slurmctld and slurmd with a generated
 slurm.conf, all state, sockets and logs in a temporary directory, free ports),
 waits until the node is idle and stops every daemon afterwards. The test then
-runs Snakemake with ``--profile profiles/slurm`` on a one-subject,
+runs Snakemake with ``--profile profiles/slurm`` on a two-subject,
 one-condition, one-method variant of the tiny demo, and checks the netCDF
-outputs and that every non-local rule really ran as a SLURM job.
+outputs and that each subject's steps ran as one SLURM job (the profile's
+``groups``), the demo simulation and the cohort step as one job each, and
+nothing else was submitted.
 
 Without the SLURM binaries (``.ci/run`` installs them) the tests are skipped;
 a cluster that is installed but does not come up is a failure, with the daemon
@@ -55,9 +57,9 @@ DAEMONS = ("munged", "slurmctld", "slurmd")
 CLIENTS = ("sbatch", "squeue", "sinfo", "srun", "scontrol", "scancel")
 PARTITION = "exgsrc"
 # Seconds from one status query to the next after a job finished (the plugin's
-# --slurm-init-seconds-before-status-checks; its default is 40). A cluster job of
-# the tiny demo takes 5-8 s from submission to its end (two Python start-ups: the
-# batch script and the srun step); a query that finds none of them finished
+# --slurm-init-seconds-before-status-checks; its default is 40). A one-step job
+# of the tiny demo takes 5-8 s from submission to its end (two Python start-ups:
+# the batch script and the srun step); a query that finds none of them finished
 # makes the plugin wait 10 s longer, so this stays a little above that.
 STATUS_CHECK_SECONDS = 10
 
@@ -267,15 +269,36 @@ PartitionName={PARTITION} Nodes={node} Default=YES MaxTime=INFINITE State=UP
         cluster.stop()
 
 
-def test_workflow_runs_as_slurm_jobs(slurm_cluster, tmp_path):
+def _submitted(log: str) -> dict[int, tuple[str, str]]:
+    """SLURM job id -> (what it ran, its log folder), from the plugin's "submitted with
+    SLURM jobid" lines (one per sbatch call). What it ran is ``rule_<rule>`` or
+    ``group_<group>``; the folder of a group job is ``group_<group>_<its rules>...``."""
+    out = {}
+    for j, folder in re.findall(
+        r"submitted with SLURM jobid (\d+) \(log: \S*/slurm_logs/([^/\s]+)/", log
+    ):
+        what = folder
+        if folder.startswith("group_"):
+            what = "group_" + folder.removeprefix("group_").split("_", 1)[0]
+        out[int(j)] = (what, folder)
+    return out
+
+
+def test_workflow_runs_as_one_slurm_job_per_subject(slurm_cluster, tmp_path):
+    """Two subjects: one sbatch job each (all their steps), one for the demo simulation
+    and one per cohort step (here one grand average); the localrules run in the main
+    process. The count is checked against the plugin's log and against SLURM's own
+    records (squeue keeps finished jobs, MinJobAge)."""
     cl = slurm_cluster
-    override = tmp_path / "one_subject.yaml"
+    override = tmp_path / "two_subjects.yaml"
     override.write_text(
-        "demo:\n  n_subjects: 1\n  conditions: [auditory]\n"
+        "demo:\n  n_subjects: 2\n  conditions: [auditory]\n"
         "inverse:\n  methods: [sLORETA]\nresolution:\n  enabled: false\n"
     )
-    stc = "results/sub-01/eeg/sub-01_task-demo_cond-auditory_desc-sLORETA_stc.nc"
-    snr = "results/sub-01/eeg/sub-01_task-demo_snr.nc"
+    subjects = ("01", "02")
+    stc = "results/sub-{s}/eeg/sub-{s}_task-demo_cond-auditory_desc-sLORETA_stc.nc"
+    snr = "results/sub-{s}/eeg/sub-{s}_task-demo_snr.nc"
+    grandavg = "results/group/task-demo_cond-auditory_desc-sLORETA_grandavg.nc"
     cmd = [
         sys.executable,
         "-m",
@@ -291,6 +314,10 @@ def test_workflow_runs_as_slurm_jobs(slurm_cluster, tmp_path):
         str(override),
         "--jobs",
         "2",
+        # the largest job this 2-CPU node can run: Snakemake sizes a group job by
+        # the steps it can run side by side, at most --cores
+        "--cores",
+        "2",
         "--latency-wait",
         "10",
         "--slurm-status-command",
@@ -301,14 +328,15 @@ def test_workflow_runs_as_slurm_jobs(slurm_cluster, tmp_path):
         # threads of one rule become that job's --cpus-per-task (README, "Threads")
         "--set-threads=source_estimate=2",  # "=": the option takes several values
     ]
-    if cl.mem_mb < 4000:  # the profile asks for 4 GB per job (these rules)
-        cmd += ["--default-resources", f"mem_mb={cl.mem_mb // 2}", "runtime=30"]
-    # the subject's chain of 11 cluster jobs in 8 waves; the cohort steps would add
-    # one wave (~10 s) each without testing anything new about SLURM
-    cmd += [stc, snr, "results/dataset_description.json"]
+    if cl.mem_mb < 8000:  # the profile asks for 4 GB per step, a group for those side by side
+        cmd += ["--default-resources", f"mem_mb={cl.mem_mb // 4}", "runtime=30"]
+    # the subjects' chains (9 rules each: montage .. snr), the demo simulation, one
+    # cohort step; the reports would add minutes without testing anything new about SLURM
+    targets = [p.format(s=s) for s in subjects for p in (stc, snr)]
+    cmd += [*targets, grandavg, "results/dataset_description.json"]
     t0 = time.monotonic()
     res = subprocess.run(
-        cmd, capture_output=True, text=True, env=cl.env, cwd=tmp_path, timeout=400
+        cmd, capture_output=True, text=True, env=cl.env, cwd=tmp_path, timeout=600
     )
     elapsed = time.monotonic() - t0
     log = res.stdout + res.stderr
@@ -318,23 +346,45 @@ def test_workflow_runs_as_slurm_jobs(slurm_cluster, tmp_path):
     )
 
     # the outputs are real, labelled netCDF files
-    with xr.open_dataset(tmp_path / stc) as ds:
-        assert ds["stc"].dims == ("source", "time")
-        assert ds.sizes["source"] == 642  # ico grade 3
-        assert ds.attrs["method"] == "sLORETA" and ds.attrs["condition"] == "auditory"
-    with xr.open_dataset(tmp_path / snr) as ds:
-        assert ds["snr"].dims == ("condition", "time")
-        assert list(ds["condition"].values) == ["auditory"]
+    for s in subjects:
+        with xr.open_dataset(tmp_path / stc.format(s=s)) as ds:
+            assert ds["stc"].dims == ("source", "time")
+            assert ds.sizes["source"] == 642  # ico grade 3
+            assert ds.attrs["method"] == "sLORETA" and ds.attrs["condition"] == "auditory"
+        with xr.open_dataset(tmp_path / snr.format(s=s)) as ds:
+            assert ds["snr"].dims == ("condition", "time")
+            assert list(ds["condition"].values) == ["auditory"]
+    with xr.open_dataset(tmp_path / grandavg) as ds:
+        assert ds.attrs["n_subjects"] == 2
 
-    # every rule that is not a localrule was a SLURM job of this run, and completed
-    submitted = dict(
-        (int(j), rule)
-        for j, rule in re.findall(
-            r"submitted with SLURM jobid (\d+) \(log: \S*/slurm_logs/rule_(\w+)/", log
-        )
+    # sbatch jobs: one per subject + the demo simulation + the cohort step, no more
+    submitted = _submitted(log)
+    kinds = sorted(what for what, _ in submitted.values())
+    assert kinds == ["group_subject"] * len(subjects) + ["rule_demo_bids", "rule_grand_average"], (
+        kinds,
+        log[-4000:],
     )
-    expected_rules = {
-        "demo_bids",
+    run_id = re.search(r"SLURM run ID: (\S+)", log).group(1)
+    q = cl.run("squeue", "--states=all", "--noheader", f"--name={run_id}", "--format=%i|%T|%N|%C")
+    assert q.returncode == 0, q.stderr
+    seen = {
+        int(i): (state, nodes, int(cpus))
+        for i, state, nodes, cpus in (r.split("|") for r in q.stdout.split())
+    }
+    # SLURM's own records of this run: exactly the jobs the plugin submitted
+    assert set(seen) == set(submitted), (q.stdout, submitted)
+    assert len(seen) == len(subjects) + 2
+    assert all(st == "COMPLETED" and n == cl.node for st, n, _ in seen.values()), seen
+    cpus = {j: c for j, (_, _, c) in seen.items()}
+    for jobid, (what, _) in submitted.items():
+        # a subject's job holds its 2-thread step; the others ask for 1 CPU
+        assert cpus[jobid] == (2 if what == "group_subject" else 1), (what, cpus)
+    for s in subjects:
+        est_log = tmp_path / "results" / "logs" / "source_estimate" / f"sub-{s}_cond-auditory.log"
+        assert "threads 2 (numerics use" in est_log.read_text()
+
+    # each subject's sbatch job ran all that subject's steps, on the compute node
+    subject_rules = {
         "montage",
         "head_model",
         "source_space",
@@ -346,29 +396,23 @@ def test_workflow_runs_as_slurm_jobs(slurm_cluster, tmp_path):
         "source_estimate",
         "snr",
     }
-    assert set(submitted.values()) == expected_rules, log[-4000:]
-    run_id = re.search(r"SLURM run ID: (\S+)", log).group(1)
-    q = cl.run("squeue", "--states=all", "--noheader", f"--name={run_id}", "--format=%i|%T|%N|%C")
-    assert q.returncode == 0, q.stderr
-    seen = {
-        int(i): (state, nodes, int(cpus))
-        for i, state, nodes, cpus in (r.split("|") for r in q.stdout.split())
-    }
-    assert set(seen) == set(submitted), (q.stdout, submitted)
-    assert all(s == "COMPLETED" and n == cl.node for s, n, _ in seen.values()), seen
-    cpus = {submitted[j]: c for j, (_, _, c) in seen.items()}
-    assert cpus.pop("source_estimate") == 2 and set(cpus.values()) == {1}, cpus
-    est_log = tmp_path / "results" / "logs" / "source_estimate"
-    assert "threads 2 (numerics use" in next(est_log.glob("*.log")).read_text()
-    # ... and each left its SLURM log, written on the compute node by the job itself
-    for jobid, rule in submitted.items():
-        logs = list(
-            (tmp_path / ".snakemake" / "slurm_logs" / f"rule_{rule}").rglob(f"{jobid}.log")
-        )
-        assert len(logs) == 1, (rule, jobid)
+    ran = {}
+    for jobid, (what, folder) in submitted.items():
+        logs = list((tmp_path / ".snakemake" / "slurm_logs" / folder).rglob(f"{jobid}.log"))
+        assert len(logs) == 1, (what, jobid)
         text = logs[0].read_text()
-        assert f"(Rule: {rule})" in text and "1 of 1 steps (100%) done" in text, text[-2000:]
+        rules = set(re.findall(r"Finished jobid: \S+ \(Rule: (\w+)\)", text))
+        subs = set(re.findall(r"wildcards: subject=(\w+)", text))
+        if what == "group_subject":
+            assert rules == subject_rules and len(subs) == 1, (rules, subs, text[-2000:])
+            ran[subs.pop()] = jobid
+            n = len(subject_rules)
+            assert f"{n} of {n} steps (100%) done" in text, text[-2000:]
+        else:
+            assert rules == {what.removeprefix("rule_")}, (rules, text[-2000:])
+            assert "1 of 1 steps (100%) done" in text, text[-2000:]
+    assert sorted(ran) == list(subjects)
     # localrules stayed in the main process
     assert (tmp_path / "results" / "dataset_description.json").is_file()
     assert not (tmp_path / ".snakemake" / "slurm_logs" / "rule_dataset_description").exists()
-    print(f"workflow on SLURM: {len(submitted)} jobs in {elapsed:.0f} s")
+    print(f"workflow on SLURM: {len(submitted)} sbatch jobs for 2 subjects in {elapsed:.0f} s")

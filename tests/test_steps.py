@@ -23,7 +23,7 @@ from exgsrc import store
 from exgsrc.simulate import _write_edf, make_demo_bids
 from exgsrc.steps._run import run_step
 from exgsrc.steps.headmodel import step_montage
-from exgsrc.steps.preprocess import step_epochs, step_noise_cov
+from exgsrc.steps.preprocess import step_epochs, step_evoked, step_noise_cov
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
@@ -296,6 +296,61 @@ def test_missing_noise_recording_is_the_subjects_failure(steps):
     assert "sub-01" in msg and "'empty'" in msg and "noise_task" in msg
     with pytest.raises(ValueError, match="no noise recording of sub-01 for task 'empty'"):
         _run(step_noise_cov, inputs, steps.out / "cov-missing2.nc", params)
+
+
+def _evoked_job(steps, folder, conditions, on_error="record", **wildcards):
+    """step_evoked as the workflow runs it: one job, one output per condition."""
+    outs = [str(folder / f"cond-{lab}_ave.nc") for lab in conditions]
+    sm = SimpleNamespace(
+        input=_Named(epochs=str(steps.epochs)),
+        output=outs,
+        params=SimpleNamespace(conditions=dict(conditions)),
+        wildcards=_Named(subject=SUB, **wildcards),
+        config={"on_error": on_error, "precision": "float64"},
+        rule="evoked",
+        log=[str(folder / "evoked.log")],
+    )
+    run_step(sm, step_evoked)
+    return [Path(o) for o in outs]
+
+
+def test_one_job_of_several_evokeds_equals_one_job_each(steps, tmp_path):
+    """All conditions in one job: each file as its own job wrote it (data and
+    attributes, wildcards included); a condition without epochs fails alone."""
+    conds = {"auditory": "auditory", "visual": "visual", "absent": "absent"}
+    aud, vis, absent = _evoked_job(steps, tmp_path, conds)
+    for cond, path in (("auditory", aud), ("visual", vis)):
+        alone = _run(
+            step_evoked,
+            {"epochs": str(steps.epochs)},
+            tmp_path / "alone" / f"cond-{cond}_ave.nc",
+            {"condition": cond},
+            on_error="record",  # the same config as the job's
+        )
+        one = store.open_dataset(alone)
+        both = store.open_dataset(path)
+        assert not store.is_failed(path)
+        assert both.attrs["wildcards"] == {"subject": SUB, "cond": cond}
+        np.testing.assert_array_equal(both["evoked"].values, one["evoked"].values)
+        skip = {"created", "wildcards"}
+        assert {k: v for k, v in both.attrs.items() if k not in skip} == {
+            k: v for k, v in one.attrs.items() if k not in skip
+        }
+    assert store.is_failed(absent)
+    failed = store.open_dataset(absent)
+    assert "absent" in failed.attrs["exgsrc_error"]
+    assert failed.attrs["wildcards"] == {"subject": SUB, "cond": "absent"}
+    assert failed.attrs["exgsrc_rule"] == "evoked"
+    # the job's failure note names the failed output only (``exgsrc retry`` removes it)
+    note = json.loads((tmp_path / "evoked.log.failed.json").read_text())
+    assert note["outputs"] == [str(absent.resolve())] and "absent" in note["error"]
+    log = (tmp_path / "evoked.log").read_text()
+    assert "1 of 3 outputs failed" in log
+    # a rerun where every part succeeds forgets the note
+    _evoked_job(steps, tmp_path, {"auditory": "auditory"})
+    assert not (tmp_path / "evoked.log.failed.json").exists()
+    with pytest.raises(ValueError, match="absent"):
+        _evoked_job(steps, tmp_path / "raise", conds, on_error="raise")
 
 
 @pytest.mark.workflow

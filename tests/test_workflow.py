@@ -108,8 +108,8 @@ def test_dry_run_dag(tmp_path):
     for rule in ("montage", "head_model", "source_space", "forward", "epochs", "noise_cov"):
         assert counts[rule] == 2, rule  # once per subject, shared by conditions
     assert counts["inverse_operator"] == 2
-    assert counts["evoked"] == 4  # 2 subjects x 2 conditions
-    assert counts["source_estimate"] == 8  # x 2 methods
+    assert counts["evoked"] == 2  # one job per subject: both conditions
+    assert counts["source_estimate"] == 4  # 2 subjects x 2 conditions, both methods per job
     assert counts["grand_average"] == 4
     assert counts["qc_table"] == 1
     assert counts["total"] == sum(v for k, v in counts.items() if k != "total")
@@ -290,7 +290,7 @@ def test_parameter_change_reruns_only_downstream(run, tmp_path):
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=run)
     assert res.returncode == 0, res.stderr[-3000:]
     counts = _rule_counts(res.stdout)
-    assert counts["source_estimate"] == 8 and counts["resolution"] == 2
+    assert counts["source_estimate"] == 4 and counts["resolution"] == 2
     upstream = {"demo_bids", "montage", "head_model", "source_space", "forward", "epochs"}
     upstream |= {"noise_cov", "evoked", "inverse_operator", "snr"}
     assert not upstream & set(counts), counts
@@ -500,8 +500,9 @@ def test_shipped_real_dataset_config_plans_the_full_run(tmp_path, shared_bids_ro
         configfile=ROOT / "config" / "eeglab_squares.yaml",
     )
     counts = _rule_counts(res.stdout)
-    # 1 subject x 2 conditions (square, rt) x 3 methods; resolution on by default
-    assert counts["source_estimate"] == 6 and counts["evoked"] == 2, counts
+    # 1 subject x 2 conditions (square, rt), one job of 3 methods each; one evoked job
+    # of both conditions; resolution on by default
+    assert counts["source_estimate"] == 2 and counts["evoked"] == 1, counts
     assert counts["resolution"] == 1 and counts["report_cohort"] == 1, counts
     assert "demo_bids" not in counts
 
@@ -698,13 +699,14 @@ def test_tags_select_hierarchical_trial_types(small_bids, tmp_path):
     """MNE's /-tag rule at DAG time: `auditory` takes auditory/left and auditory/right."""
     root = _copy_recoded(small_bids, tmp_path, _tagged)
     counts = _dry_run_counts(tmp_path, _events_cfg(tmp_path, root, "conditions: [auditory]\n"))
+    # one evoked job per subject; one source-estimate job per subject and condition
     assert counts["evoked"] == 2 and counts["source_estimate"] == 2  # 2 subjects x 1
     counts = _dry_run_counts(tmp_path, _events_cfg(tmp_path, root, "conditions: all\n"))
-    assert counts["evoked"] == 8  # 4 distinct trial types x 2 subjects
+    assert counts["source_estimate"] == 8  # 4 distinct trial types x 2 subjects
     counts = _dry_run_counts(
         tmp_path, _events_cfg(tmp_path, root, "conditions: [left, right, auditory]\n")
     )
-    assert counts["evoked"] == 6  # overlapping conditions: one code in two of them
+    assert counts["source_estimate"] == 6  # overlapping conditions: one code in two of them
 
 
 def _dry_run_error(tmp_path, cfg):

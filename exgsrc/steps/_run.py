@@ -9,15 +9,27 @@ file fail in turn with a message naming it (:class:`exgsrc.store.UpstreamFailed`
 so the failure travels to the subject's final outputs while the other subjects and
 the cohort steps (which skip and list failed subjects) carry on. With
 ``on_error: raise`` the exception stops the job as usual.
+
+Jobs of several outputs
+-----------------------
+A rule may make several independent outputs in one job (all methods' source
+estimates of one condition, all evoked responses of one subject), so that tiny
+steps do not each pay a Python start-up. Such a step declares its parts with
+:meth:`StepContext.set_parts` (output -> the wildcards that output had when it was
+a job of its own) and computes each part under :meth:`StepContext.part`: a part
+that fails writes its failed-status placeholder and the others carry on, exactly
+as separate jobs would; every file gets the provenance (``exgsrc_rule``,
+``wildcards``) it had as a job of its own.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 from .._system import thread_budget
@@ -98,6 +110,8 @@ class StepContext:
         self.log_file = logs[0] if logs else None
         self.precision = self.config.get("precision", "float64")
         self._prov = None
+        self._parts: dict[str, dict] = {}
+        self.failures: list[tuple[list[str], str]] = []
 
     @property
     def provenance(self) -> dict:
@@ -108,6 +122,65 @@ class StepContext:
                 self.config, flatten(self.input), exgsrc_rule=self.rule, wildcards=wc
             )
         return self._prov
+
+    def set_parts(self, parts: Mapping[str, Mapping[str, str]]) -> None:
+        """Declare the independent outputs of a job that makes several.
+
+        Call it first in the step, before anything that may fail: the failure
+        policy then writes each output's placeholder with that output's provenance.
+
+        Parameters
+        ----------
+        parts : mapping
+            Output path -> the wildcards that only this output has (e.g.
+            ``{"method": "dSPM"}``), added to the job's wildcards in the output's
+            ``wildcards`` attribute.
+        """
+        self._parts = {str(k): dict(v) for k, v in parts.items()}
+
+    def provenance_of(self, path) -> dict:
+        """Provenance attributes of one output (:meth:`provenance` plus its own wildcards).
+
+        Parameters
+        ----------
+        path : str | Path
+            One of the job's outputs.
+
+        Returns
+        -------
+        dict
+        """
+        extra = self._parts.get(str(path))
+        if not extra:
+            return self.provenance
+        prov = dict(self.provenance)
+        prov["wildcards"] = {**prov["wildcards"], **extra}
+        return prov
+
+    @contextlib.contextmanager
+    def part(self, *outputs) -> Iterator[None]:
+        """Compute some of the job's outputs under the failure policy of a job of their own.
+
+        With ``on_error: record``, an exception inside the block is logged, the
+        block's ``outputs`` get failed-status placeholders and the failure is kept
+        for the job's failure note (:func:`run_step`); the step goes on with its
+        next part. With ``on_error: raise`` the exception propagates.
+
+        Parameters
+        ----------
+        *outputs : str | Path
+            The outputs written inside the block.
+        """
+        try:
+            yield
+        except Exception as exc:  # noqa: BLE001 - policy decides
+            log.error("part %s failed:\n%s", ", ".join(map(str, outputs)), traceback.format_exc())
+            if self.config.get("on_error", "record") == "raise":
+                raise
+            msg = f"{type(exc).__name__}: {exc}"
+            _write_failed(self, [str(o) for o in outputs], msg)
+            self.failures.append(([str(o) for o in outputs], msg))
+            log.warning("recorded failed outputs %s: %s", ", ".join(map(str, outputs)), msg)
 
     def write(self, ds, path, *, model: bool = False, **attrs):
         """Write a Dataset atomically with this job's provenance and precision.
@@ -130,7 +203,7 @@ class StepContext:
         -------
         Path
         """
-        prov = dict(self.provenance)
+        prov = dict(self.provenance_of(path))
         prov.update(attrs)
         precision = "float64" if model else self.precision
         return write_netcdf(ds, path, prov, precision=precision)
@@ -162,18 +235,32 @@ def run_step(snakemake, func: Callable[[StepContext], None]) -> None:
         if ctx.config.get("on_error", "record") == "raise":
             raise
         msg = f"{type(exc).__name__}: {exc}"
-        try:
-            prov = ctx.provenance
-        except Exception:  # noqa: BLE001 - inputs may be unreadable
-            prov = {}
-        write_failed_outputs(flatten(ctx.output), msg, prov)
+        _write_failed(ctx, flatten(ctx.output), msg)
         if ctx.log_file:
             record_failure(ctx.log_file, ctx.rule, flatten(ctx.output), msg)
         log.warning("recorded failed outputs: %s", msg)
     else:
-        if ctx.log_file:
-            clear_failure(ctx.log_file)
-        log.info("done")
+        if ctx.failures:
+            outputs = [o for outs, _ in ctx.failures for o in outs]
+            msg = "; ".join(dict.fromkeys(m for _, m in ctx.failures))
+            if ctx.log_file:
+                record_failure(ctx.log_file, ctx.rule, outputs, msg)
+            log.info("done, %d of %d outputs failed", len(outputs), len(flatten(ctx.output)))
+        else:
+            if ctx.log_file:
+                clear_failure(ctx.log_file)
+            log.info("done")
+
+
+def _write_failed(ctx: StepContext, outputs: list[str], msg: str) -> None:
+    """Failed-status placeholders of ``outputs``, each with its own provenance if possible."""
+    try:
+        ctx.provenance  # noqa: B018 - hashes the inputs once
+    except Exception:  # noqa: BLE001 - inputs may be unreadable
+        write_failed_outputs(outputs, msg, {})
+        return
+    for out in outputs:
+        write_failed_outputs([out], msg, ctx.provenance_of(out))
 
 
 def progress_logger(what: str, every: float = 0.1):

@@ -10,7 +10,6 @@ import xarray as xr
 from ..inverse import apply_inverse, make_inverse_operator
 from ..io.coords import RAS_HEAD
 from ..labels import condition_label
-from ..snr import estimate_snr
 from ..store import UpstreamFailed, load_cov, load_evoked, load_forward, load_inverse
 from ._run import StepContext, flatten
 
@@ -43,7 +42,13 @@ def step_inverse_operator(ctx: StepContext) -> None:
 
 
 def step_source_estimate(ctx: StepContext) -> None:
-    """Source estimate of one condition with one method (``desc-<method>_stc.nc``).
+    """Source estimates of one condition (``desc-<method>_stc.nc``), one per method.
+
+    One job makes every method's estimate of the condition: ``params.methods``
+    names them in the order of the outputs (without it, the ``method`` wildcard
+    names the one method of a one-output job). Each method is a part of its own
+    (:meth:`StepContext.part`): one that fails writes its failed-status file and the
+    others are still written, each file as a job of its own would have written it.
 
     A contrast's evoked response (``contrast`` attributes, see
     :func:`exgsrc.steps.preprocess.step_contrast`) is treated like any other: the
@@ -58,31 +63,36 @@ def step_source_estimate(ctx: StepContext) -> None:
         The job's inputs, outputs, params and wildcards (see :func:`run_step`);
         outputs are written through ``ctx.write`` (atomic, with provenance).
     """
+    methods = list(getattr(ctx.params, "methods", None) or [ctx.wildcards.method])
+    outputs = flatten(ctx.output)
+    if len(methods) != len(outputs):
+        raise ValueError(f"{len(outputs)} outputs for the methods {methods}")
+    ctx.set_parts({out: {"method": m} for m, out in zip(methods, outputs, strict=True)})
     inv = load_inverse(ctx.input.inv)
     ev = load_evoked(ctx.input.evoked)
     lambda2 = float(ctx.params.lambda2)
-    method = ctx.wildcards.method
-    stc = apply_inverse(
-        ev.data,
-        inv,
-        lambda2=lambda2,
-        method=method,
-        pick_ori=ctx.params.pick_ori,
-        nave=ev.nave,
-        times=ev.times,
-        ch_names=list(ev.ch_names),
-    )
-    ds = stc.to_xarray()
-    ctx.write(
-        ds,
-        ctx.output[0],
-        subject=ctx.wildcards.subject,
-        condition=ev.condition,
-        condition_label=ctx.wildcards.cond,
-        snr=float(ctx.params.snr),
-        coord_frame=RAS_HEAD,
-        **ev.meta,
-    )
+    for method, out in zip(methods, outputs, strict=True):
+        with ctx.part(out):
+            stc = apply_inverse(
+                ev.data,
+                inv,
+                lambda2=lambda2,
+                method=method,
+                pick_ori=ctx.params.pick_ori,
+                nave=ev.nave,
+                times=ev.times,
+                ch_names=list(ev.ch_names),
+            )
+            ctx.write(
+                stc.to_xarray(),
+                out,
+                subject=ctx.wildcards.subject,
+                condition=ev.condition,
+                condition_label=ctx.wildcards.cond,
+                snr=float(ctx.params.snr),
+                coord_frame=RAS_HEAD,
+                **ev.meta,
+            )
 
 
 def step_snr(ctx: StepContext) -> None:
@@ -94,6 +104,8 @@ def step_snr(ctx: StepContext) -> None:
         The job's inputs, outputs, params and wildcards (see :func:`run_step`);
         outputs are written through ``ctx.write`` (atomic, with provenance).
     """
+    from ..snr import estimate_snr  # scipy.special: imported by this step only
+
     inv = load_inverse(ctx.input.inv)
     snrs, ests, conds, labels, naves = [], [], [], [], []
     times = None

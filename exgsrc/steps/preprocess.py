@@ -14,10 +14,8 @@ import numpy as np
 import xarray as xr
 
 from ..annotations import DISCONTINUITIES
-from ..covariance import regularize
 from ..io.bids import condition_rows, read_events, read_recording
 from ..io.discovery import discover
-from ..linalg import compute_rank
 from ..preprocessing import (
     average,
     baseline_covariance,
@@ -408,6 +406,9 @@ def step_noise_cov(ctx: StepContext) -> None:
         The job's inputs, outputs, params and wildcards (see :func:`run_step`);
         outputs are written through ``ctx.write`` (atomic, with provenance).
     """
+    from ..covariance import regularize  # SciPy: imported by this step only
+    from ..linalg import compute_rank
+
     cfg = ctx.params.covariance
     noise_task = cfg.get("noise_task")
     if noise_task:
@@ -454,7 +455,15 @@ def step_noise_cov(ctx: StepContext) -> None:
 
 
 def step_evoked(ctx: StepContext) -> None:
-    """Average of one condition (``cond-<c>_ave.nc``).
+    """Averages of the conditions (``cond-<c>_ave.nc``), one file per condition.
+
+    One job makes every condition's average of a subject: ``params.conditions``
+    maps each output's path-safe label (the ``cond`` of its file name) to the
+    condition, in the order of the outputs (without it, ``params.condition`` and
+    the ``cond`` wildcard name the one condition of a one-output job). Each
+    condition is a part of its own (:meth:`StepContext.part`): a condition without
+    epochs writes its failed-status file and the others are still written, each
+    file as a job of its own would have written it.
 
     Parameters
     ----------
@@ -462,18 +471,29 @@ def step_evoked(ctx: StepContext) -> None:
         The job's inputs, outputs, params and wildcards (see :func:`run_step`);
         outputs are written through ``ctx.write`` (atomic, with provenance).
     """
-    epochs = load_epochs(ctx.input.epochs)
-    cond = ctx.params.condition
-    codes = epochs.meta.get("condition_codes", {}).get(cond)  # None: an older epo.nc
-    ev = average(epochs, cond, codes=codes)
-    ctx.write(
-        _evoked_dataset(ev),
-        ctx.output[0],
-        subject=ctx.wildcards.subject,
-        condition=cond,
-        nave=int(ev.nave),
-        condition_codes=list(codes or [cond]),
+    conditions = getattr(ctx.params, "conditions", None)
+    if conditions is None:
+        conditions = {getattr(ctx.wildcards, "cond", None): ctx.params.condition}
+    conditions = dict(conditions)
+    outputs = flatten(ctx.output)
+    if len(conditions) != len(outputs):
+        raise ValueError(f"{len(outputs)} outputs for the conditions {list(conditions)}")
+    ctx.set_parts(
+        {out: {"cond": lab} for lab, out in zip(conditions, outputs, strict=True) if lab}
     )
+    epochs = load_epochs(ctx.input.epochs)
+    for cond, out in zip(conditions.values(), outputs, strict=True):
+        with ctx.part(out):
+            codes = epochs.meta.get("condition_codes", {}).get(cond)  # None: an older epo.nc
+            ev = average(epochs, cond, codes=codes)
+            ctx.write(
+                _evoked_dataset(ev),
+                out,
+                subject=ctx.wildcards.subject,
+                condition=cond,
+                nave=int(ev.nave),
+                condition_codes=list(codes or [cond]),
+            )
 
 
 def _evoked_dataset(ev) -> xr.Dataset:

@@ -1,15 +1,24 @@
-"""Readers of each file kind back into exgsrc objects."""
+"""Readers of each file kind back into exgsrc objects.
+
+Each reader imports the module of its type when called: a workflow job pays only
+for the types it reads (the covariance and inverse modules import SciPy, which
+a job that reads epochs or a montage does not need).
+"""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from ..containers import Epochs, Evoked
-from ..covariance import NoiseCov
-from ..forward import Forward, SphereModel
-from ..inverse import InverseOperator, SourceEstimate
-from ..source_space import SourceSpace, discrete_source_space
 from ._format import CONTRAST_ATTRS, open_checked
+
+if TYPE_CHECKING:
+    from ..containers import Epochs, Evoked
+    from ..covariance import NoiseCov
+    from ..forward import Forward, SphereModel
+    from ..inverse import InverseOperator, SourceEstimate
+    from ..source_space import SourceSpace
 
 __all__ = [
     "load_cov",
@@ -36,6 +45,8 @@ def load_source_space(path) -> SourceSpace:
     -------
     SourceSpace
     """
+    from ..source_space import SourceSpace
+
     return SourceSpace.from_xarray(open_checked(path))
 
 
@@ -50,6 +61,8 @@ def load_forward(path) -> Forward:
     -------
     Forward
     """
+    from ..forward import Forward
+
     return Forward.from_xarray(open_checked(path))
 
 
@@ -64,6 +77,8 @@ def load_cov(path) -> NoiseCov:
     -------
     NoiseCov
     """
+    from ..covariance import NoiseCov
+
     return NoiseCov.from_xarray(open_checked(path))
 
 
@@ -78,6 +93,8 @@ def load_inverse(path) -> InverseOperator:
     -------
     InverseOperator
     """
+    from ..inverse import InverseOperator
+
     return InverseOperator.from_xarray(open_checked(path))
 
 
@@ -95,6 +112,9 @@ def load_stc(path, src=None) -> SourceEstimate:
     -------
     SourceEstimate
     """
+    from ..inverse import SourceEstimate
+    from ..source_space import discrete_source_space
+
     ds = open_checked(path)
     if src is None:
         src = discrete_source_space(np.stack([ds[c].values for c in "xyz"], axis=1))
@@ -144,6 +164,8 @@ def load_sphere(path) -> SphereModel:
     -------
     SphereModel
     """
+    from ..forward import SphereModel
+
     ds = open_checked(path)
     mu = ds["mu"].values if "mu" in ds else None
     lam = ds["lambda_"].values if "lambda_" in ds else None
@@ -167,6 +189,8 @@ def load_epochs(path) -> Epochs:
     -------
     Epochs
     """
+    from ..containers import Epochs
+
     ds = open_checked(path)
     n = ds.sizes["channel"]
     baseline = ds.attrs.get("baseline")
@@ -198,6 +222,8 @@ def load_evoked(path) -> Evoked:
     Evoked
         ``nave`` a float for a contrast; ``meta``: its :data:`CONTRAST_ATTRS`.
     """
+    from ..containers import Evoked
+
     ds = open_checked(path)
     names = tuple(str(c) for c in ds["channel"].values)
     nave = float(ds.attrs["nave"])

@@ -1,6 +1,6 @@
 # Per subject: epochs (filter, average reference, rejection) -> noise covariance (baseline of
 # the kept epochs, or a separate noise recording when covariance.noise_task is set);
-# per condition: evoked; per contrast (config contrasts): the weighted sum of evokeds.
+# evoked responses of all conditions (one job); per contrast (config contrasts): the weighted sum of evokeds.
 
 
 rule epochs:
@@ -45,19 +45,19 @@ rule noise_cov:
         "../scripts/noise_cov.py"
 
 
+# One job per subject for all its conditions' averages (tiny steps: one Python start-up
+# instead of one per condition); a condition without epochs still fails on its own.
 rule evoked:
     input:
         epochs=sub_path("epo.nc"),
     output:
-        sub_path("cond-{cond}_ave.nc"),
-    wildcard_constraints:
-        cond="|".join(EVENT_COND_LABELS),
+        [sub_path(f"cond-{lab}_ave.nc") for lab in EVENT_COND_LABELS],
     params:
-        condition=lambda wc: EVENT_COND_LABELS[wc.cond],
+        conditions=dict(EVENT_COND_LABELS),  # label (file name) -> condition, output order
     log:
-        log_path("evoked", "sub-{subject}_cond-{cond}"),
+        log_path("evoked"),
     benchmark:
-        bench_path("evoked", "sub-{subject}_cond-{cond}")
+        bench_path("evoked")
     script:
         "../scripts/evoked.py"
 

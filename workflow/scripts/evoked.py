@@ -1,4 +1,4 @@
-"""Workflow step: evoked response of one condition (exgsrc.steps.preprocess.step_evoked)."""
+"""Workflow step: evoked responses of all conditions of a subject (exgsrc.steps.preprocess.step_evoked)."""
 
 from exgsrc.steps._run import run_step
 from exgsrc.steps.preprocess import step_evoked

@@ -1,4 +1,4 @@
-"""Workflow step: source estimate of one condition and method (exgsrc.steps.inverse.step_source_estimate)."""
+"""Workflow step: source estimates of one condition, all methods (exgsrc.steps.inverse.step_source_estimate)."""
 
 from exgsrc.steps._run import run_step
 from exgsrc.steps.inverse import step_source_estimate
