@@ -12,7 +12,7 @@ from snakemake.logging import logger
 
 from exgsrc.config import ConfigError, check_relations, load_schema, validate_config
 from exgsrc.io.discovery import discover, list_subjects
-from exgsrc.io.events import event_codes, event_columns, parse_contrasts, resolve_conditions
+from exgsrc.io.events import columns_and_codes, parse_contrasts, resolve_conditions
 from exgsrc.labels import condition_label
 from exgsrc.runs import (
     acquire_output_lock,
@@ -144,10 +144,24 @@ RUNS = None if config["runs"] == "all" else [_label(r) for r in config["runs"]]
 
 
 @functools.cache
+def _cohort_recordings():
+    """Every EEG recording of the selected subjects, by subject: one discovery for the
+    cohort (per subject, discovery would list the dataset root and read participants.tsv
+    once per subject: quadratic in the number of subjects)."""
+    by_subject = {s: [] for s in SUBJECTS}
+    for r in discover(BIDS_ROOT, subjects=SUBJECTS):
+        by_subject[r.subject].append(r)
+    return {s: tuple(recs) for s, recs in by_subject.items()}
+
+
+@functools.cache
 def _subject_recordings(subject):
     """Every EEG recording of one subject (all tasks and sessions), found by
     exgsrc.io.discovery as the steps find them."""
-    return tuple(discover(BIDS_ROOT, subjects=[subject]))
+    found = _cohort_recordings().get(subject)
+    if found is None:  # not a selected subject (never, through the rules' wildcards)
+        found = tuple(discover(BIDS_ROOT, subjects=[subject]))
+    return found
 
 
 def _recordings(subject, session=True):
@@ -233,19 +247,20 @@ def _event_codes_found(subjects):
             )
         return list(config["demo"]["conditions"]), "the demo's conditions (demo.conditions)"
     files = _events_files(subjects)
-    with_col = [f for f in files if EVENTS_COLUMN in event_columns(f)]
+    read = {f: columns_and_codes(f, EVENTS_COLUMN) for f in files}  # each file read once
+    with_col = [f for f in files if read[f][1] is not None]
     if files and not with_col:
         raise ValueError(
             f"config events.column={EVENTS_COLUMN!r}: no events.tsv of task {TASK!r} has this "
-            f"column (e.g. {files[0]} has {event_columns(files[0])})"
+            f"column (e.g. {files[0]} has {read[files[0]][0]})"
         )
     for f in files:
-        if f not in with_col:
+        if read[f][1] is None:
             logger.warning(
                 f"exgsrc: {f} has no column {EVENTS_COLUMN!r} (config events.column): that "
                 "recording's subject will fail at the epochs step"
             )
-    found = sorted({c for f in with_col for c in event_codes(f, EVENTS_COLUMN)})
+    found = sorted({c for f in with_col for c in read[f][1]})
     where = f"column {EVENTS_COLUMN!r} of the {len(with_col)} events.tsv of task {TASK!r}"
     if with_col:
         where += f" (e.g. {with_col[0]})"
