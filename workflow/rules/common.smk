@@ -343,6 +343,7 @@ wildcard_constraints:
     method="MNE|dSPM|sLORETA|eLORETA",
 
 
+@functools.cache  # called per job by input functions
 def sub_path(suffix):
     """Output pattern of a per-subject file, e.g. sub_path('fwd.nc')."""
     return str(OUT / "sub-{subject}" / "eeg" / f"sub-{{subject}}_task-{TASK}_{suffix}")
@@ -402,11 +403,27 @@ def demo_truth():
 def stc_files(subject=None, cond=None, method=None, labels=None):
     """Source-estimate files (subject, condition, method order); ``labels``: the condition
     labels to take (default COND_LABELS: conditions and contrasts)."""
-    return expand(
-        sub_path("cond-{cond}_desc-{method}_stc.nc"),
-        subject=[subject] if subject else SUBJECTS,
-        cond=[cond] if cond else list(COND_LABELS if labels is None else labels),
-        method=[method] if method else METHODS,
+    return list(
+        _stc_files(
+            subject,
+            cond,
+            method,
+            None if labels is None else tuple(labels),
+        )
+    )
+
+
+@functools.cache
+def _stc_files(subject, cond, method, labels):
+    # str.format, not expand(): the same names (subject, condition, method order), made
+    # several times per rule over the whole cohort (qc_table, report_cohort, all) and
+    # once per subject and per grand average; cached, each list is made once
+    pattern = sub_path("cond-{cond}_desc-{method}_stc.nc")
+    return tuple(
+        pattern.format(subject=s, cond=c, method=m)
+        for s in ([subject] if subject else SUBJECTS)
+        for c in ([cond] if cond else list(COND_LABELS if labels is None else labels))
+        for m in ([method] if method else METHODS)
     )
 
 
