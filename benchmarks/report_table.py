@@ -137,13 +137,25 @@ def cohort_rows(records: list[dict]) -> list[str]:
         )
     dry = [r for r in records if r["name"] == "cohort dry run"]
     if dry:
-        out += ["", "| dry run (`snakemake -n`) | jobs | best (median) | load before |"]
-        out.append("|---|---|---|---|")
+        out += [
+            "",
+            "| dry run (`snakemake -n`) | jobs | wall best (median) | CPU best | "
+            "Snakemake alone, same number of jobs: wall / CPU | load before |",
+        ]
+        out.append("|---|---|---|---|---|---|")
         for r in dry:
-            loads = [x["load_before"][0] for x in r["runs"] if not x.get("profiled")]
+            plain = [x for x in r["runs"] if not x.get("profiled")]
+            loads = [x["load_before"][0] for x in plain]
+            cpu = min(x["cpu_user_s"] + x["cpu_sys_s"] for x in plain)
+            floor = r.get("floor")
+            fl = (
+                f"{_t(floor['wall_s'])} / {_t(floor['cpu_user_s'] + floor['cpu_sys_s'])}"
+                if floor
+                else "-"
+            )
             out.append(
                 f"| {r['n_subjects']} subjects | {r['n_jobs']} | "
-                f"{_t(r['wall_s']['min'])} ({_t(r['wall_s']['median'])}) | "
+                f"{_t(r['wall_s']['min'])} ({_t(r['wall_s']['median'])}) | {_t(cpu)} | {fl} | "
                 f"{min(loads):.1f}-{max(loads):.1f} |"
             )
     return out
