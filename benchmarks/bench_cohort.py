@@ -363,7 +363,7 @@ def full_run(args) -> None:
         "noop": noop,
         "rules": jobs,
     }
-    write_json("bench_cohort", _jsonable(args), [result])
+    write_json("bench_cohort", _jsonable(args), [result], _versions())
     if not args.keep:
         shutil.rmtree(scratch, ignore_errors=True)
     else:
@@ -431,7 +431,7 @@ def dry_run(args) -> None:
             f"({per_subject} chained rules per subject): {floor['wall_s']:6.2f} s wall, "
             f"{floor['cpu_user_s'] + floor['cpu_sys_s']:6.2f} s CPU (load {load[0]:.2f})"
         )
-    write_json("bench_cohort", _jsonable(args), [result])
+    write_json("bench_cohort", _jsonable(args), [result], _versions())
     if not args.keep:
         shutil.rmtree(scratch, ignore_errors=True)
     else:
@@ -488,6 +488,13 @@ def snakemake_floor(workdir: Path, n_subjects: int, per_subject: int) -> dict:
 
 def _jsonable(args) -> dict:
     return {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+
+
+def _versions() -> dict:
+    """Snakemake's version (the JSON's machine record has numpy, scipy, ...)."""
+    from importlib.metadata import version
+
+    return {"versions_extra": {"snakemake": version("snakemake")}}
 
 
 def main() -> None:
