@@ -173,12 +173,12 @@ class Sampler(threading.Thread):
         self.load: list[float] = []
         self.peak_tree_rss = 0
         self.max_procs = 0
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def run(self):
         import psutil
 
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             self.load.append(os.getloadavg()[0])
             try:
                 top = psutil.Process(self.pid)
@@ -193,10 +193,10 @@ class Sampler(threading.Thread):
                     pass
             self.peak_tree_rss = max(self.peak_tree_rss, rss)
             self.max_procs = max(self.max_procs, len(procs))
-            self._stop.wait(self.interval)
+            self._halt.wait(self.interval)
 
     def stop(self):
-        self._stop.set()
+        self._halt.set()
         self.join()
 
 
