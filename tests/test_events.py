@@ -12,8 +12,10 @@ from exgsrc.containers import Epochs, Evoked
 from exgsrc.io import BidsError, condition_rows, read_events
 from exgsrc.io.events import (
     Contrast,
+    columns_and_codes,
     contrast_nave,
     event_codes,
+    event_columns,
     match_code,
     parse_conditions,
     parse_contrasts,
@@ -140,6 +142,9 @@ def test_condition_rows_by_column_and_merged_codes(tmp_path):
     # DAG-time discovery reads the same codes (segment rows and n/a left out)
     assert event_codes(p, "value") == ["1", "2", "11", "12"]
     assert event_codes(p) == ["stim/std", "stim/dev", "response"]
+    # ... and the workflow's one-read version gives both the columns and the codes
+    assert columns_and_codes(p, "value") == (event_columns(p), event_codes(p, "value"))
+    assert columns_and_codes(p, "nope") == (event_columns(p), None)
 
 
 def test_explicit_column_missing_is_an_error_naming_the_file(tmp_path):

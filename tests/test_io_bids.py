@@ -305,6 +305,39 @@ def test_participants_and_invalid_folder(bids_copy):
     assert [r.subject for r in recs] == ["01"]
 
 
+def test_discover_cohort_at_once_equals_per_subject(tmp_path):
+    """The workflow discovers a cohort in one call: same recordings and sidecars
+    (inherited from the session, subject and root folders) as one call per subject."""
+    root = tmp_path / "bids"
+    root.mkdir()
+    (root / "dataset_description.json").write_text('{"Name": "x", "BIDSVersion": "1.9.0"}')
+    (root / "task-a_events.tsv").write_text("onset\tduration\ttrial_type\n1\t0\tgo\n")
+    (root / "task-a_eeg.json").write_text("{}")
+    for i, sub in enumerate(["01", "02", "10", "x1"]):
+        sdir = root / f"sub-{sub}"
+        sessions = ["1", "2"] if i % 2 else [None]
+        for ses in sessions:
+            d = (sdir / f"ses-{ses}" / "eeg") if ses else (sdir / "eeg")
+            d.mkdir(parents=True)
+            ents = f"sub-{sub}" + (f"_ses-{ses}" if ses else "")
+            for task, run in [("a", "1"), ("a", "2"), ("b", None)]:
+                base = f"{ents}_task-{task}" + (f"_run-{run}" if run else "")
+                (d / f"{base}_eeg.edf").write_bytes(b"")
+                (d / f"{base}_channels.tsv").write_text("name\ttype\tunits\n")
+            if i == 2:  # a run-specific events file beats the root's
+                (d / f"{ents}_task-a_run-2_events.tsv").write_text("onset\tduration\n")
+        (sdir / f"sub-{sub}_space-CapTrak_electrodes.tsv").write_text("name\tx\ty\tz\n")
+    subjects = ["01", "02", "10", "x1"]
+    together = discover(root, subjects=subjects)
+    one_by_one = [r for s in subjects for r in discover(root, subjects=[s])]
+    assert together == one_by_one and len(together) == 3 + 6 + 3 + 6
+    assert all(r.electrodes_path and r.eeg_json_path for r in together if r.task == "a")
+    assert {r.events_path.name for r in together if r.task == "a"} == {
+        "task-a_events.tsv",
+        "sub-10_task-a_run-2_events.tsv",
+    }
+
+
 def test_events_missing_trial_type(bids_copy):
     p = _eeg(bids_copy) / "sub-01_task-squares_events.tsv"
     txt = p.read_text().splitlines()

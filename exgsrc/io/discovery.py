@@ -140,9 +140,12 @@ class BidsRecording:
         return out + [p for p in sidecars if p is not None]
 
 
+_NAME_RE = re.compile(r"^(?P<stem>.+?)_(?P<suffix>[A-Za-z0-9]+)(?P<ext>(\.[A-Za-z0-9]+)+)$")
+
+
 def _parse_entities(name: str) -> tuple[dict[str, str], str, str] | None:
     """Split ``sub-01_task-x_eeg.edf`` -> ({sub:01, task:x}, 'eeg', '.edf'); None if not BIDS-like."""
-    m = re.match(r"^(?P<stem>.+?)_(?P<suffix>[A-Za-z0-9]+)(?P<ext>(\.[A-Za-z0-9]+)+)$", name)
+    m = _NAME_RE.match(name)
     if not m:
         return None
     ents = {}
@@ -154,18 +157,39 @@ def _parse_entities(name: str) -> tuple[dict[str, str], str, str] | None:
     return ents, m.group("suffix"), m.group("ext")
 
 
-def _sidecar(rec_ents: dict, dirs: list[Path], suffix: str, ext: str, ignore=("space",)):
+def _listing(d: Path, listings: dict) -> dict:
+    """BIDS-like file names of folder ``d``: ``(suffix, ext) -> [(path, entities), ...]``.
+
+    Read once per :func:`discover` call (``listings`` caches them): the dataset root
+    and each subject folder are searched for the sidecars of every recording below
+    them, and a root with 1 000 ``sub-*`` folders would otherwise be listed and
+    parsed five times per recording.
+    """
+    found = listings.get(d)
+    if found is None:
+        found = {}
+        if d.is_dir():
+            for p in d.iterdir():
+                parsed = _parse_entities(p.name)
+                if parsed is not None:
+                    ents, suf, e = parsed
+                    found.setdefault((suf, e), []).append((p, ents))
+        listings[d] = found
+    return found
+
+
+def _sidecar(
+    rec_ents: dict,
+    dirs: list[Path],
+    suffix: str,
+    ext: str,
+    ignore=("space",),
+    listings: dict | None = None,
+):
     best, best_key = None, None
+    listings = {} if listings is None else listings
     for depth, d in enumerate(dirs):
-        if not d.is_dir():
-            continue
-        for p in d.iterdir():
-            parsed = _parse_entities(p.name)
-            if parsed is None:
-                continue
-            ents, suf, e = parsed
-            if suf != suffix or e != ext:
-                continue
+        for p, ents in _listing(d, listings).get((suffix, ext), ()):
             core = {k: v for k, v in ents.items() if k not in ignore}
             if all(rec_ents.get(k) == v for k, v in core.items()):
                 key = (-depth, len(core), p.name)
@@ -210,15 +234,16 @@ def _subjects(root: Path, warnings: list[str]) -> list[str]:
     part = root / "participants.tsv"
     listed = _listed_participants(part, warnings) if part.is_file() else None
     if listed is not None:
+        folder_set, listed_set = set(folders), set(listed)
         for s in listed:
-            if s not in folders:
+            if s not in folder_set:
                 warnings.append(
                     f"{part}: subject sub-{s} listed but folder {root / ('sub-' + s)} missing"
                 )
         for s in folders:
-            if s not in listed:
+            if s not in listed_set:
                 warnings.append(f"{part}: folder sub-{s} exists but is not listed")
-        subs = [s for s in listed if s in folders] + [s for s in folders if s not in listed]
+        subs = [s for s in listed if s in folder_set] + [s for s in folders if s not in listed_set]
     else:
         subs = folders
     good = []
@@ -315,6 +340,7 @@ def discover(
     run_set = None if runs is None else {validate_label(r, "run") for r in runs}
 
     recs: list[BidsRecording] = []
+    listings: dict = {}  # folder -> its BIDS-like file names (_listing), read once
     for sub in subs:
         sdir = root / f"sub-{sub}"
         ses_dirs = sorted(p for p in sdir.glob("ses-*") if p.is_dir())
@@ -362,11 +388,17 @@ def discover(
                         acquisition=ents.get("acq"),
                         data_path=p,
                         format=_EXT_FORMAT[ext.lower()],
-                        channels_path=_sidecar(rec_ents, dirs, "channels", ".tsv"),
-                        events_path=_sidecar(rec_ents, dirs, "events", ".tsv"),
-                        eeg_json_path=_sidecar(rec_ents, dirs, "eeg", ".json"),
-                        electrodes_path=_sidecar(rec_ents, dirs, "electrodes", ".tsv"),
-                        coordsystem_path=_sidecar(rec_ents, dirs, "coordsystem", ".json"),
+                        channels_path=_sidecar(
+                            rec_ents, dirs, "channels", ".tsv", listings=listings
+                        ),
+                        events_path=_sidecar(rec_ents, dirs, "events", ".tsv", listings=listings),
+                        eeg_json_path=_sidecar(rec_ents, dirs, "eeg", ".json", listings=listings),
+                        electrodes_path=_sidecar(
+                            rec_ents, dirs, "electrodes", ".tsv", listings=listings
+                        ),
+                        coordsystem_path=_sidecar(
+                            rec_ents, dirs, "coordsystem", ".json", listings=listings
+                        ),
                     )
                 )
     for w in warnings:

@@ -43,6 +43,7 @@ from .discovery import SEGMENT_MARKERS
 
 __all__ = [
     "Contrast",
+    "columns_and_codes",
     "condition_event_rows",
     "contrast_nave",
     "event_codes",
@@ -123,6 +124,40 @@ def event_codes(events_path, column: str = "trial_type") -> list[str]:
         raise BidsError(f"{events_path}: no column {column!r} (columns: {list(cols)})")
     keep = condition_event_rows(cols, column)
     return list(dict.fromkeys(c for c, k in zip(cols[column], keep, strict=True) if k))
+
+
+def columns_and_codes(
+    events_path, column: str = "trial_type"
+) -> tuple[list[str], list[str] | None]:
+    """Column names of an ``events.tsv`` and the distinct codes of ``column``, in one read.
+
+    :func:`event_columns` and :func:`event_codes` together, reading the file once
+    (the workflow calls this for every events file of a cohort while Snakemake
+    builds the DAG).
+
+    Parameters
+    ----------
+    events_path : path-like
+    column : str
+        ``trial_type``, ``value`` or any column of the file.
+
+    Returns
+    -------
+    columns : list of str
+        The header row.
+    codes : list of str | None
+        As :func:`event_codes`; None when the file has no column ``column``.
+
+    Raises
+    ------
+    BidsError
+        Missing or malformed file.
+    """
+    cols = read_tsv(events_path)
+    if column not in cols:
+        return list(cols), None
+    keep = condition_event_rows(cols, column)
+    return list(cols), list(dict.fromkeys(c for c, k in zip(cols[column], keep, strict=True) if k))
 
 
 def _number(x) -> float | None:

@@ -12,7 +12,7 @@ from snakemake.logging import logger
 
 from exgsrc.config import ConfigError, check_relations, load_schema, validate_config
 from exgsrc.io.discovery import discover, list_subjects
-from exgsrc.io.events import event_codes, event_columns, parse_contrasts, resolve_conditions
+from exgsrc.io.events import columns_and_codes, parse_contrasts, resolve_conditions
 from exgsrc.labels import condition_label
 from exgsrc.runs import (
     acquire_output_lock,
@@ -144,10 +144,24 @@ RUNS = None if config["runs"] == "all" else [_label(r) for r in config["runs"]]
 
 
 @functools.cache
+def _cohort_recordings():
+    """Every EEG recording of the selected subjects, by subject: one discovery for the
+    cohort (per subject, discovery would list the dataset root and read participants.tsv
+    once per subject: quadratic in the number of subjects)."""
+    by_subject = {s: [] for s in SUBJECTS}
+    for r in discover(BIDS_ROOT, subjects=SUBJECTS):
+        by_subject[r.subject].append(r)
+    return {s: tuple(recs) for s, recs in by_subject.items()}
+
+
+@functools.cache
 def _subject_recordings(subject):
     """Every EEG recording of one subject (all tasks and sessions), found by
     exgsrc.io.discovery as the steps find them."""
-    return tuple(discover(BIDS_ROOT, subjects=[subject]))
+    found = _cohort_recordings().get(subject)
+    if found is None:  # not a selected subject (never, through the rules' wildcards)
+        found = tuple(discover(BIDS_ROOT, subjects=[subject]))
+    return found
 
 
 def _recordings(subject, session=True):
@@ -233,19 +247,20 @@ def _event_codes_found(subjects):
             )
         return list(config["demo"]["conditions"]), "the demo's conditions (demo.conditions)"
     files = _events_files(subjects)
-    with_col = [f for f in files if EVENTS_COLUMN in event_columns(f)]
+    read = {f: columns_and_codes(f, EVENTS_COLUMN) for f in files}  # each file read once
+    with_col = [f for f in files if read[f][1] is not None]
     if files and not with_col:
         raise ValueError(
             f"config events.column={EVENTS_COLUMN!r}: no events.tsv of task {TASK!r} has this "
-            f"column (e.g. {files[0]} has {event_columns(files[0])})"
+            f"column (e.g. {files[0]} has {read[files[0]][0]})"
         )
     for f in files:
-        if f not in with_col:
+        if read[f][1] is None:
             logger.warning(
                 f"exgsrc: {f} has no column {EVENTS_COLUMN!r} (config events.column): that "
                 "recording's subject will fail at the epochs step"
             )
-    found = sorted({c for f in with_col for c in event_codes(f, EVENTS_COLUMN)})
+    found = sorted({c for f in with_col for c in read[f][1]})
     where = f"column {EVENTS_COLUMN!r} of the {len(with_col)} events.tsv of task {TASK!r}"
     if with_col:
         where += f" (e.g. {with_col[0]})"
@@ -328,6 +343,7 @@ wildcard_constraints:
     method="MNE|dSPM|sLORETA|eLORETA",
 
 
+@functools.cache  # called per job by input functions
 def sub_path(suffix):
     """Output pattern of a per-subject file, e.g. sub_path('fwd.nc')."""
     return str(OUT / "sub-{subject}" / "eeg" / f"sub-{{subject}}_task-{TASK}_{suffix}")
@@ -387,11 +403,27 @@ def demo_truth():
 def stc_files(subject=None, cond=None, method=None, labels=None):
     """Source-estimate files (subject, condition, method order); ``labels``: the condition
     labels to take (default COND_LABELS: conditions and contrasts)."""
-    return expand(
-        sub_path("cond-{cond}_desc-{method}_stc.nc"),
-        subject=[subject] if subject else SUBJECTS,
-        cond=[cond] if cond else list(COND_LABELS if labels is None else labels),
-        method=[method] if method else METHODS,
+    return list(
+        _stc_files(
+            subject,
+            cond,
+            method,
+            None if labels is None else tuple(labels),
+        )
+    )
+
+
+@functools.cache
+def _stc_files(subject, cond, method, labels):
+    # str.format, not expand(): the same names (subject, condition, method order), made
+    # several times per rule over the whole cohort (qc_table, report_cohort, all) and
+    # once per subject and per grand average; cached, each list is made once
+    pattern = sub_path("cond-{cond}_desc-{method}_stc.nc")
+    return tuple(
+        pattern.format(subject=s, cond=c, method=m)
+        for s in ([subject] if subject else SUBJECTS)
+        for c in ([cond] if cond else list(COND_LABELS if labels is None else labels))
+        for m in ([method] if method else METHODS)
     )
 
 
