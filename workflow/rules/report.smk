@@ -15,21 +15,19 @@ def subject_summary_path(subject="{subject}"):
 
 
 def report_subject_inputs(wildcards):
-    files = {
-        "montage": sub_path("montage.nc"),
-        "headmodel": sub_path("headmodel.nc"),
-        "src": sub_path("src.nc"),
-        "fwd": sub_path("fwd.nc"),
-        "epochs": sub_path("epo.nc"),
-        "cov": sub_path("cov.nc"),
-        "inv": sub_path("inv.nc"),
-        "snr": sub_path("snr.nc"),
-        "evokeds": expand(sub_path("cond-{cond}_ave.nc"), cond=list(COND_LABELS), allow_missing=True),
-        "stcs": stc_files(subject=wildcards.subject),
-    }
+    # plain string substitution, no expand(): called once per subject job, which at
+    # 1 000 subjects made expand() a visible part of building the DAG
+    sub = wildcards.subject
+    kinds = ["montage", "headmodel", "src", "fwd", "epo", "cov", "inv", "snr"]
+    names = ["montage", "headmodel", "src", "fwd", "epochs", "cov", "inv", "snr"]
+    files = {n: sub_path(f"{k}.nc").replace("{subject}", sub) for n, k in zip(names, kinds)}
+    files["evokeds"] = [
+        sub_path(f"cond-{cond}_ave.nc").replace("{subject}", sub) for cond in COND_LABELS
+    ]
+    files["stcs"] = stc_files(subject=sub)
     if config["resolution"]["enabled"]:
-        files["resolution"] = sub_path("resolution.nc")
-    return {k: expand(v, subject=wildcards.subject) for k, v in files.items()}
+        files["resolution"] = sub_path("resolution.nc").replace("{subject}", sub)
+    return files
 
 
 rule report_subject:
