@@ -20,6 +20,7 @@ supporting ``data[:, start:stop]`` (e.g. an h5py/netCDF4 variable).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 
@@ -255,12 +256,14 @@ _INVERSE_ARRAY_DIMS = {
 }
 
 
-# Tiling of the free-orientation apply (PreparedInverse.apply): parts of 48
-# sources x ~512 kB of product, so the x/y/z tile stays in the core's L2 cache
-# between the product and the norm (benchmarks/bench_inverse.py at 10 242
-# sources x 64 channels: ~15 % faster than 96 sources x 16 MB tiles).
-_SOURCES_PER_PART = 48
-_PRODUCT_BLOCK_BYTES = 512 << 10
+# Tiling of the free-orientation apply (PreparedInverse.apply): tiles of 96
+# sources x ~1 MB of product (the core's L2), taken dynamically by the workers.
+# 10 242 sources x 64 channels x 10 000 samples, 2 cores, idle, median of 6:
+# 748 ms vs 885 ms for static halves of 48-source parts x 512 kB, vs 521 ms for
+# the plain (3 n_sources) matmul; the squares, sums and square roots on the tile
+# cost about as many passes over memory as the product has outputs.
+_SOURCES_PER_PART = 96
+_PRODUCT_BLOCK_BYTES = 1 << 20
 # Outputs smaller than this many values are computed on the calling thread
 # (thread start-up would cost more than it saves).
 _THREADED_MIN_VALUES = 4_000_000
@@ -392,43 +395,39 @@ class PreparedInverse:
         n_src = self.n_sources
         if out is None:
             out = np.empty((n_src, n_t), dtype=self.kernel.dtype)
-        # One worker per core, each owning a contiguous range of sources (rows of
-        # ``out``) cut into parts of ~96 sources, and running single-threaded
-        # BLAS over time blocks of ~16 MB of product per part: matmul -> sum of
-        # squares of the x/y/z slabs (one einsum pass) into a small buffer ->
-        # sqrt straight into ``out``. Owning whole rows means each worker
-        # first-touches its own share of the freshly allocated output, and the
-        # (3 n_src, n_times) product never exists; this beats one plain
-        # ``kernel @ data`` of the same shape (benchmarks/bench_inverse.py,
-        # "sLORETA free" row). Few rows per part allow long time blocks, which
-        # keep BLAS efficient for the short (n_channels) inner dimension. Small
-        # problems stay on the calling thread.
+        # Tiles of ~_SOURCES_PER_PART sources x a time block of ~_PRODUCT_BLOCK_BYTES
+        # of product: single-threaded BLAS matmul -> squares of the x/y/z slabs summed
+        # on the cache-resident tile -> sqrt straight into ``out``, so the
+        # (3 n_src, n_times) product never exists. Workers take the next tile from a
+        # shared counter (dynamic scheduling): a worker the OS deschedules on a busy
+        # machine no longer holds back a fixed share of the work. Small problems
+        # stay on the calling thread.
         n_workers = 1 if 3 * n_src * n_t < _THREADED_MIN_VALUES else min(thread_budget(), n_src)
-        parts_per_worker = -(-n_src // (n_workers * _SOURCES_PER_PART))
-        parts = self._component_major_slabs(n_workers * parts_per_worker)
+        parts = self._component_major_slabs(-(-n_src // _SOURCES_PER_PART))
         item = self.kernel.dtype.itemsize
         widest = max(stop - first for first, stop, _ in parts)
-        block = int(min(n_t, max(512, _PRODUCT_BLOCK_BYTES // (item * 3 * widest))))
+        block = int(min(n_t, max(256, _PRODUCT_BLOCK_BYTES // (item * 3 * widest))))
+        starts = range(0, n_t, block)
+        n_tiles = len(starts) * len(parts)
+        next_tile = itertools.count().__next__  # atomic under the GIL
 
         def run(worker: int) -> None:
-            own = parts[worker * parts_per_worker : (worker + 1) * parts_per_worker]
             prod = np.empty((3 * widest, block), dtype=self.kernel.dtype)
             power = np.empty((widest, block), dtype=self.kernel.dtype)
-            for start in range(0, n_t, block):
+            while (tile := next_tile()) < n_tiles:
+                start = starts[tile // len(parts)]
+                first, stop_src, rows = parts[tile % len(parts)]
                 stop = min(start + block, n_t)
-                width = stop - start
-                chunk = data[:, start:stop]
-                for first, stop_src, rows in own:
-                    n_part = stop_src - first
-                    xyz = np.matmul(rows, chunk, out=prod[: 3 * n_part, :width])
-                    xyz = xyz.reshape(3, n_part, width)
-                    # x^2 + y^2 + z^2 with SIMD ufuncs on the cache-resident tile
-                    # (2x faster than the equivalent einsum)
-                    np.square(xyz, out=xyz)
-                    pw = power[:n_part, :width]
-                    np.add(xyz[0], xyz[1], out=pw)
-                    np.add(pw, xyz[2], out=pw)
-                    np.sqrt(pw, out=out[first:stop_src, start:stop])
+                width, n_part = stop - start, stop_src - first
+                xyz = np.matmul(rows, data[:, start:stop], out=prod[: 3 * n_part, :width])
+                xyz = xyz.reshape(3, n_part, width)
+                # x^2 + y^2 + z^2 with SIMD ufuncs on the cache-resident tile
+                # (2x faster than the equivalent einsum)
+                np.square(xyz, out=xyz)
+                pw = power[:n_part, :width]
+                np.add(xyz[0], xyz[1], out=pw)
+                np.add(pw, xyz[2], out=pw)
+                np.sqrt(pw, out=out[first:stop_src, start:stop])
 
         run_workers(run, n_workers)
         return out
