@@ -119,11 +119,10 @@ def event_codes(events_path, column: str = "trial_type") -> list[str]:
         Missing or malformed file, or no such column (the message lists the
         file's columns).
     """
-    cols = read_tsv(events_path)
-    if column not in cols:
-        raise BidsError(f"{events_path}: no column {column!r} (columns: {list(cols)})")
-    keep = condition_event_rows(cols, column)
-    return list(dict.fromkeys(c for c, k in zip(cols[column], keep, strict=True) if k))
+    columns, codes = columns_and_codes(events_path, column)
+    if codes is None:
+        raise BidsError(f"{events_path}: no column {column!r} (columns: {columns})")
+    return codes
 
 
 def columns_and_codes(
